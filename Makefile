@@ -1,0 +1,48 @@
+# The two commands: `make dev` (run the platform) and `make test` (run the whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= $(CURDIR)/data
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+PORT ?= 3000
+export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
+
+.PHONY: install dev test test-fast demo-data system-deps screenshot clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+# Chromium for the browser tests, from Debian's packages (Playwright cannot download browsers here).
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "Chromium is missing: run 'sudo apt-get install chromium' (Debian/Ubuntu) and retry."; exit 1; \
+	  fi; \
+	fi
+
+demo-data: install
+	@if [ ! -d "$(DATA_DIR)/landing/events" ]; then \
+	  $(PY) -m ml_platform.demo generate --days 7 --events-per-day 2000 --seed 7 --data-dir "$(DATA_DIR)"; \
+	fi
+
+dev: install demo-data
+	mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	DAGSTER_HOME="$(DAGSTER_HOME)" $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
+
+test: install system-deps
+	$(PY) -m pytest
+
+# Everything but the slow end-to-end tests (dagster dev, browser).
+test-fast: install
+	$(PY) -m pytest -m "not e2e"
+
+clean:
+	rm -rf "$(DAGSTER_HOME)" "$(DATA_DIR)" test-artifacts .pytest_cache

@@ -1,0 +1,1 @@
+"""ML data platform on Dagster and DuckDB: landing files -> raw -> clean -> curated features."""

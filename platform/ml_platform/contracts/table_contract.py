@@ -1,0 +1,239 @@
+"""Everything the platform derives from a table's Pandera model.
+
+A model (`pandera.ibis.DataFrameModel`) is the single contract of a table. From it come the
+DuckDB DDL, the Dagster column schema shown in the UI, the row rules compiled to SQL (used to
+route bad rows to quarantine and to count failures exactly), and in-place validation of a
+DuckDB table through ibis, so no partition is copied into pandas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import dagster as dg
+import duckdb
+import pandera.ibis as pa
+from pandera.errors import SchemaErrors
+
+# Pandera/ibis dtype name -> DuckDB column type. Timestamps are stored naive and always UTC.
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "float64": "DOUBLE",
+    "int64": "BIGINT",
+    "int32": "INTEGER",
+    "date": "DATE",
+    "timestamp(6)": "TIMESTAMP",
+    "boolean": "BOOLEAN",
+}
+
+# How many failing values pandera collects per rule; unbounded collection is very slow.
+FAILURE_SAMPLE_SIZE = 5
+
+
+@dataclass(frozen=True)
+class ColumnContract:
+    name: str
+    duckdb_type: str
+    nullable: bool
+    unique: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """One contract rule as SQL: `violation` is true for a row that breaks it."""
+
+    name: str
+    column: str
+    violation: str
+
+
+@dataclass(frozen=True)
+class RuleFailure:
+    rule: str
+    column: str
+    failing_rows: int
+    sample: list[dict]
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def sql_literal(value) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return repr(value)
+
+
+@cache
+def schema_of(model: type[pa.DataFrameModel]) -> pa.DataFrameSchema:
+    return model.to_schema()
+
+
+def columns(model: type[pa.DataFrameModel]) -> list[ColumnContract]:
+    result = []
+    for name, column in schema_of(model).columns.items():
+        dtype = str(column.dtype)
+        if dtype not in DUCKDB_TYPES:
+            raise ValueError(f"{model.__name__}.{name}: dtype {dtype!r} has no DuckDB mapping")
+        result.append(
+            ColumnContract(
+                name=name,
+                duckdb_type=DUCKDB_TYPES[dtype],
+                nullable=column.nullable,
+                unique=column.unique,
+                description=column.description or "",
+            )
+        )
+    return result
+
+
+def create_table_sql(model: type[pa.DataFrameModel], table: str) -> str:
+    cols = ",\n  ".join(f"{quote(c.name)} {c.duckdb_type}" for c in columns(model))
+    return f"CREATE TABLE IF NOT EXISTS {quote(table)} (\n  {cols}\n)"
+
+
+def table_schema(model: type[pa.DataFrameModel]) -> dg.TableSchema:
+    """The column schema Dagster shows on the asset page, straight from the contract."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=c.name,
+                type=c.duckdb_type,
+                description=c.description or None,
+                constraints=dg.TableColumnConstraints(nullable=c.nullable, unique=c.unique),
+            )
+            for c in columns(model)
+        ]
+    )
+
+
+def _check_violation(column: str, check) -> str:
+    col = quote(column)
+    stats = check.statistics or {}
+    name = check.name
+    if name == "greater_than_or_equal_to":
+        cond = f"{col} < {sql_literal(stats['min_value'])}"
+    elif name == "greater_than":
+        cond = f"{col} <= {sql_literal(stats['min_value'])}"
+    elif name == "less_than_or_equal_to":
+        cond = f"{col} > {sql_literal(stats['max_value'])}"
+    elif name == "less_than":
+        cond = f"{col} >= {sql_literal(stats['max_value'])}"
+    elif name == "in_range":
+        low = ">=" if stats.get("include_min", True) else ">"
+        high = "<=" if stats.get("include_max", True) else "<"
+        cond = (
+            f"NOT ({col} {low} {sql_literal(stats['min_value'])} "
+            f"AND {col} {high} {sql_literal(stats['max_value'])})"
+        )
+    elif name == "isin":
+        values = ", ".join(sql_literal(v) for v in stats["allowed_values"])
+        cond = f"{col} NOT IN ({values})"
+    elif name == "notin":
+        values = ", ".join(sql_literal(v) for v in stats["forbidden_values"])
+        cond = f"{col} IN ({values})"
+    elif name == "str_matches":
+        cond = f"NOT regexp_matches({col}, {sql_literal('^(?:' + stats['pattern'] + ')')})"
+    elif name == "str_length":
+        parts = []
+        if stats.get("min_value") is not None:
+            parts.append(f"length({col}) < {stats['min_value']}")
+        if stats.get("max_value") is not None:
+            parts.append(f"length({col}) > {stats['max_value']}")
+        cond = " OR ".join(parts) or "FALSE"
+    else:
+        # A rule the platform cannot enforce in SQL would silently let bad rows through.
+        raise ValueError(f"column {column!r}: check {name!r} has no SQL translation")
+    # Pandera ignores nulls in value checks; nullability is its own rule.
+    return f"({col} IS NOT NULL AND ({cond}))"
+
+
+@cache
+def row_rules(model: type[pa.DataFrameModel]) -> tuple[RowRule, ...]:
+    """Row-level rules of the contract, in column order, nullability first."""
+    rules = []
+    for name, column in schema_of(model).columns.items():
+        if not column.nullable:
+            rules.append(RowRule(f"{name}:not_nullable", name, f"({quote(name)} IS NULL)"))
+        for check in column.checks:
+            # Set-like checks get a short name; bounds keep theirs, e.g. `amount:less_than_or_equal_to(10000.0)`.
+            label = check.name if check.name in ("isin", "notin", "str_matches") else (check.error or check.name)
+            rules.append(RowRule(f"{name}:{label}", name, _check_violation(name, check)))
+    return tuple(rules)
+
+
+def first_violation_sql(rules: tuple[RowRule, ...] | list[RowRule]) -> str:
+    """A CASE expression naming the first rule a row breaks, NULL when it breaks none."""
+    if not rules:
+        return "CAST(NULL AS VARCHAR)"
+    whens = " ".join(f"WHEN {r.violation} THEN {sql_literal(r.name)}" for r in rules)
+    return f"CASE {whens} ELSE NULL END"
+
+
+def count_rule_failures(
+    con: duckdb.DuckDBPyConnection, model: type[pa.DataFrameModel], relation_sql: str
+) -> list[RuleFailure]:
+    """Exact failing-row count and a small sample for each row rule, in one scan per rule set."""
+    rules = row_rules(model)
+    if not rules:
+        return []
+    counts_sql = ", ".join(
+        f"count(*) FILTER (WHERE {r.violation}) AS c{i}" for i, r in enumerate(rules)
+    )
+    counts = con.execute(f"SELECT {counts_sql} FROM ({relation_sql})").fetchone()
+    failures = []
+    for rule, count in zip(rules, counts):
+        if count:
+            cur = con.execute(f"SELECT * FROM ({relation_sql}) WHERE {rule.violation} LIMIT {FAILURE_SAMPLE_SIZE}")
+            names = [d[0] for d in cur.description]
+            sample = [dict(zip(names, map(_jsonable, row))) for row in cur.fetchall()]
+            failures.append(RuleFailure(rule.name, rule.column, int(count), sample))
+    return failures
+
+
+def _jsonable(value):
+    return value if value is None or isinstance(value, (int, float, str, bool)) else str(value)
+
+
+def pandera_failures(
+    con: duckdb.DuckDBPyConnection, model: type[pa.DataFrameModel], relation_sql: str
+) -> list[dict]:
+    """Run the Pandera model itself on the relation inside DuckDB (via ibis), lazily.
+
+    Returns one entry per failed Pandera check (schema-level ones such as dtype, missing or
+    extra columns and uniqueness included), with a bounded sample of failure cases.
+    """
+    import ibis
+
+    schema = schema_of(model)
+    for column in schema.columns.values():
+        for check in column.checks:
+            check.n_failure_cases = FAILURE_SAMPLE_SIZE
+    from pandera.config import ValidationDepth, config_context
+
+    backend = ibis.duckdb.from_connection(con)
+    empty = con.execute(f"SELECT count(*) = 0 FROM ({relation_sql})").fetchone()[0]
+    # pandera 0.35's ibis backend reports every not-null check as failed on an empty relation,
+    # so an empty partition is validated for its schema (columns, types) only.
+    depth = ValidationDepth.SCHEMA_ONLY if empty else ValidationDepth.SCHEMA_AND_DATA
+    try:
+        with config_context(validation_depth=depth):
+            schema.validate(backend.sql(relation_sql), lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases
+        result = []
+        for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=True):
+            result.append(
+                {
+                    "column": None if column != column else str(column),
+                    "check": str(check),
+                    "failure_cases": [str(v) for v in group["failure_case"].head(FAILURE_SAMPLE_SIZE)],
+                }
+            )
+        return result
+    return []

@@ -1,0 +1,86 @@
+"""Command line for demo data: `generate` a back-fill of days, or `drip` small files live.
+
+    python -m ml_platform.demo generate --days 7 --events-per-day 1000 --seed 42
+    python -m ml_platform.demo drip --interval 10 --count 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from ml_platform.demo.generator import generate, write_drip_file
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("ML_PLATFORM_DATA_DIR", "./data"))
+
+
+def _next_seq(data_dir: Path, landing: date) -> int:
+    """First file number not yet used in the landing folder, so restarts never overwrite."""
+    folder = data_dir / "landing" / "events" / landing.isoformat()
+    pattern = re.compile(rf"events_{landing.isoformat()}_(\d+)\.")
+    used = [int(m.group(1)) for p in folder.glob("events_*") if (m := pattern.match(p.name))]
+    # Generated days use 01-03; start drips clear of them even in an empty folder.
+    return max([3, *used]) + 1
+
+
+def _drip(data_dir: Path, interval: float, count: int | None, seed: int) -> None:
+    written = 0
+    while count is None or written < count:
+        now = datetime.now(timezone.utc)
+        landing = now.date()
+        path = write_drip_file(data_dir, landing, _next_seq(data_dir, landing), seed, now=now)
+        written += 1
+        print(path, flush=True)
+        if count is None or written < count:
+            time.sleep(interval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml_platform.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write N landing days of events with known defects")
+    gen.add_argument("--days", type=int, required=True)
+    gen.add_argument("--events-per-day", type=int, required=True)
+    gen.add_argument("--seed", type=int, required=True)
+    gen.add_argument("--end-date", type=date.fromisoformat, default=None,
+                     help="last landing date, YYYY-MM-DD (default: today in UTC)")
+    gen.add_argument("--data-dir", type=Path, default=None,
+                     help="default: $ML_PLATFORM_DATA_DIR or ./data")
+
+    drip = sub.add_parser("drip", help="write one small valid file into today's landing folder every interval")
+    drip.add_argument("--interval", type=float, default=10.0, help="seconds between files")
+    drip.add_argument("--count", type=int, default=None, help="stop after K files (default: until Ctrl-C)")
+    drip.add_argument("--data-dir", type=Path, default=None,
+                      help="default: $ML_PLATFORM_DATA_DIR or ./data")
+    drip.add_argument("--seed", type=int, default=0)
+
+    args = parser.parse_args(argv)
+    data_dir = args.data_dir or _default_data_dir()
+
+    if args.command == "generate":
+        end_date = args.end_date or datetime.now(timezone.utc).date()
+        manifest = generate(data_dir, args.days, args.events_per_day, args.seed, end_date)
+        print(f"wrote {len(manifest['files'])} files for {manifest['start_date']}..{manifest['end_date']} "
+              f"into {data_dir}")
+        print(json.dumps(manifest["totals"], sort_keys=True, indent=2))
+        return 0
+
+    try:
+        _drip(data_dir, args.interval, args.count, args.seed)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Curated ML features built from clean tables."""

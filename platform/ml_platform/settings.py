@@ -1,0 +1,37 @@
+"""Where the platform keeps its data, read once from the environment.
+
+Every path has a default under the repository's `data/` folder so `make dev` needs no
+configuration; tests and deployments point the same variables somewhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def data_dir() -> Path:
+    """Root of landing files and the embedded warehouse (`ML_PLATFORM_DATA_DIR`)."""
+    return Path(os.environ.get("ML_PLATFORM_DATA_DIR", REPO_ROOT / "data")).resolve()
+
+
+def landing_dir() -> Path:
+    """Folder where sources drop files, one sub-folder per source."""
+    return data_dir() / "landing"
+
+
+def warehouse_path() -> Path:
+    """The DuckDB warehouse file (`ML_PLATFORM_WAREHOUSE`, default `<data>/warehouse.duckdb`)."""
+    return Path(os.environ.get("ML_PLATFORM_WAREHOUSE", data_dir() / "warehouse.duckdb")).resolve()
+
+
+def partitions_start_date() -> str:
+    """First daily partition of every time-partitioned asset (`ML_PLATFORM_START_DATE`)."""
+    return os.environ.get("ML_PLATFORM_START_DATE", "2026-01-01")
+
+
+def sensor_interval_seconds() -> int:
+    """How often landing sensors and the automation sensor tick (`ML_PLATFORM_SENSOR_INTERVAL`)."""
+    return int(os.environ.get("ML_PLATFORM_SENSOR_INTERVAL", "15"))

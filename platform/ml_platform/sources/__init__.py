@@ -1,0 +1,1 @@
+"""Source specs and their discovery: one small declarative module per source."""
