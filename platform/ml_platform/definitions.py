@@ -1,26 +1,17 @@
-"""The Dagster code location: every source's assets and sensors, the features, the warehouse."""
-
-from __future__ import annotations
+"""The Dagster code location: every source's assets and triggers, the features, the warehouse."""
 
 import dagster as dg
 
 from ml_platform import settings
 from ml_platform.features.user_daily_features import user_daily_features
-from ml_platform.ingestion.assets import source_assets
-from ml_platform.ingestion.sensors import landing_sensor
+from ml_platform.ingestion.source_definitions import source_definitions
 from ml_platform.sources.registry import discover_specs
 from ml_platform.warehouse import Warehouse
 
 
 def build_definitions() -> dg.Definitions:
-    assets: list[dg.AssetsDefinition] = []
-    sensors: list[dg.SensorDefinition] = []
-    for spec in discover_specs():
-        raw, clean = source_assets(spec)
-        assets += [raw, clean]
-        sensors.append(landing_sensor(spec, raw.key, raw.partitions_def))
-    assets.append(user_daily_features)
-    sensors.append(
+    assets: list = [user_daily_features]
+    sensors: list = [
         dg.AutomationConditionSensorDefinition(
             "automation",
             target=dg.AssetSelection.all(),
@@ -30,12 +21,16 @@ def build_definitions() -> dg.Definitions:
             # contract-check result, which gates that partition's downstream automation.
             emit_backfills=False,
         )
-    )
-    return dg.Definitions(
-        assets=assets,
-        sensors=sensors,
-        resources={"warehouse": Warehouse(path=str(settings.warehouse_path()))},
-    )
+    ]
+    schedules: list = []
+    resources: dict = {"warehouse": Warehouse(path=str(settings.warehouse_path()))}
+    for spec in discover_specs():
+        built = source_definitions(spec)
+        assets += built.assets
+        sensors += built.sensors
+        schedules += built.schedules
+        resources.update(built.resources)
+    return dg.Definitions(assets=assets, sensors=sensors, schedules=schedules, resources=resources)
 
 
 defs = build_definitions()

@@ -9,6 +9,7 @@ import dagster as dg
 from ml_platform import settings
 
 DateWindow = tuple[dt.date, dt.date]  # inclusive first and last day
+WAREHOUSE_POOL = "duckdb"  # every asset writing the warehouse; dagster.yaml lets one run at a time
 
 
 def daily_partitions() -> dg.DailyPartitionsDefinition:

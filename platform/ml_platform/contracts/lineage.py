@@ -17,3 +17,11 @@ class LineageColumns(DataFrameModel):
     landing_date: dt.Date = Field(description="Date (UTC) the file landed: the raw partition.")
     ingested_at: UtcTimestamp = Field(description="When the raw layer ingested the file (UTC).")
     schema_version: dt.String = Field(description="Source schema version detected from the file's columns.")
+
+
+class HistoryColumns(DataFrameModel):
+    """Validity of one version of a dimension row (SCD type 2), derived from daily snapshots."""
+
+    valid_from: dt.Date = Field(description="First snapshot day (UTC) this version was seen.")
+    valid_to: dt.Date = Field(nullable=True, description="First snapshot day it was no longer true; null while current.")
+    is_current: dt.Boolean = Field(description="True for the version in the latest snapshot.")

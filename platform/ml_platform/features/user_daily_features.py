@@ -1,7 +1,7 @@
 """Daily batch features per user, from that UTC day's clean events and the users dimension.
 
-Only events of the feature day itself feed a row, so a row never sees the future; signup date
-is a static attribute, so joining the current users snapshot leaks nothing.
+Only events of the feature day itself feed a row, and user attributes are joined as they were
+on that day (the users history), so a row never sees the future.
 """
 
 
@@ -44,7 +44,9 @@ SELECT
   CAST(any_value(e.event_date - u.signup_date) AS BIGINT) AS days_since_signup
 FROM events e
 LEFT JOIN device_rank d ON d.user_id = e.user_id AND d.event_date = e.event_date AND d.rank = 1
-LEFT JOIN clean_users u ON u.user_id = e.user_id
+-- The user's attributes as they were on the feature day (SCD2 history), never later ones.
+LEFT JOIN clean_users u ON u.user_id = e.user_id AND u.valid_from <= e.event_date
+  AND (u.valid_to IS NULL OR e.event_date < u.valid_to)
 GROUP BY e.user_id, e.event_date
 """
 

@@ -17,22 +17,24 @@ from __future__ import annotations
 import datetime as dt
 
 from ml_platform.contracts import table_contract as tc
-from ml_platform.sources.spec import FileSourceSpec
+from ml_platform.contracts.lineage import LineageColumns
+from ml_platform.sources.spec import SourceSpec
 
 # Rules the clean layer adds to the contract's own row rules.
 RULE_UNPARSABLE_TIME = "unparsable_timestamp"
 RULE_TOO_LATE = "later_than_tolerance"
 RULE_FUTURE = "after_landing_date"
+SCHEMA_RULE_COLUMN = "_schema"
 # Offsets such as Z, +05:30, -0800 or +09 at the end of an ISO timestamp.
 OFFSET_PATTERN = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
 
 
-def raw_window(spec: FileSourceSpec, window: tuple[dt.date, dt.date]) -> tuple[dt.date, dt.date]:
+def raw_window(spec: SourceSpec, window: tuple[dt.date, dt.date]) -> tuple[dt.date, dt.date]:
     """Landing dates that can hold rows owned by partitions in `window`."""
     return (window[0] - dt.timedelta(days=1), window[1] + dt.timedelta(days=spec.late_tolerance_days))
 
 
-def _text_of(spec: FileSourceSpec, column: str) -> str:
+def _text_of(spec: SourceSpec, column: str) -> str:
     paths = [f"json_extract_string(record, {tc.sql_literal('$.' + _json_key(name))})" for name in spec.names_for(column)]
     return paths[0] if len(paths) == 1 else f"COALESCE({', '.join(paths)})"
 
@@ -50,7 +52,7 @@ def _utc_timestamp(text: str, zone: str) -> str:
     return f"(CASE WHEN isfinite({parsed}) THEN {parsed} END)"
 
 
-def staged_rows_sql(spec: FileSourceSpec, window: tuple[dt.date, dt.date] | None) -> str:
+def staged_rows_sql(spec: SourceSpec, window: tuple[dt.date, dt.date] | None) -> str:
     types = {c.name: c.duckdb_type for c in tc.columns(spec.contract)}
     text_cols = ",\n    ".join(f"{_text_of(spec, c)} AS {tc.quote(c + '__text')}" for c in spec.source_columns)
     typed = []
@@ -68,11 +70,16 @@ def staged_rows_sql(spec: FileSourceSpec, window: tuple[dt.date, dt.date] | None
     known = tc.sql_literal(sorted(spec.known_columns()))
     select_raw = f"""
   SELECT r.source_file, r.source_row, r.landing_date, r.ingested_at, r.schema_version, r.record,
-    list_filter(json_keys(r.record), k -> NOT list_contains({known}::VARCHAR[], k)) AS _extra_columns,
+    l.columns AS _batch_columns,
+    list_filter(l.columns, k -> NOT list_contains({known}::VARCHAR[], k)) AS _extra_columns,
     {text_cols}
-  FROM {tc.quote(spec.raw_table)} r"""
+  FROM {tc.quote(spec.raw_table)} r
+  JOIN ingest_ledger l ON l.source = {tc.sql_literal(spec.name)} AND l.source_file = r.source_file
+    AND l.landing_date = r.landing_date AND l.ingested_at = r.ingested_at"""
+    type_rules = [*schema_policy_rules(spec), *type_rules]
     if window is None:
-        return _verdict_sql(spec, f"{select_raw}", typed, type_rules, time_rules=[], partition_expr=None, window=None)
+        # Snapshot source: every landing day is a full snapshot and owns its own rows.
+        return _verdict_sql(spec, select_raw, typed, type_rules, [], "landing_date", None)
 
     lo, hi = raw_window(spec, window)
     select_raw += f"\n  WHERE r.landing_date BETWEEN DATE '{lo}' AND DATE '{hi}'"
@@ -92,13 +99,15 @@ def staged_rows_sql(spec: FileSourceSpec, window: tuple[dt.date, dt.date] | None
 
 
 def _verdict_sql(spec, select_raw, typed, type_rules, time_rules, partition_expr, window) -> str:
-    contract_rules = list(tc.row_rules(spec.contract))
+    # History columns of snapshot sources are derived after staging; their rules apply to the table.
+    staged = set(spec.contract.to_schema().columns) - (spec.derived_columns - set(LineageColumns.to_schema().columns) - {spec.partition_column})
+    contract_rules = [r for r in tc.row_rules(spec.contract) if r.column in staged]
     rules = [*time_rules, *type_rules, *contract_rules]
     part_col = spec.partition_column
     derived = ""
     if part_col:
         derived = f",\n    CAST({tc.quote(spec.event_time_column)} AS DATE) AS {tc.quote(part_col)}"
-    partition_select = f",\n    CAST({partition_expr} AS DATE) AS _partition" if partition_expr else ",\n    CAST(NULL AS DATE) AS _partition"
+    partition_select = f",\n    CAST({partition_expr} AS DATE) AS _partition"
     where = f"\nWHERE _partition BETWEEN DATE '{window[0]}' AND DATE '{window[1]}'" if window else ""
     return f"""
 WITH extracted AS ({select_raw}
@@ -117,7 +126,25 @@ FROM owned{where}
 """
 
 
-def dedup_order(spec: FileSourceSpec) -> str:
-    """Which copy of a key wins within a partition: the latest ingested, then the last file and row."""
+def schema_policy_rules(spec: SourceSpec) -> list[tc.RowRule]:
+    """Rows of a batch whose columns the source's schema policy rejects (checked per batch)."""
+    current = list(spec.current_columns or spec.source_columns)
+    if spec.schema_policy == "strict":
+        expected = tc.sql_literal(sorted(current))
+        cond = f"(list_sort(list_distinct(_batch_columns)) <> {expected}::VARCHAR[])"
+        return [tc.RowRule(f"{SCHEMA_RULE_COLUMN}:strict(columns differ from the current version)", SCHEMA_RULE_COLUMN, cond)]
+    if spec.schema_policy == "add_only":
+        present = [
+            f"list_has_any(_batch_columns, {tc.sql_literal(list(spec.names_for(c)))}::VARCHAR[])" for c in current
+        ]
+        cond = f"(NOT ({' AND '.join(present)}))"
+        return [tc.RowRule(f"{SCHEMA_RULE_COLUMN}:add_only(columns removed)", SCHEMA_RULE_COLUMN, cond)]
+    return []
+
+
+def dedup_order(spec: SourceSpec) -> str:
+    """Which copy of a key wins within a partition: the highest version if the source has a version
+    column, then the latest ingested, then the last file and row."""
     keys = ", ".join(tc.quote(k) for k in spec.key_columns)
-    return f"PARTITION BY _partition, {keys} ORDER BY ingested_at DESC, source_file DESC, source_row DESC"
+    version = f"{tc.quote(spec.version_column)} DESC NULLS LAST, " if spec.version_column else ""
+    return f"PARTITION BY _partition, {keys} ORDER BY {version}ingested_at DESC, source_file DESC, source_row DESC"

@@ -1,7 +1,7 @@
 """What has landed: the files in a source's landing folder and their identity.
 
-Layout: `landing/<source>/<YYYY-MM-DD>/<file>` for time-partitioned sources (the folder is the
-landing date, UTC) and `landing/<source>/<file>` for snapshot sources. Names starting with `.`
+Layout: `landing/<source>/<YYYY-MM-DD>/<file>`; the folder is the landing date (UTC), the raw
+partition the file belongs to. Names starting with `.`
 or `_` are in-flight or private files and are ignored, so writers can land atomically by
 renaming.
 """
@@ -19,7 +19,7 @@ FORMAT_BY_SUFFIX = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parq
 class LandedFile:
     path: Path
     relative_path: str  # posix path under the landing root: the file's name in lineage
-    landing_date: dt.date  # the date folder, or for snapshot files the UTC day of their mtime
+    landing_date: dt.date
     format: str
     size: int
     mtime_ns: int
@@ -42,42 +42,39 @@ def parse_landing_date(folder_name: str) -> dt.date | None:
 
 
 def landed_files(
-    landing_root: Path, source: str, formats: tuple[str, ...], partitioned: bool,
-    dates: tuple[dt.date, dt.date] | None = None,
+    landing_root: Path, source: str, formats: tuple[str, ...], dates: tuple[dt.date, dt.date] | None = None
 ) -> list[LandedFile]:
     """Files of `source` in landing order (date, name); `dates` limits to a landing-date range."""
     source_dir = landing_root / source
     if not source_dir.is_dir():
         return []
     found: list[LandedFile] = []
-    if partitioned:
-        folders = []
-        for folder in source_dir.iterdir():
-            day = parse_landing_date(folder.name) if folder.is_dir() else None
-            if day and (dates is None or dates[0] <= day <= dates[1]):
-                folders.append((day, folder))
-    else:
-        folders = [(None, source_dir)]
-    for day, folder in sorted(folders, key=lambda f: f[1].name):
+    folders = []
+    for folder in source_dir.iterdir():
+        day = parse_landing_date(folder.name) if folder.is_dir() else None
+        if day and (dates is None or dates[0] <= day <= dates[1]):
+            folders.append((day, folder))
+    for day, folder in sorted(folders):
         for path in sorted(folder.iterdir()):
             fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
             if fmt in formats and _is_visible(path):
                 stat = path.stat()
-                # A snapshot file's landing date is the UTC day it was written.
-                landed = day or dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.timezone.utc).date()
                 found.append(
-                    LandedFile(path, path.relative_to(landing_root).as_posix(), landed, fmt, stat.st_size, stat.st_mtime_ns)
+                    LandedFile(path, path.relative_to(landing_root).as_posix(), day, fmt, stat.st_size, stat.st_mtime_ns)
                 )
     return found
 
 
 def unsupported_files(landing_root: Path, source: str, formats: tuple[str, ...]) -> list[Path]:
-    """Visible files the source cannot read: reported, never silently skipped."""
+    """Visible files the source cannot read (wrong format, or outside a date folder): reported, never
+    silently skipped."""
     source_dir = landing_root / source
     if not source_dir.is_dir():
         return []
     return sorted(
         p for p in source_dir.rglob("*")
-        if _is_visible(p) and FORMAT_BY_SUFFIX.get(p.suffix.lower()) not in formats
+        if _is_visible(p)
         and not any(part.startswith((".", "_")) for part in p.relative_to(source_dir).parts)
+        and (FORMAT_BY_SUFFIX.get(p.suffix.lower()) not in formats or parse_landing_date(p.parent.name) is None
+             or p.parent.parent != source_dir)
     )

@@ -39,7 +39,7 @@ def landing_sensor(spec: FileSourceSpec, raw_key: dg.AssetKey, partitions_def=No
         cursor = json.loads(context.cursor) if context.cursor else {"mtime_ns": 0, "edge": []}
         since, edge = cursor["mtime_ns"], set(cursor["edge"])
         new = [
-            f for f in landed_files(settings.landing_dir(), spec.landing_folder, spec.formats, spec.is_partitioned)
+            f for f in landed_files(settings.landing_dir(), spec.landing_folder, spec.formats)
             if f.mtime_ns >= since - EDGE_NS and f.identity not in edge
         ]
         if not new:
@@ -47,7 +47,7 @@ def landing_sensor(spec: FileSourceSpec, raw_key: dg.AssetKey, partitions_def=No
         valid_keys = set(partitions_def.get_partition_keys(dynamic_partitions_store=context.instance)) if partitions_def else None
         by_partition: dict[str | None, list[str]] = defaultdict(list)
         for f in new:
-            key = f.landing_date.isoformat() if spec.is_partitioned else None
+            key = f.landing_date.isoformat()
             if valid_keys is not None and key not in valid_keys:
                 context.log.warning(f"{f.relative_path}: landing date {key} is outside the partitions; not requested")
                 continue

@@ -9,18 +9,18 @@ import importlib
 import pkgutil
 
 from ml_platform import source_specs
-from ml_platform.sources.spec import FileSourceSpec
+from ml_platform.sources.spec import SourceSpec
 
 
-def discover_specs() -> list[FileSourceSpec]:
+def discover_specs() -> list[SourceSpec]:
     specs = []
     for module_info in sorted(pkgutil.iter_modules(source_specs.__path__), key=lambda m: m.name):
         if module_info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{source_specs.__name__}.{module_info.name}")
         spec = getattr(module, "SPEC", None)
-        if not isinstance(spec, FileSourceSpec):
-            raise TypeError(f"{module.__name__} must define SPEC = FileSourceSpec(...)")
+        if not isinstance(spec, SourceSpec):
+            raise TypeError(f"{module.__name__} must define SPEC, a SourceSpec (e.g. FileSourceSpec(...))")
         specs.append(spec)
     names = [s.name for s in specs]
     duplicates = {n for n in names if names.count(n) > 1}

@@ -1,9 +1,10 @@
-"""The declarative description of a file source, from which the platform derives its assets.
+"""Declarative source descriptions, from which the platform derives every asset of a source.
 
-A spec says what lands where, what the cleaned table must look like (its Pandera contract),
-how to deduplicate, how to read event time, how late data may arrive and how schema versions
-map onto the contract. The factories in `ml_platform.ingestion` turn a spec into the raw and
-clean assets, their checks, the quarantine table and the landing sensor.
+`SourceSpec` holds what all sources share: the cleaned table's Pandera contract, dedup keys,
+how to read event time, how late data may arrive, and how schema versions map onto the
+contract. Each kind of source adds where its data comes from: `FileSourceSpec` (files landing
+in a folder), and the database and API kinds in their own modules. The factories in
+`ml_platform.ingestion` turn a spec into raw and clean assets, checks, quarantine and sensors.
 """
 
 from __future__ import annotations
@@ -12,44 +13,54 @@ from dataclasses import dataclass, field
 
 import pandera.ibis as pa
 
-from ml_platform.contracts.lineage import LineageColumns
+from ml_platform.contracts.lineage import HistoryColumns, LineageColumns
 
 FILE_FORMATS = ("csv", "jsonl", "parquet")
+# strict: any change of columns fails; add_only: new columns allowed, removed ones fail;
+# flexible: missing columns become null and extra ones are recorded.
+SCHEMA_POLICIES = ("strict", "add_only", "flexible")
 
 
-@dataclass(frozen=True)
-class FileSourceSpec:
+@dataclass(frozen=True, kw_only=True)
+class SourceSpec:
     name: str
     description: str
     owner: str
     contract: type[pa.DataFrameModel]
     key_columns: tuple[str, ...]
-    # Column holding event time; None makes a snapshot source (no time partitions).
+    # Column holding event time. None makes a snapshot source: each landing day's data is a full
+    # snapshot, and the clean table keeps every version with valid_from / valid_to (SCD2).
     event_time_column: str | None = None
     # Cleaned-table column holding the UTC date of event time: the clean partition column.
     partition_column: str | None = None
     # Zone of timestamps written without an offset.
     event_time_zone: str = "UTC"
     late_tolerance_days: int = 3
-    formats: tuple[str, ...] = FILE_FORMATS
     # contract column -> other names it had in older or newer schema versions.
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # version name -> the exact set of columns files of that version carry.
+    # version name -> the exact set of columns data of that version carries; the last is current.
     schema_versions: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # Blocking check fails when more than this share of a partition's rows is quarantined.
+    schema_policy: str = "flexible"
+    # Which copy of a key wins: the highest value of this column (e.g. updated_at); by default
+    # the latest ingested copy.
+    version_column: str | None = None
+    # A non-null value here marks a row deleted at the source: the key leaves the clean table.
+    soft_delete_column: str | None = None
+    # The blocking check fails when more than this share of a partition's rows is quarantined.
     max_quarantine_fraction: float = 0.05
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.name.isidentifier():
             raise ValueError(f"source name {self.name!r} must be a valid identifier")
-        unknown = set(self.formats) - set(FILE_FORMATS)
-        if unknown:
-            raise ValueError(f"source {self.name}: unsupported formats {sorted(unknown)}")
         if (self.event_time_column is None) != (self.partition_column is None):
             raise ValueError(f"source {self.name}: event_time_column and partition_column go together")
+        if self.schema_policy not in SCHEMA_POLICIES:
+            raise ValueError(f"source {self.name}: schema_policy must be one of {SCHEMA_POLICIES}")
         contract_columns = set(self.contract.to_schema().columns)
-        for column in (*self.key_columns, *self.aliases, self.event_time_column, self.partition_column):
+        named = (*self.key_columns, *self.aliases, self.event_time_column, self.partition_column,
+                 self.version_column, self.soft_delete_column)
+        for column in named:
             if column is not None and column not in contract_columns:
                 raise ValueError(f"source {self.name}: {column!r} is not a column of {self.contract.__name__}")
 
@@ -70,17 +81,42 @@ class FileSourceSpec:
         return f"quarantine_{self.name}"
 
     @property
-    def landing_folder(self) -> str:
-        return self.name
+    def derived_columns(self) -> set[str]:
+        """Contract columns the platform computes rather than reads from the source."""
+        derived = set(LineageColumns.to_schema().columns) | {self.partition_column}
+        if not self.is_partitioned:
+            derived |= set(HistoryColumns.to_schema().columns)
+        return derived
 
     @property
     def source_columns(self) -> list[str]:
-        """Contract columns read from landed records (not lineage, not derived)."""
-        derived = set(LineageColumns.to_schema().columns) | {self.partition_column}
-        return [c for c in self.contract.to_schema().columns if c not in derived]
+        """Contract columns read from the source's records."""
+        return [c for c in self.contract.to_schema().columns if c not in self.derived_columns]
+
+    @property
+    def current_columns(self) -> tuple[str, ...] | None:
+        """Columns of the current (last declared) schema version, if versions are declared."""
+        return list(self.schema_versions.values())[-1] if self.schema_versions else None
 
     def names_for(self, column: str) -> tuple[str, ...]:
         return (column, *self.aliases.get(column, ()))
 
     def known_columns(self) -> set[str]:
         return {name for column in self.source_columns for name in self.names_for(column)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileSourceSpec(SourceSpec):
+    """Files landing in `landing/<name>/<YYYY-MM-DD>/` (the folder is the landing date, UTC)."""
+
+    formats: tuple[str, ...] = FILE_FORMATS
+
+    def __post_init__(self):
+        super().__post_init__()
+        unknown = set(self.formats) - set(FILE_FORMATS)
+        if unknown:
+            raise ValueError(f"source {self.name}: unsupported formats {sorted(unknown)}")
+
+    @property
+    def landing_folder(self) -> str:
+        return self.name

@@ -1,0 +1,182 @@
+"""Declarative automation: what `on_upstream_update` requests after raw, clean and feature runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from conftest import USERS_CSV, days, write_landing
+
+RAW, CLEAN, FEATURES = dg.AssetKey("raw_events"), dg.AssetKey("clean_events"), dg.AssetKey("user_daily_features")
+RAW_USERS, CLEAN_USERS = dg.AssetKey("raw_users"), dg.AssetKey("clean_users")
+CONTRACT = dg.AssetCheckKey(CLEAN, "contract")
+HEADER = "event_id,user_id,event_type,event_time,product_id,amount\n"
+TOLERANCE = 3  # events.late_tolerance_days
+BLOCKING_FAILURE_RUN_SUCCEEDS = False
+
+
+def _events(landing_date: str, prefix: str, *, n: int = 2, bogus: int = 0, event_date: str | None = None) -> str:
+    day = event_date or landing_date
+    rows = [
+        f"{prefix}{i},u{1 + i % 2},{'bogus' if i < bogus else 'page_view'},{day}T{10 + i % 10:02d}:00:00Z,p{i},"
+        for i in range(n)
+    ]
+    return HEADER + "\n".join(rows) + "\n"
+
+
+def _shift(day: str, n: int) -> str:
+    return (dt.date.fromisoformat(day) + dt.timedelta(days=n)).isoformat()
+
+
+def _affected_event_days(landing_date: str, defs: dg.Definitions) -> set[str]:
+    """Event days a landing day can hold (X - tolerance .. X + 1), clipped to existing partitions."""
+    existing = set(defs.get_assets_def("clean_events").partitions_def.get_partition_keys())
+    return set(days(_shift(landing_date, -TOLERANCE), _shift(landing_date, 1))) & existing
+
+
+class Ticker:
+    """The automation sensor's view: evaluations that carry the cursor from tick to tick."""
+
+    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance):
+        self.defs, self.instance, self.cursor = defs, instance, None
+
+    def tick(self) -> dict[dg.AssetKey, set[str | None]]:
+        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
+        self.cursor = result.cursor
+        requested = {}
+        for key in self.defs.resolve_asset_graph().get_all_asset_keys():
+            partitions = set(result.get_requested_partitions(key))
+            if partitions:
+                requested[key] = partitions
+        assert result.total_requested == sum(len(p) for p in requested.values())
+        return requested
+
+
+@pytest.fixture
+def ticker(defs, instance) -> Ticker:
+    return Ticker(defs, instance)
+
+
+def _land_users_and_clean(runner, data_dir):
+    write_landing(data_dir, "users", None, "users.csv", USERS_CSV)
+    runner.run("raw_users")
+    runner.run("clean_users")
+
+
+def test_first_evaluation_requests_nothing(ticker):
+    assert ticker.tick() == {}
+    assert ticker.tick() == {}
+
+
+def test_raw_partition_requests_exactly_the_event_days_it_can_hold(data_dir, runner, ticker, defs):
+    ticker.tick()
+    write_landing(data_dir, "events", "2026-11-10", "a.csv", _events("2026-11-10", "a"))
+    runner.run("raw_events", partition="2026-11-10")
+
+    expected = _affected_event_days("2026-11-10", defs)
+    assert expected == set(days("2026-11-07", "2026-11-11"))  # today (2026-11-25 or later) is a partition
+    assert ticker.tick() == {CLEAN: expected}
+    # Handled: the next tick does not request them again.
+    assert ticker.tick() == {}
+
+
+def test_late_file_requests_only_the_days_it_can_change(data_dir, runner, ticker, defs):
+    ticker.tick()
+    _land_users_and_clean(runner, data_dir)
+    write_landing(data_dir, "events", "2026-11-10", "a.csv", _events("2026-11-10", "a"))
+    runner.run("raw_events", partition="2026-11-10")
+    first = set(days("2026-11-07", "2026-11-11"))
+    # clean_users ran after raw_users, so it is handled and not requested. With users clean, each
+    # feature day is requested in the same tick as its clean day (Dagster's in-tick chaining:
+    # `will_be_requested` counts as updated and as checks passed); the sensor puts both in one run
+    # per partition, where a failing clean check stops the feature step (see below).
+    assert ticker.tick() == {CLEAN: first, FEATURES: first}
+    for day in sorted(first):
+        runner.run("clean_events", "user_daily_features", partition=day)
+    # Runs that updated both are handled: nothing is requested again.
+    assert ticker.tick() == {}
+
+    # A late file lands on 2026-11-12 with events of 2026-11-09.
+    write_landing(data_dir, "events", "2026-11-12", "late.csv", _events("2026-11-12", "late", event_date="2026-11-09"))
+    runner.run("raw_events", partition="2026-11-12")
+    expected = _affected_event_days("2026-11-12", defs)
+    assert expected == set(days("2026-11-09", "2026-11-13"))
+    assert ticker.tick() == {CLEAN: expected, FEATURES: expected}
+    assert ticker.tick() == {}
+
+
+def test_features_follow_a_clean_partition_once_users_are_clean(data_dir, runner, ticker):
+    ticker.tick()
+    _land_users_and_clean(runner, data_dir)
+    write_landing(data_dir, "events", "2026-11-10", "a.csv", _events("2026-11-10", "a"))
+    runner.run("raw_events", partition="2026-11-10")
+    runner.run("clean_events", partition="2026-11-10")  # by hand, in the same tick window as raw
+    # clean 2026-11-10 already reflects raw (updated after it): the other four days are requested,
+    # and features 2026-11-10 because its clean partition updated with a passing check.
+    assert ticker.tick() == {
+        CLEAN: {"2026-11-07", "2026-11-08", "2026-11-09", "2026-11-11"},
+        FEATURES: set(days("2026-11-07", "2026-11-11")),
+    }
+    assert ticker.tick() == {}
+
+    # A clean-only re-run of one day requests exactly that feature day.
+    runner.run("clean_events", partition="2026-11-10")
+    assert ticker.tick() == {FEATURES: {"2026-11-10"}}
+    assert ticker.tick() == {}
+
+
+def test_features_wait_for_clean_users(data_dir, runner, ticker):
+    """clean_users gates (must exist with passing checks) but does not trigger features by itself."""
+    ticker.tick()
+    write_landing(data_dir, "events", "2026-11-10", "a.csv", _events("2026-11-10", "a"))
+    runner.run("raw_events", partition="2026-11-10")
+    assert ticker.tick() == {CLEAN: set(days("2026-11-07", "2026-11-11"))}  # no features: users missing
+    runner.run("clean_events", partition="2026-11-10")
+    assert ticker.tick() == {}  # still no clean_users
+
+    write_landing(data_dir, "users", None, "users.csv", USERS_CSV)
+    runner.run("raw_users")
+    runner.run("clean_users")
+    # The pending clean_events update of 2026-11-10 is let through; days whose clean partition
+    # never ran stay blocked (no passing check), and the users update itself triggers nothing.
+    assert ticker.tick() == {FEATURES: {"2026-11-10"}}
+    assert ticker.tick() == {}
+    runner.run("raw_users")
+    runner.run("clean_users")
+    assert ticker.tick() == {}
+
+
+def test_failed_blocking_check_holds_back_the_features_partition(data_dir, runner, ticker):
+    ticker.tick()
+    _land_users_and_clean(runner, data_dir)
+    # 8 of 10 rows break the contract (event_type 'bogus'): 80% quarantined > 10% allowed.
+    write_landing(data_dir, "events", "2026-11-10", "bad.csv", _events("2026-11-10", "b", n=10, bogus=8))
+    write_landing(data_dir, "events", "2026-11-09", "good.csv", _events("2026-11-09", "g"))
+    runner.run("raw_events", range_=("2026-11-09", "2026-11-10"))
+    requested = set(days("2026-11-06", "2026-11-11"))
+    assert ticker.tick() == {CLEAN: requested, FEATURES: requested}
+    # Requests of one tick count as handled on the next; an update in that same window would be
+    # absorbed by it, so let that tick pass first (the real sensor ticks continuously).
+    assert ticker.tick() == {}
+
+    bad = runner.run("clean_events", partition="2026-11-10", expect_success=BLOCKING_FAILURE_RUN_SUCCEEDS)
+    [evaluation] = bad.get_asset_check_evaluations()
+    assert evaluation.asset_check_key == CONTRACT and evaluation.passed is False
+    good = runner.run("clean_events", partition="2026-11-09")
+    assert [e.passed for e in good.get_asset_check_evaluations()] == [True]
+
+    # The good day flows on; the day with the failed check does not.
+    assert ticker.tick() == {FEATURES: {"2026-11-09"}}
+    assert ticker.tick() == {}
+
+
+def test_failed_check_stops_features_inside_a_chained_run(data_dir, runner, instance):
+    """What makes in-tick chaining safe: clean and features in one run, the clean check fails."""
+    _land_users_and_clean(runner, data_dir)
+    write_landing(data_dir, "events", "2026-11-10", "bad.csv", _events("2026-11-10", "b", n=10, bogus=8))
+    runner.run("raw_events", partition="2026-11-10")
+    result = runner.run("clean_events", "user_daily_features", partition="2026-11-10", expect_success=False)
+    assert [m.asset_key for m in result.get_asset_materialization_events()] == [CLEAN]
+    assert instance.get_latest_materialization_event(FEATURES) is None

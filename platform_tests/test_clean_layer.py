@@ -1,0 +1,167 @@
+"""Raw -> clean on small hand-written files: exact rows, quarantine rules and accounting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from conftest import USERS_CSV, write_landing
+
+CSV_NOV_2 = """event_id,user_id,event_type,event_time,product_id,amount
+e1,u1,page_view,2026-11-02T10:00:00Z,,
+e2,u1,purchase,2026-11-02T11:00:00+05:30,P1,12.50
+e2,u1,purchase,2026-11-02T11:00:00+05:30,P1,12.50
+e3,u2,clck,2026-11-02T11:00:00Z,,
+e4,u2,purchase,2026-11-02T12:00:00Z,P2,-3
+e5,u2,page_view,yesterday,,
+e6,u2,purchase,2026-11-02T13:00:00Z,P2,abc
+"""
+# v3 file (device, session_id) landing a day later: one row of Nov 2 in UTC written at -02:00,
+# one row 8 days late (beyond the 3-day tolerance), one with an extra column.
+JSONL_NOV_3 = "\n".join(
+    json.dumps(r)
+    for r in [
+        {"event_id": "e7", "user_id": "u2", "event_type": "add_to_cart", "event_time": "2026-11-02T20:00:00-02:00",
+         "product_id": "P3", "amount": None, "device": "mobile", "session_id": "s1"},
+        {"event_id": "e8", "user_id": "u1", "event_type": "page_view", "event_time": "2026-10-26T10:00:00Z",
+         "device": "desktop", "session_id": "s2"},
+        {"event_id": "e9", "user_id": "u1", "event_type": "search", "event_time": "2026-11-03T01:00:00Z",
+         "device": "tablet", "session_id": "s3", "referrer": "ad"},
+    ]
+) + "\n"
+
+
+def _land_fixture(data_dir):
+    write_landing(data_dir, "events", "2026-11-02", "a.csv", CSV_NOV_2)
+    write_landing(data_dir, "events", "2026-11-03", "b.jsonl", JSONL_NOV_3)
+
+
+def _materialize(runner):
+    runner.run("raw_events", range_=("2026-11-02", "2026-11-03"))
+    return runner.run("clean_events", range_=("2026-11-01", "2026-11-03"), expect_success=False)
+
+
+def test_raw_keeps_every_row_as_text_with_lineage(runner, data_dir):
+    _land_fixture(data_dir)
+    runner.run("raw_events", range_=("2026-11-02", "2026-11-03"))
+    rows = runner.query(
+        "SELECT landing_date, source_file, source_row, schema_version, record->>'amount' FROM raw_events ORDER BY 2, 3"
+    )
+    # The schema version is the file's: b.jsonl carries v3's columns plus `referrer`.
+    assert [r[:4] for r in rows] == [
+        *[(dt.date(2026, 11, 2), "events/2026-11-02/a.csv", i, "v1") for i in range(1, 8)],
+        *[(dt.date(2026, 11, 3), "events/2026-11-03/b.jsonl", i, "unknown") for i in range(1, 4)],
+    ]
+    assert [r[4] for r in rows[:7]] == [None, "12.50", "12.50", None, "-3", None, "abc"]
+    ledger = runner.query("SELECT source_file, row_count, schema_version FROM ingest_ledger ORDER BY 1")
+    assert ledger == [("events/2026-11-02/a.csv", 7, "v1"), ("events/2026-11-03/b.jsonl", 3, "unknown")]
+
+
+def test_clean_rows_are_typed_utc_deduplicated(runner, data_dir):
+    _land_fixture(data_dir)
+    _materialize(runner)
+    rows = runner.query(
+        "SELECT event_id, user_id, event_type, event_time, event_date, product_id, amount, device_type, session_id,"
+        " source_file, source_row FROM clean_events ORDER BY event_id"
+    )
+    assert rows == [
+        ("e1", "u1", "page_view", dt.datetime(2026, 11, 2, 10), dt.date(2026, 11, 2), None, None, None, None,
+         "events/2026-11-02/a.csv", 1),
+        # +05:30 normalized to UTC; the later copy (row 3) wins the dedup.
+        ("e2", "u1", "purchase", dt.datetime(2026, 11, 2, 5, 30), dt.date(2026, 11, 2), "P1", 12.5, None, None,
+         "events/2026-11-02/a.csv", 3),
+        # -02:00 on Nov 2 is Nov 2 22:00 UTC; v3's `device` lands in device_type.
+        ("e7", "u2", "add_to_cart", dt.datetime(2026, 11, 2, 22), dt.date(2026, 11, 2), "P3", None, "mobile", "s1",
+         "events/2026-11-03/b.jsonl", 1),
+        ("e9", "u1", "search", dt.datetime(2026, 11, 3, 1), dt.date(2026, 11, 3), None, None, "tablet", "s3",
+         "events/2026-11-03/b.jsonl", 3),
+    ]
+
+
+def test_every_broken_row_is_quarantined_with_its_rule(runner, data_dir):
+    _land_fixture(data_dir)
+    _materialize(runner)
+    rows = runner.query(
+        "SELECT partition_date, rule, column_name, source_file, source_row, record->>'event_id'"
+        " FROM quarantine_events ORDER BY source_file, source_row"
+    )
+    assert rows == [
+        (dt.date(2026, 11, 2), "event_type:isin", "event_type", "events/2026-11-02/a.csv", 4, "e3"),
+        (dt.date(2026, 11, 2), "amount:greater_than_or_equal_to(0.0)", "amount", "events/2026-11-02/a.csv", 5, "e4"),
+        (dt.date(2026, 11, 2), "event_time:unparsable_timestamp", "event_time", "events/2026-11-02/a.csv", 6, "e5"),
+        (dt.date(2026, 11, 2), "amount:type(DOUBLE)", "amount", "events/2026-11-02/a.csv", 7, "e6"),
+        # Too late for its own day: owned (and quarantined) by its landing day.
+        (dt.date(2026, 11, 3), "event_time:later_than_tolerance(3d)", "event_time", "events/2026-11-03/b.jsonl", 2, "e8"),
+    ]
+
+
+def test_accounting_balances_and_check_reports_failures(runner, data_dir):
+    _land_fixture(data_dir)
+    result = _materialize(runner)
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    read, clean, quarantined, dups, out = (
+        meta[k].value for k in ("rows_read", "dagster/row_count", "quarantined", "duplicates_removed", "out_of_partition")
+    )
+    assert (read, clean, quarantined, dups, out) == (10, 4, 5, 1, 0)
+    assert read == clean + quarantined + dups + out
+    assert meta["extra_columns"].value == "referrer"
+    assert meta["late_rows"].value == 1  # e7 landed Nov 3 for Nov 2
+    [check] = result.get_asset_check_evaluations()
+    # 5 of 10 rows quarantined is above the 10% threshold: the blocking check fails.
+    assert check.passed is False
+    assert check.metadata["quarantined_rows"].value == 5
+    assert check.metadata["failed"].value == "quarantined_fraction<=0.1"
+
+
+def test_single_partition_reads_only_the_raw_days_that_can_hold_it(runner, data_dir):
+    _land_fixture(data_dir)
+    runner.run("raw_events", range_=("2026-11-02", "2026-11-03"))
+    result = runner.run("clean_events", partition="2026-11-03", expect_success=False)
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    # Nov 3 reads landing days Nov 2..Nov 6: all 10 rows; it owns e9 and the too-late e8.
+    assert (meta["rows_read"].value, meta["dagster/row_count"].value, meta["quarantined"].value,
+            meta["out_of_partition"].value) == (10, 1, 1, 8)
+    [check] = result.get_asset_check_evaluations()
+    assert check.partition == "2026-11-03"
+    assert check.passed is False  # 1 of 2 owned rows quarantined
+
+
+def test_rematerializing_gives_identical_tables(runner, data_dir):
+    _land_fixture(data_dir)
+    _materialize(runner)
+    snapshot = [runner.query(f"SELECT * EXCLUDE (ingested_at) FROM clean_events ORDER BY ALL"),
+                runner.query("SELECT * EXCLUDE (ingested_at, quarantined_at) FROM quarantine_events ORDER BY ALL")]
+    _materialize(runner)
+    again = [runner.query(f"SELECT * EXCLUDE (ingested_at) FROM clean_events ORDER BY ALL"),
+             runner.query("SELECT * EXCLUDE (ingested_at, quarantined_at) FROM quarantine_events ORDER BY ALL")]
+    assert again == snapshot
+    assert runner.query("SELECT count(*) FROM raw_events") == [(10,)]
+
+
+def test_snapshots_build_version_history(runner, data_dir):
+    header = "user_id,signup_date,country,plan\n"
+    write_landing(data_dir, "users", "2026-11-01", "users.csv", header + "u1,2026-10-01,DE,free\nu2,2026-10-15,US,pro\n")
+    # Nov 2: u1 upgrades, u3 appears, one broken row is quarantined.
+    write_landing(data_dir, "users", "2026-11-02", "users.csv",
+                  header + "u1,2026-10-01,DE,plus\nu2,2026-10-15,US,pro\nu3,2026-10-20,FR,free\nu4,2026-10-21,usa,gold\n")
+    # Nov 3: u2 is gone from the export, the rest unchanged.
+    write_landing(data_dir, "users", "2026-11-03", "users.csv", header + "u1,2026-10-01,DE,plus\nu3,2026-10-20,FR,free\n")
+    runner.run("raw_users", range_=("2026-11-01", "2026-11-03"))
+    result = runner.run("clean_users", expect_success=False)
+    d = dt.date
+    assert runner.query(
+        "SELECT user_id, plan, valid_from, valid_to, is_current, source_file FROM clean_users ORDER BY user_id, valid_from"
+    ) == [
+        ("u1", "free", d(2026, 11, 1), d(2026, 11, 2), False, "users/2026-11-01/users.csv"),
+        ("u1", "plus", d(2026, 11, 2), None, True, "users/2026-11-02/users.csv"),
+        ("u2", "pro", d(2026, 11, 1), d(2026, 11, 3), False, "users/2026-11-01/users.csv"),
+        ("u3", "free", d(2026, 11, 2), None, True, "users/2026-11-02/users.csv"),
+    ]
+    assert runner.query("SELECT rule, partition_date, source_row FROM quarantine_users") == [
+        ("country:str_matches", d(2026, 11, 2), 4)
+    ]
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert (meta["rows_read"].value, meta["accepted_rows"].value, meta["quarantined"].value,
+            meta["dagster/row_count"].value) == (8, 7, 1, 4)
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed is False and check.partition is None  # 1 of 8 rows > 1% allowed
