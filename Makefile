@@ -18,13 +18,19 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
-# Chromium for the browser tests, from Debian's packages (Playwright cannot download browsers here).
+# System packages the tests need, from Debian's packages: Chromium for the browser tests
+# (Playwright cannot download browsers here) and a PostgreSQL server for the database source.
+SYSTEM_PACKAGES_MISSING = $(strip \
+  $(if $(shell command -v chromium),,chromium) \
+  $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql))
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+	@missing="$(SYSTEM_PACKAGES_MISSING)"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "installing $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "Chromium is missing: run 'sudo apt-get install chromium' (Debian/Ubuntu) and retry."; exit 1; \
+	    echo "Missing system packages: run 'sudo apt-get install $$missing' (Debian/Ubuntu) and retry."; exit 1; \
 	  fi; \
 	fi
 

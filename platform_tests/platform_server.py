@@ -223,6 +223,19 @@ class Platform:
             raise GraphQLError(f"{name}: {result}")
 
 
+def write_demo_users(data_dir: Path) -> Path:
+    """The demo users snapshot (ids U00001.., which demo event files use) at landing/users/users.csv."""
+    from ml_platform.demo.generator import generate
+
+    scratch = data_dir.parent / "demo_scratch"
+    generate(scratch, days=1, events_per_day=1, seed=7, end_date=dt.date(2026, 1, 1))
+    target = data_dir / "landing" / "users" / "users.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(scratch / "landing" / "users" / "users.csv", target)
+    shutil.rmtree(scratch)
+    return target
+
+
 def _location_loaded(platform: Platform) -> bool:
     data = platform.graphql(_LOCATION_QUERY, timeout=5)["workspaceOrError"]
     entries = data.get("locationEntries") or []
@@ -269,6 +282,7 @@ def process_group_alive(pgid: int) -> bool:
 
 @contextlib.contextmanager
 def running_platform(tmp_path: Path, sensor_interval: int = 3, name: str = "dagster_dev") -> Iterator[Platform]:
+    """`dagster dev` on `tmp_path/data` (files already there are kept, e.g. a users snapshot)."""
     data_dir = tmp_path / "data"
     (data_dir / "landing").mkdir(parents=True, exist_ok=True)
     home = tmp_path / "dagster_home"

@@ -9,12 +9,10 @@ import pytest
 
 from conftest import USERS_CSV, days, write_landing
 
-RAW, CLEAN, FEATURES = dg.AssetKey("raw_events"), dg.AssetKey("clean_events"), dg.AssetKey("user_daily_features")
-RAW_USERS, CLEAN_USERS = dg.AssetKey("raw_users"), dg.AssetKey("clean_users")
+CLEAN, FEATURES, CLEAN_USERS = dg.AssetKey("clean_events"), dg.AssetKey("user_daily_features"), dg.AssetKey("clean_users")
 CONTRACT = dg.AssetCheckKey(CLEAN, "contract")
 HEADER = "event_id,user_id,event_type,event_time,product_id,amount\n"
 TOLERANCE = 3  # events.late_tolerance_days
-BLOCKING_FAILURE_RUN_SUCCEEDS = False
 
 
 def _events(landing_date: str, prefix: str, *, n: int = 2, bogus: int = 0, event_date: str | None = None) -> str:
@@ -59,9 +57,13 @@ def ticker(defs, instance) -> Ticker:
     return Ticker(defs, instance)
 
 
-def _land_users_and_clean(runner, data_dir):
-    write_landing(data_dir, "users", None, "users.csv", USERS_CSV)
-    runner.run("raw_users")
+USERS_DAY = "2026-11-01"
+
+
+def _land_users_and_clean(runner, data_dir, day: str = USERS_DAY):
+    """A users snapshot lands in landing/users/<day>/, then raw_users <day> and clean_users run."""
+    write_landing(data_dir, "users", day, "users.csv", USERS_CSV)
+    runner.run("raw_users", partition=day)
     runner.run("clean_users")
 
 
@@ -136,15 +138,22 @@ def test_features_wait_for_clean_users(data_dir, runner, ticker):
     runner.run("clean_events", partition="2026-11-10")
     assert ticker.tick() == {}  # still no clean_users
 
-    write_landing(data_dir, "users", None, "users.csv", USERS_CSV)
-    runner.run("raw_users")
-    runner.run("clean_users")
+    _land_users_and_clean(runner, data_dir)
     # The pending clean_events update of 2026-11-10 is let through; days whose clean partition
     # never ran stay blocked (no passing check), and the users update itself triggers nothing.
     assert ticker.tick() == {FEATURES: {"2026-11-10"}}
     assert ticker.tick() == {}
-    runner.run("raw_users")
-    runner.run("clean_users")
+    # The next day's users snapshot updates clean_users, and still triggers no features.
+    _land_users_and_clean(runner, data_dir, "2026-11-02")
+    assert ticker.tick() == {}
+
+
+def test_users_snapshot_requests_clean_users(data_dir, runner, ticker):
+    ticker.tick()
+    write_landing(data_dir, "users", USERS_DAY, "users.csv", USERS_CSV)
+    runner.run("raw_users", partition=USERS_DAY)
+    # Every raw_users landing day feeds the one (unpartitioned, SCD2) clean_users.
+    assert ticker.tick() == {CLEAN_USERS: {None}}
     assert ticker.tick() == {}
 
 
@@ -161,7 +170,7 @@ def test_failed_blocking_check_holds_back_the_features_partition(data_dir, runne
     # absorbed by it, so let that tick pass first (the real sensor ticks continuously).
     assert ticker.tick() == {}
 
-    bad = runner.run("clean_events", partition="2026-11-10", expect_success=BLOCKING_FAILURE_RUN_SUCCEEDS)
+    bad = runner.run("clean_events", partition="2026-11-10", expect_success=False)  # blocking check failed: step fails
     [evaluation] = bad.get_asset_check_evaluations()
     assert evaluation.asset_check_key == CONTRACT and evaluation.passed is False
     good = runner.run("clean_events", partition="2026-11-09")

@@ -116,10 +116,11 @@ def test_rewritten_file_same_size_new_mtime_is_requested_again(data_dir, defs, i
 
 
 def test_new_file_with_the_cursors_mtime_is_still_picked_up(data_dir, defs, instance):
-    _land(data_dir, "events", "2026-11-05", "a.csv", _csv(ROW), T0)
+    a = _land(data_dir, "events", "2026-11-05", "a.csv", _csv(ROW), T0)
     first = _tick(defs, instance, None)
     [r1] = _requests(first)
-    assert json.loads(first.cursor)["mtime_ns"] == T0 * 1_000_000_000
+    # The cursor is the arrival time: the later of mtime and ctime (os.utime sets ctime to now).
+    assert json.loads(first.cursor)["arrived_ns"] == max(a.stat().st_mtime_ns, a.stat().st_ctime_ns)
 
     # Same second, same date folder: only the new file is requested, not a.csv again.
     _land(data_dir, "events", "2026-11-05", "b.csv", _csv(ROW.replace("e1", "e2")), T0)
@@ -163,28 +164,27 @@ def test_date_folder_outside_the_partitions_is_not_requested(data_dir, defs, ins
     assert request.partition_key == "2026-11-05"
 
 
-def test_users_snapshot_file_requests_unpartitioned_raw_users(data_dir, defs, instance):
+def test_users_snapshot_requests_its_landing_day_of_raw_users(data_dir, defs, instance):
+    """Snapshots land per day too (landing/users/<YYYY-MM-DD>/): raw_users is partitioned by landing day."""
     assert isinstance(_tick(defs, instance, None, "users_landing_sensor"), dg.SkipReason)
-    _land(data_dir, "users", None, "users.csv", USERS_CSV)
+    _land(data_dir, "users", "2026-11-20", "users.csv", USERS_CSV)
     result = _tick(defs, instance, None, "users_landing_sensor")
     [request] = _requests(result)
-    assert request.partition_key is None
-    assert request.run_key and request.run_key.startswith("users:snapshot:")
+    assert request.partition_key == "2026-11-20"
+    assert request.run_key and request.run_key.startswith("users:2026-11-20:")
     assert isinstance(_tick(defs, instance, result.cursor, "users_landing_sensor"), dg.SkipReason)
 
 
-def test_events_sensor_ignores_users_files(data_dir, defs, instance):
+def test_snapshot_file_outside_a_date_folder_is_not_requested(data_dir, defs, instance):
     _land(data_dir, "users", None, "users.csv", USERS_CSV)
+    assert isinstance(_tick(defs, instance, None, "users_landing_sensor"), dg.SkipReason)
+
+
+def test_events_sensor_ignores_users_files(data_dir, defs, instance):
+    _land(data_dir, "users", "2026-11-05", "users.csv", USERS_CSV)
     assert isinstance(_tick(defs, instance, None), dg.SkipReason)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (reported, not fixed: sensors.py is being refactored concurrently): the cursor is an mtime "
-    "watermark, and rename / `mv` / `cp -p` / `rsync -a` keep a file's older mtime, so a file landed after "
-    "a newer one was seen is never requested. Fix idea: watermark on arrival (max of mtime, ctime: "
-    "rename and copy set ctime to now), keep identity (path, size, mtime) for dedup.",
-)
 def test_file_landed_by_rename_with_an_older_mtime_is_picked_up(data_dir, defs, instance):
     _land(data_dir, "events", "2026-11-05", "a.csv", _csv(ROW), T0 + 100)
     first = _tick(defs, instance, None)

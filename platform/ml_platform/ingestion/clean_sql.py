@@ -135,7 +135,7 @@ def schema_policy_rules(spec: SourceSpec) -> list[tc.RowRule]:
         return [tc.RowRule(f"{SCHEMA_RULE_COLUMN}:strict(columns differ from the current version)", SCHEMA_RULE_COLUMN, cond)]
     if spec.schema_policy == "add_only":
         present = [
-            f"list_has_any(_batch_columns, {tc.sql_literal(list(spec.names_for(c)))}::VARCHAR[])" for c in current
+            f"list_has_any(_batch_columns, {tc.sql_literal(list(spec.equivalent_names(c)))}::VARCHAR[])" for c in current
         ]
         cond = f"(NOT ({' AND '.join(present)}))"
         return [tc.RowRule(f"{SCHEMA_RULE_COLUMN}:add_only(columns removed)", SCHEMA_RULE_COLUMN, cond)]

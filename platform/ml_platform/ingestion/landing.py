@@ -23,6 +23,9 @@ class LandedFile:
     format: str
     size: int
     mtime_ns: int
+    # When the file arrived here: a rename, `cp -p` or `rsync -a` keeps an old mtime but sets
+    # ctime to now, so the later of the two is when the platform could first have seen it.
+    arrived_ns: int
 
     @property
     def identity(self) -> str:
@@ -60,7 +63,8 @@ def landed_files(
             if fmt in formats and _is_visible(path):
                 stat = path.stat()
                 found.append(
-                    LandedFile(path, path.relative_to(landing_root).as_posix(), day, fmt, stat.st_size, stat.st_mtime_ns)
+                    LandedFile(path, path.relative_to(landing_root).as_posix(), day, fmt, stat.st_size,
+                               stat.st_mtime_ns, max(stat.st_mtime_ns, stat.st_ctime_ns))
                 )
     return found
 

@@ -33,7 +33,7 @@ def _verdict(spec: SourceSpec, columns: list[str]) -> str:
     if spec.schema_policy == "strict":
         return "rejected"
     if spec.schema_policy == "add_only":
-        present = all(any(name in columns for name in spec.names_for(c)) for c in current)
+        present = all(any(name in columns for name in spec.equivalent_names(c)) for c in current)
         return "accepted" if present else "rejected"
     return "accepted"
 

@@ -1,7 +1,8 @@
 """Landing sensors: a new or rewritten file requests its raw partition, once.
 
-The cursor keeps the newest modification time seen plus the identities of files at the edge
-of that window: a file whose mtime equals the cursor (same second, coarse filesystems) is
+The cursor keeps the newest arrival time seen (the later of mtime and ctime, so files moved or
+copied in with an old mtime still count as new) plus the identities of files at the edge of
+that window: a file arriving in the same instant as the cursor (coarse filesystem clocks) is
 still picked up, and one already requested is not requested again. All files of one landing
 date seen in a tick make one run, whose run_key is derived from their identities (path,
 size, mtime), so a file never triggers twice and a rewritten file triggers again.
@@ -36,11 +37,11 @@ def landing_sensor(spec: FileSourceSpec, raw_key: dg.AssetKey, partitions_def=No
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def _sensor(context: dg.SensorEvaluationContext):
-        cursor = json.loads(context.cursor) if context.cursor else {"mtime_ns": 0, "edge": []}
-        since, edge = cursor["mtime_ns"], set(cursor["edge"])
+        cursor = json.loads(context.cursor) if context.cursor else {"arrived_ns": 0, "edge": {}}
+        since, edge = cursor["arrived_ns"], dict(cursor["edge"])
         new = [
             f for f in landed_files(settings.landing_dir(), spec.landing_folder, spec.formats)
-            if f.mtime_ns >= since - EDGE_NS and f.identity not in edge
+            if f.arrived_ns >= since - EDGE_NS and f.identity not in edge
         ]
         if not new:
             return dg.SkipReason(f"no new files in landing/{spec.landing_folder}/")
@@ -52,10 +53,9 @@ def landing_sensor(spec: FileSourceSpec, raw_key: dg.AssetKey, partitions_def=No
                 context.log.warning(f"{f.relative_path}: landing date {key} is outside the partitions; not requested")
                 continue
             by_partition[key].append(f.identity)
-        newest = max(f.mtime_ns for f in new)
-        high = max(since, newest)
-        edge = {i for i in edge | {f.identity for f in new}
-                if int(i.rsplit(":", 1)[1]) >= high - EDGE_NS}
+        high = max(since, max(f.arrived_ns for f in new))
+        edge.update({f.identity: f.arrived_ns for f in new})
+        edge = {identity: arrived for identity, arrived in edge.items() if arrived >= high - EDGE_NS}
         runs = [
             dg.RunRequest(
                 run_key=_run_key(spec, key, identities),
@@ -64,6 +64,6 @@ def landing_sensor(spec: FileSourceSpec, raw_key: dg.AssetKey, partitions_def=No
             )
             for key, identities in sorted(by_partition.items(), key=lambda kv: kv[0] or "")
         ]
-        return dg.SensorResult(run_requests=runs, cursor=json.dumps({"mtime_ns": high, "edge": sorted(edge)}))
+        return dg.SensorResult(run_requests=runs, cursor=json.dumps({"arrived_ns": high, "edge": dict(sorted(edge.items()))}))
 
     return _sensor

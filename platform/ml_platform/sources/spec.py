@@ -101,6 +101,10 @@ class SourceSpec:
     def names_for(self, column: str) -> tuple[str, ...]:
         return (column, *self.aliases.get(column, ()))
 
+    def equivalent_names(self, name: str) -> tuple[str, ...]:
+        """All names a source column may carry (a contract column and its aliases)."""
+        return next((self.names_for(c) for c in self.source_columns if name in self.names_for(c)), (name,))
+
     def known_columns(self) -> set[str]:
         return {name for column in self.source_columns for name in self.names_for(column)}
 
