@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="last landing date, YYYY-MM-DD (default: today in UTC)")
     gen.add_argument("--data-dir", type=Path, default=None,
                      help="default: $ML_PLATFORM_DATA_DIR or ./data")
+    gen.add_argument("--telemetry-hours-per-day", type=int, default=24,
+                     help="hourly telemetry files per landing day (default: 24)")
 
     drip = sub.add_parser("drip", help="write one small valid file into today's landing folder every interval")
     drip.add_argument("--interval", type=float, default=10.0, help="seconds between files")
@@ -69,10 +71,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "generate":
         end_date = args.end_date or datetime.now(timezone.utc).date()
-        manifest = generate(data_dir, args.days, args.events_per_day, args.seed, end_date)
-        print(f"wrote {len(manifest['files'])} files for {manifest['start_date']}..{manifest['end_date']} "
+        manifest = generate(data_dir, args.days, args.events_per_day, args.seed, end_date,
+                            telemetry_hours_per_day=args.telemetry_hours_per_day)
+        print(f"wrote {len(manifest['files'])} event files, {manifest['telemetry']['files']} telemetry files and "
+              f"daily users / products / maintenance files for {manifest['start_date']}..{manifest['end_date']} "
               f"into {data_dir}")
-        print(json.dumps(manifest["totals"], sort_keys=True, indent=2))
+        summary = {k: manifest[k] for k in ("totals", "users", "products", "telemetry", "maintenance")}
+        print(json.dumps(summary, sort_keys=True, indent=2))
         return 0
 
     try:

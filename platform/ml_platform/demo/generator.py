@@ -1,8 +1,12 @@
-"""Deterministic demo event data with injected, exactly-counted defects.
+"""Deterministic demo data with injected, exactly-counted defects and changes.
 
 The same arguments always produce byte-identical files, so the generated data doubles as
 test fixtures: `demo_manifest.json` records what was injected and the platform's counts
-(dedup, late arrivals, quarantined rows) must reconcile with it exactly.
+(dedup, late arrivals, quarantined rows, dimension versions) must reconcile with it exactly.
+
+`generate` orchestrates every source; each has its own random stream derived from the seed,
+so adding a source never changes another's files. Events are written here; the users and
+products snapshots live in `dimensions`, telemetry and the maintenance log in `telemetry`.
 """
 
 from __future__ import annotations
@@ -10,14 +14,23 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import random
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from ml_platform.demo.dimensions import (
+    MIN_USERS,
+    N_PRODUCTS,
+    user_id as _user_id,
+    write_product_snapshots,
+    write_user_snapshots,
+)
+from ml_platform.demo.files import atomic_write as _atomic_write
+from ml_platform.demo.files import count as _count
+from ml_platform.demo.telemetry import write_maintenance_logs, write_telemetry
 
 LATE_TOLERANCE_DAYS = 3
 FILES_PER_DAY = 3
@@ -40,10 +53,9 @@ EVENT_TYPE_WEIGHTS = {
 }
 PRODUCT_EVENT_TYPES = {"product_view", "add_to_cart", "remove_from_cart", "purchase"}
 DEVICES = ("mobile", "desktop", "tablet")
-N_PRODUCTS = 250
-MIN_USERS = 50
-COUNTRIES = ("US", "GB", "DE", "FR", "IN", "JP", "BR", "CA", "AU", "ES")
-PLAN_WEIGHTS = {"free": 70, "plus": 20, "pro": 10}
+# Users in the first snapshot: enough that daily churn rates give whole, non-zero counts.
+MIN_INITIAL_USERS = 4 * MIN_USERS
+EVENTS_PER_USER = 5
 NON_UTC_OFFSETS = ("+05:30", "-08:00", "+09:00", "-03:00", "+01:00")
 
 LATE_RATE = 0.08
@@ -64,14 +76,29 @@ UNKNOWN_EVENT_TYPES = ("clck", "PURCHASE_V0", "hover")
 UTC = timezone.utc
 
 
-def generate(data_dir: Path, days: int, events_per_day: int, seed: int, end_date: date) -> dict:
-    """Write landing files, users and `demo_manifest.json` under `data_dir`; return the manifest."""
+def generate(
+    data_dir: Path,
+    days: int,
+    events_per_day: int,
+    seed: int,
+    end_date: date,
+    telemetry_hours_per_day: int = 24,
+) -> dict:
+    """Write every source's landing files and `demo_manifest.json` under `data_dir`; return the manifest."""
     if days < 1 or events_per_day < 1:
         raise ValueError("days and events_per_day must be >= 1")
+    if not 1 <= telemetry_hours_per_day <= 24:
+        raise ValueError("telemetry_hours_per_day must be between 1 and 24")
     data_dir = Path(data_dir)
     rng = random.Random(seed)
     landing_dates = [end_date - timedelta(days=days - 1 - i) for i in range(days)]
-    user_ids = _write_users(rng, data_dir, landing_dates[0], max(MIN_USERS, events_per_day // 20))
+    # Events only reference users present in every snapshot (first one included).
+    user_ids, users = write_user_snapshots(
+        data_dir, seed, landing_dates, max(MIN_INITIAL_USERS, events_per_day // EVENTS_PER_USER)
+    )
+    products = write_product_snapshots(data_dir, seed, landing_dates)
+    records, maintenance = write_maintenance_logs(data_dir, seed, landing_dates, telemetry_hours_per_day)
+    telemetry = write_telemetry(data_dir, seed, landing_dates, telemetry_hours_per_day, records)
 
     files: list[dict] = []
     totals = {
@@ -130,7 +157,10 @@ def generate(data_dir: Path, days: int, events_per_day: int, seed: int, end_date
         "files": files,
         "totals": totals,
         "expected_clean_by_event_date": dict(sorted(clean_by_date.items())),
-        "users": len(user_ids),
+        "users": users,
+        "products": products,
+        "telemetry": telemetry,
+        "maintenance": maintenance,
     }
     text = json.dumps(manifest, sort_keys=True, indent=2) + "\n"
     _atomic_write(data_dir / "demo_manifest.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -155,7 +185,7 @@ def write_drip_file(
     rng = random.Random(f"drip:{seed}:{landing_date.isoformat()}:{seq}")
     fmt = FORMATS[seq % len(FORMATS)]
     version = SCHEMA_VERSIONS[(seq // len(FORMATS)) % len(SCHEMA_VERSIONS)]
-    # Drip does not know the users file, but every users file has at least MIN_USERS users.
+    # Drip does not know the users snapshots, but U00001..U<MIN_USERS> are in every one of them.
     user_ids = [_user_id(i) for i in range(1, MIN_USERS + 1)]
     midnight = datetime(landing_date.year, landing_date.month, landing_date.day, tzinfo=UTC)
     span = 86400 if now is None else int((min(now, midnight + timedelta(days=1)) - midnight).total_seconds())
@@ -305,30 +335,6 @@ def _render_time(rng: random.Random, row: dict) -> None:
         row["event_time"] = instant.isoformat()
 
 
-def _write_users(rng: random.Random, data_dir: Path, first_landing: date, n: int) -> list[str]:
-    user_ids = [_user_id(i) for i in range(1, n + 1)]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["user_id", "signup_date", "country", "plan"])
-    for user_id in user_ids:
-        signup = first_landing - timedelta(days=rng.randint(1, 400))
-        plan = rng.choices(list(PLAN_WEIGHTS), weights=list(PLAN_WEIGHTS.values()))[0]
-        writer.writerow([user_id, signup.isoformat(), rng.choice(COUNTRIES), plan])
-    path = data_dir / "landing" / "users" / "users.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = buf.getvalue().encode("utf-8")
-    _atomic_write(path, lambda tmp: tmp.write_bytes(data))
-    return user_ids
-
-
-def _user_id(i: int) -> str:
-    return f"U{i:05d}"
-
-
-def _count(m: int, rate: float) -> int:
-    return int(m * rate + 0.5)
-
-
 def _split(items: list, parts: int) -> list[list]:
     size, extra = divmod(len(items), parts)
     chunks, start = [], 0
@@ -337,18 +343,3 @@ def _split(items: list, parts: int) -> list[list]:
         chunks.append(items[start:end])
         start = end
     return chunks
-
-
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write via a dot-prefixed temp file in the same folder, then rename over the target.
-
-    Watchers ignore dot files and the rename is atomic, so no one ever reads half a file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
