@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +19,14 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(root))
     monkeypatch.delenv("ML_PLATFORM_WAREHOUSE", raising=False)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _no_configured_sources(monkeypatch: pytest.MonkeyPatch):
+    """Sources configured on the developer's machine must not leak into tests (autouse fixtures
+    run first, so a test's own fixtures can still set them)."""
+    for name in [n for n in os.environ if n.startswith(("ML_PLATFORM_PG_", "ML_PLATFORM_WEATHER_"))]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -121,7 +121,8 @@ class Platform:
         response = requests.post(
             f"{self.base_url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout
         )
-        response.raise_for_status()
+        if response.status_code >= 400:
+            raise GraphQLError(f"HTTP {response.status_code}: {response.text[:2000]}")
         body = response.json()
         if body.get("errors"):
             raise GraphQLError(f"GraphQL errors: {body['errors']}")
@@ -141,7 +142,10 @@ class Platform:
             except (requests.RequestException, GraphQLError) as exc:  # transient while busy
                 last_error = exc
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or predicate}; last error: {last_error}")
+                raise AssertionError(
+                    f"timed out after {timeout:.0f}s waiting for {what or predicate}; last error: {last_error}\n"
+                    f"runs (newest first):\n{self.describe_runs()}"
+                )
             time.sleep(interval)
 
     # --- assets -------------------------------------------------------------------------
@@ -201,6 +205,13 @@ class Platform:
             for r in data["results"]
         ]
 
+    def describe_runs(self, limit: int = 30) -> str:
+        try:
+            return "\n".join(f"  {r.status:<9} {','.join(r.assets):<22} {r.partition or '-':<11} {r.sensor or 'manual'}"
+                             for r in self.runs(limit=limit))
+        except Exception as exc:  # only for a failure message
+            return f"  (runs unavailable: {exc})"
+
     def idle(self) -> bool:
         """No run queued, starting or running."""
         return not [r for r in self.runs() if r.status not in FINISHED]
@@ -213,25 +224,29 @@ class Platform:
             result = self.graphql(query, {"s": selector})["startSensor"]
         else:
             state = self.graphql(
-                "query ($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename ... on Sensor {"
-                " sensorState { id selectorId } } } }", {"s": selector})["sensorOrError"]
-            query = ("mutation ($id: String!, $sid: String!) { stopSensor(instigationOriginId: $id,"
-                     " instigationSelectorId: $sid) { __typename } }")
-            result = self.graphql(query, {"id": state["sensorState"]["id"],
-                                          "sid": state["sensorState"]["selectorId"]})["stopSensor"]
+                "query ($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename"
+                " ... on Sensor { sensorState { id } } } }", {"s": selector})["sensorOrError"]
+            query = "mutation ($id: String!) { stopSensor(id: $id) { __typename } }"
+            result = self.graphql(query, {"id": state["sensorState"]["id"]})["stopSensor"]
         if "Error" in result["__typename"]:
             raise GraphQLError(f"{name}: {result}")
 
 
-def write_demo_users(data_dir: Path) -> Path:
-    """The demo users snapshot (ids U00001.., which demo event files use) at landing/users/users.csv."""
+USERS_DAY = dt.date(2026, 1, 1)  # first partition: the snapshot is valid for every later day
+
+
+def write_demo_users(data_dir: Path, day: dt.date = USERS_DAY) -> Path:
+    """The demo users snapshot (ids U00001.., which demo event files use), landed on `day`:
+    landing/users/<day>/users.csv."""
     from ml_platform.demo.generator import generate
 
     scratch = data_dir.parent / "demo_scratch"
-    generate(scratch, days=1, events_per_day=1, seed=7, end_date=dt.date(2026, 1, 1))
-    target = data_dir / "landing" / "users" / "users.csv"
+    generate(scratch, days=1, events_per_day=1, seed=7, end_date=day)
+    written = list((scratch / "landing" / "users").rglob("users.csv"))
+    assert len(written) == 1, written
+    target = data_dir / "landing" / "users" / day.isoformat() / "users.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(scratch / "landing" / "users" / "users.csv", target)
+    shutil.copy(written[0], target)
     shutil.rmtree(scratch)
     return target
 

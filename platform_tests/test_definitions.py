@@ -25,28 +25,33 @@ def test_asset_specs_snapshot(defs):
             "checks": sorted(k.name for k in graph.get_check_keys_for_assets({key})),
             "automated": node.automation_condition is not None,
         }
-    expected = {
-        "clean_events": {"group": "clean", "deps": ["raw_events"], "partitioned": True, "single_run_backfill": True,
-                         "pool": {"duckdb"}, "checks": ["contract"], "automated": True},
-        "clean_users": {"group": "clean", "deps": ["raw_users"], "partitioned": False, "single_run_backfill": False,
-                        "pool": {"duckdb"}, "checks": ["contract"], "automated": True},
-        "raw_events": {"group": "raw", "deps": [], "partitioned": True, "single_run_backfill": True,
-                       "pool": {"duckdb"}, "checks": [], "automated": False},
-        "raw_users": {"group": "raw", "deps": [], "partitioned": False, "single_run_backfill": False,
-                      "pool": {"duckdb"}, "checks": [], "automated": False},
-        "user_daily_features": {"group": "features", "deps": ["clean_events", "clean_users"], "partitioned": True,
-                                "single_run_backfill": True, "pool": {"duckdb"}, "checks": ["contract"],
-                                "automated": True},
+    def raw():
+        return {"group": "raw", "deps": [], "partitioned": True, "single_run_backfill": True,
+                "pool": {"duckdb"}, "checks": ["schema"], "automated": False}
+
+    def clean(source, partitioned=True):
+        return {"group": "clean", "deps": [f"raw_{source}"], "partitioned": partitioned,
+                "single_run_backfill": partitioned, "pool": {"duckdb"}, "checks": ["contract"], "automated": True}
+
+    sources = ["events", "maintenance", "products", "telemetry", "transactions", "users", "weather"]
+    snapshots = {"products", "users"}
+    expected = {f"raw_{s}": raw() for s in sources}
+    expected.update({f"clean_{s}": clean(s, partitioned=s not in snapshots) for s in sources})
+    expected["user_daily_features"] = {
+        "group": "features", "deps": ["clean_events", "clean_users"], "partitioned": True,
+        "single_run_backfill": True, "pool": {"duckdb"}, "checks": ["contract"], "automated": True,
     }
     assert snapshot == expected
 
 
-def test_checks_are_blocking_and_partitioned_like_their_asset(defs):
+def test_checks_are_partitioned_like_their_asset_and_contracts_block(defs):
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         for check_key in graph.get_check_keys_for_assets({key}):
             spec = graph.get(check_key)
-            assert spec.blocking is True, check_key
+            # Contracts guard what comes after; a raw schema change is raised, never blocking,
+            # because raw keeps every row whatever its columns.
+            assert spec.blocking is (check_key.name == "contract"), check_key
             assert spec.partitions_def == graph.get(key).partitions_def, check_key
 
 
@@ -62,9 +67,18 @@ def test_clean_assets_show_contract_column_schema(defs):
 
 def test_sensors_run_by_default(defs):
     sensors = {s.name: s for s in defs.sensors}
-    assert set(sensors) == {"events_landing_sensor", "users_landing_sensor", "automation"}
+    assert set(sensors) == {
+        "automation", "events_landing_sensor", "maintenance_landing_sensor", "products_landing_sensor",
+        "telemetry_landing_sensor", "transactions_change_sensor", "users_landing_sensor",
+    }
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+    # Without an API endpoint configured, a running schedule would only produce failed runs.
+    assert [(s.name, s.default_status) for s in defs.schedules] == [
+        ("weather_daily_schedule", dg.DefaultScheduleStatus.STOPPED)
+    ]
 
 
 def test_every_spec_is_discovered_once():
-    assert [s.name for s in discover_specs()] == ["events", "users"]
+    assert [s.name for s in discover_specs()] == [
+        "events", "maintenance", "products", "telemetry", "transactions", "users", "weather"
+    ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ml_platform.demo.generator import write_drip_file
-from platform_server import process_group_alive, running_platform, write_demo_users
+from platform_server import FINISHED, process_group_alive, running_platform, write_demo_users
 
 pytestmark = pytest.mark.e2e
 
@@ -47,13 +47,16 @@ def test_landed_file_reaches_features_without_clicks(tmp_path: Path, request: py
             assert event_days == {landing.isoformat()}
             day = landing.isoformat()
 
+            def finished(asset: str, d: str) -> bool:
+                """Materialized, contract check passed, and the run that did it has ended."""
+                latest = platform.materializations(asset, d)
+                if not latest or platform.check_status(asset, "contract", d) != "SUCCEEDED":
+                    return False
+                return platform.runs(runIds=[latest[0]["runId"]])[0].status in FINISHED
+
             def done() -> bool:
-                return (
-                    day in platform.materialized_partitions("raw_events")
-                    and event_days <= platform.materialized_partitions("clean_events")
-                    and event_days <= platform.materialized_partitions("user_daily_features")
-                    and all(platform.check_status(asset, "contract", d) == "SUCCEEDED"
-                            for asset in ("clean_events", "user_daily_features") for d in event_days)
+                return day in platform.materialized_partitions("raw_events") and all(
+                    finished(asset, d) for asset in ("clean_events", "user_daily_features") for d in event_days
                 )
 
             platform.wait_for(done, PIPELINE_TIMEOUT, interval=2, what=f"{day} to reach user_daily_features")

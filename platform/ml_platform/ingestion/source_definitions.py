@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from ml_platform.ingestion.api_source import api_source_definitions
 from ml_platform.ingestion.clean_asset import clean_asset
 from ml_platform.ingestion.file_source import file_source_definitions
+from ml_platform.sources.api_spec import ApiSourceSpec
 from ml_platform.sources.spec import FileSourceSpec, SourceSpec
 
 
@@ -39,6 +41,11 @@ def _file_raw(spec: FileSourceSpec) -> SourceDefinitions:
     return SourceDefinitions(assets=assets, sensors=sensors)
 
 
+@raw_builder(ApiSourceSpec)
+def _api_raw(spec: ApiSourceSpec) -> SourceDefinitions:
+    return SourceDefinitions(**api_source_definitions(spec))
+
+
 def source_definitions(spec: SourceSpec) -> SourceDefinitions:
     builder = next((b for kind, b in RAW_BUILDERS.items() if isinstance(spec, kind)), None)
     if builder is None:
@@ -47,3 +54,7 @@ def source_definitions(spec: SourceSpec) -> SourceDefinitions:
     raw_key = dg.AssetKey(spec.raw_table)
     built.assets.append(clean_asset(spec, raw_key))
     return built
+
+
+# Other kinds register themselves with @raw_builder; imported last, as they import this module.
+from ml_platform.ingestion import postgres_source  # noqa: E402,F401
