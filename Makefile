@@ -39,8 +39,16 @@ demo-data: install
 	  $(PY) -m ml_platform.demo generate --days 7 --events-per-day 2000 --seed 7 --data-dir "$(DATA_DIR)"; \
 	fi
 
+# The demo also serves a fake weather API on 127.0.0.1:$(WEATHER_PORT) for the REST source,
+# unless ML_PLATFORM_WEATHER_API_URL already points at a real one.
+WEATHER_PORT ?= 8765
 dev: install demo-data
 	mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	@if [ -z "$$ML_PLATFORM_WEATHER_API_URL" ]; then \
+	  $(PY) -m ml_platform.demo.weather_api --port $(WEATHER_PORT) & api=$$!; \
+	  trap "kill $$api 2>/dev/null" EXIT INT TERM; \
+	  export ML_PLATFORM_WEATHER_API_URL=http://127.0.0.1:$(WEATHER_PORT); \
+	fi; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 
 test: install system-deps

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 from dagster._serdes import serialize_value
 
-from ml_platform.ingestion import postgres_source
+from ml_platform.ingestion import postgres_connection, postgres_extract
 from ml_platform.sources.postgres_spec import PostgresSourceSpec
 from postgres_server import PostgresServer, postgres_server
 
@@ -170,7 +170,7 @@ def test_spec_validation():
 
 
 def test_error_text_is_masked():
-    resource = postgres_source.PostgresResource(host="db.internal", port=5432, db="shop", user="u",
+    resource = postgres_connection.PostgresResource(host="db.internal", port=5432, db="shop", user="u",
                                                 password='s3 "cr\\e\'t')
     driver_error = (f'IO Error: Unable to connect to Postgres at "{resource.conninfo()}": FATAL: password '
                     f'authentication failed; raw {resource.password}; password=hunter2')
@@ -188,7 +188,7 @@ def test_definitions_shape(defs):
     sensor = defs.get_sensor_def(SENSOR)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     resource = defs.resources["transactions_postgres"]
-    assert isinstance(resource, postgres_source.PostgresResource)
+    assert isinstance(resource, postgres_connection.PostgresResource)
     # Only variable names are held by the definitions, never values.
     assert resource.password.env_var_name == "ML_PLATFORM_PG_PASSWORD"
 
@@ -334,7 +334,7 @@ def test_connection_refused_then_restart_succeeds_without_duplicates(runner, def
 def test_server_stopping_mid_extraction_rolls_back_and_retry_is_exact(runner, defs, instance, pg, monkeypatch):
     ingest_initial(runner, defs, instance)
     pg.sql(CHANGES)
-    original = postgres_source._query
+    original = postgres_extract.masked_query
 
     def stop_before_reading(resource, spec, action, what):
         # Connected and described: the server goes away just before the rows are read.
@@ -342,11 +342,11 @@ def test_server_stopping_mid_extraction_rolls_back_and_retry_is_exact(runner, de
             pg.stop()
         return original(resource, spec, action, what)
 
-    monkeypatch.setattr(postgres_source, "_query", stop_before_reading)
+    monkeypatch.setattr(postgres_extract, "masked_query", stop_before_reading)
     try:
         failed = runner.run(RAW, range_=("2026-11-01", "2026-11-04"), expect_success=False)
     finally:
-        monkeypatch.setattr(postgres_source, "_query", original)
+        monkeypatch.setattr(postgres_extract, "masked_query", original)
         pg.start()
     error = step_error(failed)
     assert "reading public.transactions at 127.0.0.1" in error.message and pg.password not in error.message
@@ -354,7 +354,7 @@ def test_server_stopping_mid_extraction_rolls_back_and_retry_is_exact(runner, de
     assert runner.query("SELECT count(*) FROM ingest_ledger")[0][0] == 3
 
     # A fault after some days were written (here: recording the second day's batch) rolls back them all.
-    real_record_batch = postgres_source.record_batch
+    real_record_batch = postgres_extract.record_batch
     calls = []
 
     def fail_on_second_day(*args, **kwargs):
@@ -363,9 +363,9 @@ def test_server_stopping_mid_extraction_rolls_back_and_retry_is_exact(runner, de
             raise ConnectionError("connection lost")
         return real_record_batch(*args, **kwargs)
 
-    monkeypatch.setattr(postgres_source, "record_batch", fail_on_second_day)
+    monkeypatch.setattr(postgres_extract, "record_batch", fail_on_second_day)
     runner.run(RAW, range_=("2026-11-01", "2026-11-04"), expect_success=False)
-    monkeypatch.setattr(postgres_source, "record_batch", real_record_batch)
+    monkeypatch.setattr(postgres_extract, "record_batch", real_record_batch)
     assert calls == [d("2026-11-01"), d("2026-11-02")]
     assert raw_count(runner) == 5
 

@@ -23,6 +23,11 @@ def run_window(context: dg.AssetExecutionContext) -> DateWindow:
     return window.start.date(), (window.end - dt.timedelta(days=1)).date()
 
 
+def window_days(window: DateWindow) -> list[dt.date]:
+    """Every day of the window, first to last."""
+    return [window[0] + dt.timedelta(days=i) for i in range((window[1] - window[0]).days + 1)]
+
+
 def window_label(window: DateWindow | None) -> str:
     if window is None:
         return "snapshot"
