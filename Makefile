@@ -58,5 +58,9 @@ test: install system-deps
 test-fast: install
 	$(PY) -m pytest -m "not e2e"
 
+# README's lineage picture, taken from a real `dagster dev` run on demo data.
+screenshot: install system-deps
+	cd platform_tests && ../$(PY) lineage_screenshot.py ../docs/lineage.png
+
 clean:
 	rm -rf "$(DAGSTER_HOME)" "$(DATA_DIR)" test-artifacts .pytest_cache

@@ -19,7 +19,8 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from browser import chromium, expand_lineage_groups
+from playwright.sync_api import Page, expect
 
 from ml_platform.demo.generator import write_drip_file, write_events_file
 from ml_platform.warehouse import connect
@@ -28,11 +29,6 @@ from platform_server import ARTIFACTS, Platform, running_platform, write_demo_us
 pytestmark = pytest.mark.e2e
 
 UI_ARTIFACTS = ARTIFACTS / "ui"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 UI_TIMEOUT_MS = 30_000
 FLOW_TIMEOUT = 110.0  # each flow must finish well under two minutes
 ASSETS = ("raw_events", "clean_events", "user_daily_features", "raw_users", "clean_users")
@@ -64,14 +60,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
 
 @pytest.fixture(scope="module")
 def browser_context(tmp_path_factory: pytest.TempPathFactory):
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium_profile")), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-            headless=True, viewport={"width": 1920, "height": 1200},
-        )
-        context.set_default_timeout(UI_TIMEOUT_MS)
+    with chromium(tmp_path_factory.mktemp("chromium_profile"), UI_TIMEOUT_MS) as context:
         yield context
-        context.close()
 
 
 class Flow:
@@ -173,12 +163,7 @@ def test_lineage_columns_and_checks(flow: Flow, platform: Platform):
     flow.goto(f"/asset-groups~{urllib.parse.quote(selection)}/")
     expect(page.get_by_text("Global asset lineage")).to_be_visible()
     flow.shot("lineage_groups")
-    # Groups start collapsed: expand each so every asset node is drawn.
-    for _ in range(5):
-        collapsed = page.locator("svg foreignObject.group [aria-label=unfold_more]")
-        if collapsed.count() == 0:
-            break
-        collapsed.first.click()
+    expand_lineage_groups(page)
     for asset in ASSETS:
         expect(page.locator("svg foreignObject:not(.group)").get_by_text(asset, exact=True)).to_be_in_viewport()
     flow.shot("lineage_expanded")
