@@ -111,6 +111,18 @@ def test_accounting_balances_and_check_reports_failures(runner, data_dir):
     assert check.passed is False
     assert check.metadata["quarantined_rows"].value == 5
     assert check.metadata["failed"].value == "quarantined_fraction<=0.1"
+    # The check names the rules that sent rows to quarantine, with their column, count and rows.
+    by_rule = check.metadata["quarantined_by_rule"].value
+    assert [(r["rule"], r["column"], r["rows"]) for r in by_rule] == [
+        ("amount:greater_than_or_equal_to(0.0)", "amount", 1),
+        ("amount:type(DOUBLE)", "amount", 1),
+        ("event_time:later_than_tolerance(3d)", "event_time", 1),
+        ("event_time:unparsable_timestamp", "event_time", 1),
+        ("event_type:isin", "event_type", 1),
+    ]
+    assert by_rule[0]["sample"] == [{"file": "events/2026-11-02/a.csv", "row": 5, "record": (
+        '{"event_id":"e4","user_id":"u2","event_type":"purchase","event_time":"2026-11-02T12:00:00Z",'
+        '"product_id":"P2","amount":"-3"}')}]
 
 
 def test_single_partition_reads_only_the_raw_days_that_can_hold_it(runner, data_dir):

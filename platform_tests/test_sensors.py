@@ -195,3 +195,24 @@ def test_file_landed_by_rename_with_an_older_mtime_is_picked_up(data_dir, defs, 
     staged.rename(staged.with_name("b.csv"))
     [request] = _requests(_tick(defs, instance, first.cursor))
     assert request.partition_key == "2026-11-06"
+
+
+def test_file_without_a_partition_yet_waits_and_is_requested_once_it_exists(data_dir, instance, monkeypatch):
+    """A file dated before its partition exists (clock skew, early export) is kept in the cursor."""
+    from ml_platform.definitions import build_definitions
+
+    monkeypatch.setenv("ML_PLATFORM_START_DATE", "2026-11-10")
+    before = build_definitions()
+    _land(data_dir, "events", "2026-11-05", "early.csv", _csv(ROW))
+    first = _tick(before, instance, None)
+    assert _requests(first) == []
+    assert json.loads(first.cursor)["waiting"] == [f"events/2026-11-05/early.csv:{len(_csv(ROW))}:{T0 * 10**9}"]
+    assert _requests(_tick(before, instance, first.cursor)) == []  # still no partition
+
+    monkeypatch.setenv("ML_PLATFORM_START_DATE", "2026-11-01")  # now the partition exists
+    after = build_definitions()
+    second = _tick(after, instance, first.cursor)
+    [request] = _requests(second)
+    assert request.partition_key == "2026-11-05"
+    assert json.loads(second.cursor)["waiting"] == []
+    assert isinstance(_tick(after, instance, second.cursor), dg.SkipReason)

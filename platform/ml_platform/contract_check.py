@@ -41,10 +41,14 @@ def evaluate_contract(
     quarantined: int = 0,
     rows_in_scope: int = 0,
     max_quarantine_fraction: float | None = None,
+    quarantine_sql: str | None = None,
 ) -> dg.AssetCheckResult:
+    """`quarantine_sql` selects the rows the write quarantined (rule, column_name, source_file,
+    source_row, record), so a failure names the rules that sent rows there, with samples."""
     with warehouse.read() as con:
         rule_failures = tc.count_rule_failures(con, model, relation_sql)
         pandera = tc.pandera_failures(con, model, relation_sql)
+        by_rule = _quarantined_by_rule(con, quarantine_sql) if quarantine_sql and quarantined else []
     fraction = quarantined / rows_in_scope if rows_in_scope else 0.0
     too_much_quarantined = max_quarantine_fraction is not None and fraction > max_quarantine_fraction
     passed = not rule_failures and not pandera and not too_much_quarantined
@@ -62,6 +66,8 @@ def evaluate_contract(
         )
     if pandera:
         metadata["pandera_failures"] = dg.MetadataValue.json(pandera)
+    if by_rule:
+        metadata["quarantined_by_rule"] = dg.MetadataValue.json(by_rule)
     failed = [f.rule for f in rule_failures] + [p["check"] for p in pandera]
     if too_much_quarantined:
         failed.append(f"quarantined_fraction<={max_quarantine_fraction}")
@@ -73,3 +79,14 @@ def evaluate_contract(
         metadata=metadata,
         description=None if passed else f"{model.__name__} broken: {metadata['failed']}",
     )
+
+
+def _quarantined_by_rule(con, quarantine_sql: str) -> list[dict]:
+    """Each quarantine rule with its column, row count and a few of its rows (file, row, record)."""
+    rows = con.execute(
+        f"""SELECT rule, any_value(column_name), count(*),
+                   list({{'file': source_file, 'row': source_row, 'record': record::VARCHAR}}
+                        ORDER BY source_file, source_row)[1:{tc.FAILURE_SAMPLE_SIZE}]
+            FROM ({quarantine_sql}) GROUP BY rule ORDER BY count(*) DESC, rule"""
+    ).fetchall()
+    return [{"rule": r, "column": c, "rows": n, "sample": sample} for r, c, n, sample in rows]

@@ -60,10 +60,12 @@ def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
         scope = "TRUE" if window is None else (
             f"{tc.quote(spec.partition_column)} BETWEEN DATE '{window[0]}' AND DATE '{window[1]}'"
         )
+        quarantine_scope = "TRUE" if window is None else f"partition_date BETWEEN DATE '{window[0]}' AND DATE '{window[1]}'"
         check = evaluate_contract(
             warehouse, spec.contract, f"SELECT * FROM {tc.quote(spec.clean_table)} WHERE {scope}",
             quarantined=acc.quarantined, rows_in_scope=acc.clean + acc.quarantined + acc.duplicates + acc.deleted,
             max_quarantine_fraction=spec.max_quarantine_fraction,
+            quarantine_sql=f"SELECT * FROM {tc.quote(spec.quarantine_table)} WHERE {quarantine_scope}",
         )
         context.log.info(f"{spec.clean_table} {window_label(window)}: {acc}")
         metadata = {

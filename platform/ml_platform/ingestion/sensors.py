@@ -23,12 +23,14 @@ from ml_platform.sources.spec import FileSourceSpec
 EDGE_NS = 2_000_000_000
 
 
-def _run_key(spec: FileSourceSpec, partition: str | None, identities: list[str]) -> str:
+def _run_key(spec: FileSourceSpec, partition: str, identities: list[str]) -> str:
     digest = hashlib.sha256("\n".join(sorted(identities)).encode()).hexdigest()[:20]
-    return f"{spec.name}:{partition or 'snapshot'}:{digest}"
+    return f"{spec.name}:{partition}:{digest}"
 
 
-def landing_sensor(spec: FileSourceSpec, raw_key: dg.AssetKey, partitions_def=None) -> dg.SensorDefinition:
+def landing_sensor(
+    spec: FileSourceSpec, raw_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition
+) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{spec.name}_landing_sensor",
         description=f"Requests {raw_key.to_user_string()} partitions when files land in landing/{spec.landing_folder}/.",
@@ -37,23 +39,28 @@ def landing_sensor(spec: FileSourceSpec, raw_key: dg.AssetKey, partitions_def=No
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def _sensor(context: dg.SensorEvaluationContext):
-        cursor = json.loads(context.cursor) if context.cursor else {"arrived_ns": 0, "edge": {}}
-        since, edge = cursor["arrived_ns"], dict(cursor["edge"])
-        new = [
-            f for f in landed_files(settings.landing_dir(), spec.landing_folder, spec.formats)
-            if f.arrived_ns >= since - EDGE_NS and f.identity not in edge
-        ]
-        if not new:
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        since, edge = cursor.get("arrived_ns", 0), dict(cursor.get("edge", {}))
+        # Files whose landing date has no partition yet (e.g. tomorrow's, written early): kept
+        # here until the partition exists, so they are requested then and never lost.
+        waiting = set(cursor.get("waiting", []))
+        listed = landed_files(settings.landing_dir(), spec.landing_folder, spec.formats)
+        new = [f for f in listed if f.arrived_ns >= since - EDGE_NS and f.identity not in edge]
+        candidates = new + [f for f in listed if f.identity in waiting and f not in new]
+        if not candidates:
             return dg.SkipReason(f"no new files in landing/{spec.landing_folder}/")
-        valid_keys = set(partitions_def.get_partition_keys(dynamic_partitions_store=context.instance)) if partitions_def else None
-        by_partition: dict[str | None, list[str]] = defaultdict(list)
-        for f in new:
+        valid_keys = set(partitions_def.get_partition_keys(dynamic_partitions_store=context.instance))
+        by_partition: dict[str, list[str]] = defaultdict(list)
+        waiting = set()
+        for f in candidates:
             key = f.landing_date.isoformat()
-            if valid_keys is not None and key not in valid_keys:
-                context.log.warning(f"{f.relative_path}: landing date {key} is outside the partitions; not requested")
+            if key in valid_keys:
+                by_partition[key].append(f.identity)
                 continue
-            by_partition[key].append(f.identity)
-        high = max(since, max(f.arrived_ns for f in new))
+            if f in new:
+                context.log.warning(f"{f.relative_path}: no partition for landing date {key} yet; waiting")
+            waiting.add(f.identity)
+        high = max([since, *(f.arrived_ns for f in new)])
         edge.update({f.identity: f.arrived_ns for f in new})
         edge = {identity: arrived for identity, arrived in edge.items() if arrived >= high - EDGE_NS}
         runs = [
@@ -62,8 +69,11 @@ def landing_sensor(spec: FileSourceSpec, raw_key: dg.AssetKey, partitions_def=No
                 partition_key=key,
                 tags={"ml_platform/source": spec.name, "ml_platform/files": str(len(identities))},
             )
-            for key, identities in sorted(by_partition.items(), key=lambda kv: kv[0] or "")
+            for key, identities in sorted(by_partition.items())
         ]
-        return dg.SensorResult(run_requests=runs, cursor=json.dumps({"arrived_ns": high, "edge": dict(sorted(edge.items()))}))
+        cursor = {"arrived_ns": high, "edge": dict(sorted(edge.items())), "waiting": sorted(waiting)}
+        if not runs:
+            return dg.SensorResult(skip_reason=f"{len(waiting)} file(s) wait for their partition", cursor=json.dumps(cursor))
+        return dg.SensorResult(run_requests=runs, cursor=json.dumps(cursor))
 
     return _sensor

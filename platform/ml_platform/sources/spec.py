@@ -114,6 +114,8 @@ class FileSourceSpec(SourceSpec):
     """Files landing in `landing/<name>/<YYYY-MM-DD>/` (the folder is the landing date, UTC)."""
 
     formats: tuple[str, ...] = FILE_FORMATS
+    # Folder under the landing root (`ML_PLATFORM_DATA_DIR/landing/`); the source's name by default.
+    landing: str | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -123,4 +125,4 @@ class FileSourceSpec(SourceSpec):
 
     @property
     def landing_folder(self) -> str:
-        return self.name
+        return self.landing or self.name
