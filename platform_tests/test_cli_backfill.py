@@ -14,22 +14,27 @@ import pytest
 from ml_platform.demo import generate
 
 REPO = Path(__file__).resolve().parents[1]
+MATERIALIZE = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "ml_platform.definitions"]
+
+
+def cli_env(tmp_path: Path) -> dict:
+    """Environment of a CLI run: its own data folder and a DAGSTER_HOME with the repo's dagster.yaml."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    return {**os.environ, "ML_PLATFORM_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(home),
+            "PYTHONPATH": str(REPO / "platform")}
 
 
 @pytest.mark.e2e
 def test_partition_range_from_cli_is_one_run(tmp_path):
+    env = cli_env(tmp_path)
     data = tmp_path / "data"
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     manifest = generate(data, days=30, events_per_day=100, seed=5, end_date=dt.date(2026, 11, 20))
-    env = {**os.environ, "ML_PLATFORM_DATA_DIR": str(data), "DAGSTER_HOME": str(home),
-           "PYTHONPATH": str(REPO / "platform")}
 
     def materialize(select: str, first: str, last: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "ml_platform.definitions",
-             "--select", select, "--partition-range", f"{first}...{last}"],
+            [*MATERIALIZE, "--select", select, "--partition-range", f"{first}...{last}"],
             env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
         )
         assert done.returncode == 0, done.stderr[-3000:]
@@ -51,25 +56,20 @@ def test_partition_range_from_cli_is_one_run(tmp_path):
 
 @pytest.mark.e2e
 def test_concurrent_writers_wait_for_the_file_lock_instead_of_failing(tmp_path):
-    """A backfill and a sensor-style single-partition run started together both succeed."""
+    """A backfill and sensor-style single-partition runs started together all succeed."""
+    env = cli_env(tmp_path)
     data = tmp_path / "data"
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     manifest = generate(data, days=20, events_per_day=400, seed=9, end_date=dt.date(2026, 11, 20))
-    env = {**os.environ, "ML_PLATFORM_DATA_DIR": str(data), "DAGSTER_HOME": str(home),
-           "PYTHONPATH": str(REPO / "platform")}
     # Create the instance's storage first, as `dagster dev` does: two processes creating a
     # brand-new SQLite instance at the same moment race in its schema migration.
     subprocess.run([sys.executable, "-m", "dagster", "instance", "migrate"], env=env, cwd=REPO, check=True,
                    capture_output=True, timeout=120)
-    base = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "ml_platform.definitions"]
     backfill = subprocess.Popen(
-        [*base, "--select", "raw_events", "--partition-range", f"{manifest['start_date']}...{manifest['end_date']}"],
+        [*MATERIALIZE, "--select", "raw_events", "--partition-range", f"{manifest['start_date']}...{manifest['end_date']}"],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     singles = [
-        subprocess.Popen([*base, "--select", source, "--partition", manifest["end_date"]],
+        subprocess.Popen([*MATERIALIZE, "--select", source, "--partition", manifest["end_date"]],
                          env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for source in ("raw_users", "raw_products", "raw_telemetry")
     ]
