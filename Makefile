@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT ?= 3000
 export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install dev test test-fast demo-data system-deps screenshot clean
+.PHONY: install dev test test-fast lint demo-data system-deps screenshot clean
 
 install: $(VENV)/.installed
 
@@ -51,8 +51,11 @@ dev: install demo-data
 	fi; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 
-test: install system-deps
+test: install system-deps lint
 	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check platform platform_tests
 
 # Everything but the slow end-to-end tests (dagster dev, browser).
 test-fast: install

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from conftest import USERS_CSV, write_landing
+from conftest import write_landing
 
 CSV_NOV_2 = """event_id,user_id,event_type,event_time,product_id,amount
 e1,u1,page_view,2026-11-02T10:00:00Z,,
@@ -141,10 +141,10 @@ def test_single_partition_reads_only_the_raw_days_that_can_hold_it(runner, data_
 def test_rematerializing_gives_identical_tables(runner, data_dir):
     _land_fixture(data_dir)
     _materialize(runner)
-    snapshot = [runner.query(f"SELECT * EXCLUDE (ingested_at) FROM clean_events ORDER BY ALL"),
+    snapshot = [runner.query("SELECT * EXCLUDE (ingested_at) FROM clean_events ORDER BY ALL"),
                 runner.query("SELECT * EXCLUDE (ingested_at, quarantined_at) FROM quarantine_events ORDER BY ALL")]
     _materialize(runner)
-    again = [runner.query(f"SELECT * EXCLUDE (ingested_at) FROM clean_events ORDER BY ALL"),
+    again = [runner.query("SELECT * EXCLUDE (ingested_at) FROM clean_events ORDER BY ALL"),
              runner.query("SELECT * EXCLUDE (ingested_at, quarantined_at) FROM quarantine_events ORDER BY ALL")]
     assert again == snapshot
     assert runner.query("SELECT count(*) FROM raw_events") == [(10,)]

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from conftest import USERS_CSV, write_landing
 

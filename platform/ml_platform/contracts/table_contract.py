@@ -187,11 +187,11 @@ def count_rule_failures(
     )
     counts = con.execute(f"SELECT {counts_sql} FROM ({relation_sql})").fetchone()
     failures = []
-    for rule, count in zip(rules, counts):
+    for rule, count in zip(rules, counts, strict=True):
         if count:
             cur = con.execute(f"SELECT * FROM ({relation_sql}) WHERE {rule.violation} LIMIT {FAILURE_SAMPLE_SIZE}")
             names = [d[0] for d in cur.description]
-            sample = [dict(zip(names, map(_jsonable, row))) for row in cur.fetchall()]
+            sample = [dict(zip(names, map(_jsonable, row), strict=True)) for row in cur.fetchall()]
             failures.append(RuleFailure(rule.name, rule.column, int(count), sample))
     return failures
 

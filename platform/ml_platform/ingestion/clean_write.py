@@ -114,7 +114,6 @@ def _write_history(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> int:
     key_list = ", ".join(keys)
     attributes = [tc.quote(c) for c in spec.source_columns if c not in spec.key_columns]
     attr_hash = f"md5(CAST(to_json(struct_pack({', '.join(f'{a} := {a}' for a in attributes)})) AS VARCHAR))"
-    lineage = "source_file, source_row, landing_date, ingested_at, schema_version"
     cols = ", ".join(tc.quote(c.name) for c in tc.columns(spec.contract))
     con.execute(f"DELETE FROM {tc.quote(spec.clean_table)}")
     con.execute(
