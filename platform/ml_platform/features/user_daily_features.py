@@ -20,34 +20,55 @@ EVENTS = dg.AssetKey("clean_events")
 USERS = dg.AssetKey("clean_users")
 PARTITIONS = daily_partitions()
 
+# Aggregate the day's events per user first, then join the small per-day result to devices and
+# to the users history (a join on 1 M events would do the same work a hundred times over).
 FEATURES_SQL = """
 WITH events AS (
   SELECT * FROM clean_events WHERE event_date BETWEEN $start AND $end
 ),
-device_rank AS (
-  SELECT user_id, event_date, device_type,
-         row_number() OVER (PARTITION BY user_id, event_date ORDER BY count(*) DESC, device_type) AS rank
+daily AS (
+  SELECT
+    user_id,
+    event_date,
+    count(*) AS event_count,
+    count(*) FILTER (WHERE event_type = 'purchase') AS transaction_count,
+    count(DISTINCT product_id) AS unique_products,
+    coalesce(sum(amount) FILTER (WHERE event_type = 'purchase'), 0.0) AS daily_spend,
+    avg(amount) FILTER (WHERE event_type = 'purchase') AS avg_transaction_value,
+    max(amount) FILTER (WHERE event_type = 'purchase') AS max_transaction_value,
+    count(*) FILTER (WHERE event_type = 'add_to_cart') AS cart_adds
+  FROM events
+  GROUP BY user_id, event_date
+),
+device_counts AS (
+  SELECT user_id, event_date, device_type, count(*) AS uses
   FROM events WHERE device_type IS NOT NULL
   GROUP BY user_id, event_date, device_type
+),
+primary_devices AS (
+  -- Most used device; ties go to the alphabetically first.
+  SELECT user_id, event_date, device_type AS primary_device
+  FROM device_counts
+  QUALIFY row_number() OVER (PARTITION BY user_id, event_date ORDER BY uses DESC, device_type) = 1
 )
 SELECT
-  e.user_id,
-  e.event_date AS feature_date,
-  count(*) AS event_count,
-  count(*) FILTER (WHERE e.event_type = 'purchase') AS transaction_count,
-  count(DISTINCT e.product_id) AS unique_products,
-  coalesce(sum(e.amount) FILTER (WHERE e.event_type = 'purchase'), 0.0) AS daily_spend,
-  avg(e.amount) FILTER (WHERE e.event_type = 'purchase') AS avg_transaction_value,
-  max(e.amount) FILTER (WHERE e.event_type = 'purchase') AS max_transaction_value,
-  count(*) FILTER (WHERE e.event_type = 'add_to_cart') AS cart_adds,
-  any_value(d.device_type) AS primary_device,
-  CAST(any_value(e.event_date - u.signup_date) AS BIGINT) AS days_since_signup
-FROM events e
-LEFT JOIN device_rank d ON d.user_id = e.user_id AND d.event_date = e.event_date AND d.rank = 1
--- The user's attributes as they were on the feature day (SCD2 history), never later ones.
-LEFT JOIN clean_users u ON u.user_id = e.user_id AND u.valid_from <= e.event_date
-  AND (u.valid_to IS NULL OR e.event_date < u.valid_to)
-GROUP BY e.user_id, e.event_date
+  d.user_id,
+  d.event_date AS feature_date,
+  d.event_count,
+  d.transaction_count,
+  d.unique_products,
+  d.daily_spend,
+  d.avg_transaction_value,
+  d.max_transaction_value,
+  d.cart_adds,
+  p.primary_device,
+  CAST(d.event_date - u.signup_date AS BIGINT) AS days_since_signup
+FROM daily d
+LEFT JOIN primary_devices p USING (user_id, event_date)
+-- The user's attributes as they were on the feature day (SCD2 history), never later ones. The
+-- open end is a far date rather than `valid_to IS NULL OR ...`: an OR here defeats the hash join.
+LEFT JOIN clean_users u ON u.user_id = d.user_id AND d.event_date >= u.valid_from
+  AND d.event_date < coalesce(u.valid_to, DATE '9999-12-31')
 """
 
 
