@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ml_platform.contracts import table_contract as tc
-from ml_platform.contracts.lineage import LineageColumns
+from ml_platform.ingestion.schema_check import REJECTION_RULES
 from ml_platform.sources.spec import SourceSpec
 
 # Rules the clean layer adds to the contract's own row rules.
@@ -52,7 +52,10 @@ def _utc_timestamp(text: str, zone: str) -> str:
     return f"(CASE WHEN isfinite({parsed}) THEN {parsed} END)"
 
 
-def staged_rows_sql(spec: SourceSpec, window: tuple[dt.date, dt.date] | None) -> str:
+def staged_rows_sql(
+    spec: SourceSpec, window: tuple[dt.date, dt.date] | None, rejected_batches: list[str] = ()
+) -> str:
+    """`rejected_batches`: batches (`source_file@landing_date`) the schema policy rejects."""
     types = {c.name: c.duckdb_type for c in tc.columns(spec.contract)}
     text_cols = ",\n    ".join(f"{_text_of(spec, c)} AS {tc.quote(c + '__text')}" for c in spec.source_columns)
     typed = []
@@ -70,13 +73,12 @@ def staged_rows_sql(spec: SourceSpec, window: tuple[dt.date, dt.date] | None) ->
     known = tc.sql_literal(sorted(spec.known_columns()))
     select_raw = f"""
   SELECT r.source_file, r.source_row, r.landing_date, r.ingested_at, r.schema_version, r.record,
-    l.columns AS _batch_columns,
     list_filter(l.columns, k -> NOT list_contains({known}::VARCHAR[], k)) AS _extra_columns,
     {text_cols}
   FROM {tc.quote(spec.raw_table)} r
   JOIN ingest_ledger l ON l.source = {tc.sql_literal(spec.name)} AND l.source_file = r.source_file
     AND l.landing_date = r.landing_date AND l.ingested_at = r.ingested_at"""
-    type_rules = [*schema_policy_rules(spec), *type_rules]
+    type_rules = [*schema_policy_rules(spec, rejected_batches), *type_rules]
     if window is None:
         # Snapshot source: every landing day is a full snapshot and owns its own rows.
         return _verdict_sql(spec, select_raw, typed, type_rules, [], "landing_date", None)
@@ -100,8 +102,7 @@ def staged_rows_sql(spec: SourceSpec, window: tuple[dt.date, dt.date] | None) ->
 
 def _verdict_sql(spec, select_raw, typed, type_rules, time_rules, partition_expr, window) -> str:
     # History columns of snapshot sources are derived after staging; their rules apply to the table.
-    staged = set(spec.contract.to_schema().columns) - (spec.derived_columns - set(LineageColumns.to_schema().columns) - {spec.partition_column})
-    contract_rules = [r for r in tc.row_rules(spec.contract) if r.column in staged]
+    contract_rules = [r for r in tc.row_rules(spec.contract) if r.column not in spec.history_columns]
     rules = [*time_rules, *type_rules, *contract_rules]
     part_col = spec.partition_column
     derived = ""
@@ -126,20 +127,13 @@ FROM owned{where}
 """
 
 
-def schema_policy_rules(spec: SourceSpec) -> list[tc.RowRule]:
-    """Rows of a batch whose columns the source's schema policy rejects (checked per batch)."""
-    current = list(spec.current_columns or spec.source_columns)
-    if spec.schema_policy == "strict":
-        expected = tc.sql_literal(sorted(current))
-        cond = f"(list_sort(list_distinct(_batch_columns)) <> {expected}::VARCHAR[])"
-        return [tc.RowRule(f"{SCHEMA_RULE_COLUMN}:strict(columns differ from the current version)", SCHEMA_RULE_COLUMN, cond)]
-    if spec.schema_policy == "add_only":
-        present = [
-            f"list_has_any(_batch_columns, {tc.sql_literal(list(spec.equivalent_names(c)))}::VARCHAR[])" for c in current
-        ]
-        cond = f"(NOT ({' AND '.join(present)}))"
-        return [tc.RowRule(f"{SCHEMA_RULE_COLUMN}:add_only(columns removed)", SCHEMA_RULE_COLUMN, cond)]
-    return []
+def schema_policy_rules(spec: SourceSpec, rejected_batches: list[str]) -> list[tc.RowRule]:
+    """Every row of a batch the schema policy rejects breaks this rule (see schema_check)."""
+    if not rejected_batches:
+        return []
+    batch = "(source_file || '@' || CAST(landing_date AS VARCHAR))"
+    cond = f"list_contains({tc.sql_literal(list(rejected_batches))}::VARCHAR[], {batch})"
+    return [tc.RowRule(REJECTION_RULES[spec.schema_policy], SCHEMA_RULE_COLUMN, cond)]
 
 
 def dedup_order(spec: SourceSpec) -> str:

@@ -16,6 +16,7 @@ import duckdb
 from ml_platform.contracts import table_contract as tc
 from ml_platform.ingestion import clean_sql
 from ml_platform.ingestion.raw_files import create_raw_tables
+from ml_platform.ingestion.schema_check import rejected_batches
 from ml_platform.sources.spec import SourceSpec
 
 QUARANTINE_COLUMNS = """
@@ -71,7 +72,9 @@ def write_clean(
     """Replace `window` of event days (None: the snapshot source's whole history)."""
     create_clean_tables(con, spec)
     con.execute("DROP TABLE IF EXISTS _stage")
-    con.execute(f"CREATE TEMP TABLE _stage AS {clean_sql.staged_rows_sql(spec, window)}")
+    landing_window = clean_sql.raw_window(spec, window) if window else None
+    rejected = rejected_batches(con, spec, landing_window)
+    con.execute(f"CREATE TEMP TABLE _stage AS {clean_sql.staged_rows_sql(spec, window, rejected)}")
     # The winning copy of each key per partition; everything else valid is a duplicate.
     deleted = f"{tc.quote(spec.soft_delete_column)} IS NOT NULL" if spec.soft_delete_column else "FALSE"
     con.execute(
@@ -83,9 +86,8 @@ def write_clean(
         rows_read = con.execute(f"SELECT count(*) FROM {tc.quote(spec.raw_table)}").fetchone()[0]
         history_rows = _write_history(con, spec)
     else:
-        lo, hi = clean_sql.raw_window(spec, window)
         rows_read = con.execute(
-            f"SELECT count(*) FROM {tc.quote(spec.raw_table)} WHERE landing_date BETWEEN ? AND ?", [lo, hi]
+            f"SELECT count(*) FROM {tc.quote(spec.raw_table)} WHERE landing_date BETWEEN ? AND ?", list(landing_window)
         ).fetchone()[0]
         cols = ", ".join(tc.quote(c.name) for c in tc.columns(spec.contract))
         con.execute(f"DELETE FROM {tc.quote(spec.clean_table)} WHERE {_between(spec.partition_column, window)}")

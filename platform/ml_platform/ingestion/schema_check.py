@@ -25,8 +25,16 @@ def schema_check_spec(asset_key: dg.AssetKey, spec: SourceSpec, partitions_def) 
     )
 
 
-def _verdict(spec: SourceSpec, columns: list[str]) -> str:
-    """'current', 'accepted' (a change the policy allows) or 'rejected'."""
+# The quarantine rule of rows in a batch the policy rejects.
+REJECTION_RULES = {
+    "strict": "_schema:strict(columns differ from the current version)",
+    "add_only": "_schema:add_only(columns removed)",
+}
+
+
+def schema_verdict(spec: SourceSpec, columns: list[str]) -> str:
+    """'current', 'accepted' (a change the policy allows) or 'rejected': the one place the
+    schema policies are decided, for this check and for the clean layer's quarantine."""
     current = list(spec.current_columns or spec.source_columns)
     if sorted(set(columns)) == sorted(current):
         return "current"
@@ -38,6 +46,17 @@ def _verdict(spec: SourceSpec, columns: list[str]) -> str:
     return "accepted"
 
 
+def rejected_batches(con: duckdb.DuckDBPyConnection, spec: SourceSpec, landing_window=None) -> list[str]:
+    """Batches (as `source_file@landing_date`) whose columns the policy rejects."""
+    scope = "TRUE" if landing_window is None else "landing_date BETWEEN ? AND ?"
+    batches = con.execute(
+        f"SELECT source_file || '@' || CAST(landing_date AS VARCHAR), columns FROM ingest_ledger"
+        f" WHERE source = ? AND {scope}",
+        [spec.name, *(landing_window or ())],
+    ).fetchall()
+    return sorted(batch for batch, columns in batches if schema_verdict(spec, columns) == "rejected")
+
+
 def evaluate_schema(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window) -> dg.AssetCheckResult:
     batches = con.execute(
         "SELECT source_file, columns, schema_version FROM ingest_ledger"
@@ -47,7 +66,7 @@ def evaluate_schema(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window) ->
     current = set(spec.current_columns or spec.source_columns)
     changes = []
     for source_file, columns, version in batches:
-        verdict = _verdict(spec, columns)
+        verdict = schema_verdict(spec, columns)
         if verdict != "current":
             changes.append({
                 "batch": source_file, "schema_version": version, "verdict": verdict,

@@ -83,10 +83,12 @@ class SourceSpec:
     @property
     def derived_columns(self) -> set[str]:
         """Contract columns the platform computes rather than reads from the source."""
-        derived = set(LineageColumns.to_schema().columns) | {self.partition_column}
-        if not self.is_partitioned:
-            derived |= set(HistoryColumns.to_schema().columns)
-        return derived
+        return set(LineageColumns.to_schema().columns) | {self.partition_column} | self.history_columns
+
+    @property
+    def history_columns(self) -> set[str]:
+        """valid_from / valid_to / is_current of snapshot sources, derived after staging."""
+        return set() if self.is_partitioned else set(HistoryColumns.to_schema().columns)
 
     @property
     def source_columns(self) -> list[str]:
