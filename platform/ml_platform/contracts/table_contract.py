@@ -71,7 +71,11 @@ def sql_literal(value) -> str:
 
 @cache
 def schema_of(model: type[pa.DataFrameModel]) -> pa.DataFrameSchema:
-    return model.to_schema()
+    schema = model.to_schema()
+    for column in schema.columns.values():
+        for check in column.checks:
+            check.n_failure_cases = FAILURE_SAMPLE_SIZE
+    return schema
 
 
 def columns(model: type[pa.DataFrameModel]) -> list[ColumnContract]:
@@ -209,13 +213,9 @@ def pandera_failures(
     extra columns and uniqueness included), with a bounded sample of failure cases.
     """
     import ibis
-
-    schema = schema_of(model)
-    for column in schema.columns.values():
-        for check in column.checks:
-            check.n_failure_cases = FAILURE_SAMPLE_SIZE
     from pandera.config import ValidationDepth, config_context
 
+    schema = schema_of(model)
     backend = ibis.duckdb.from_connection(con)
     empty = con.execute(f"SELECT count(*) = 0 FROM ({relation_sql})").fetchone()[0]
     # pandera 0.35's ibis backend reports every not-null check as failed on an empty relation,
