@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT ?= 3000
 export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install dev test test-fast lint demo-data system-deps screenshot clean
+.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean
 
 install: $(VENV)/.installed
 
@@ -54,8 +54,15 @@ dev: install demo-data
 test: install system-deps lint
 	$(PY) -m pytest
 
+# Lint for bug classes, import order, outdated syntax and needlessly complex code; the format is checked too
+# (`make format` applies it).
 lint: install
 	$(VENV)/bin/ruff check platform platform_tests
+	$(VENV)/bin/ruff format --check platform platform_tests
+
+format: install
+	$(VENV)/bin/ruff check --fix platform platform_tests
+	$(VENV)/bin/ruff format platform platform_tests
 
 # Everything but the slow end-to-end tests (dagster dev, browser).
 test-fast: install

@@ -14,8 +14,14 @@ from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -24,8 +30,11 @@ def chromium(profile_dir: Path, timeout_ms: int = 30_000) -> Iterator[BrowserCon
     """A headless Chromium with a fresh profile (`--user-data-dir`)."""
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(profile_dir), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-            headless=True, viewport={"width": 1920, "height": 1200},
+            str(profile_dir),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1920, "height": 1200},
         )
         context.set_default_timeout(timeout_ms)
         try:

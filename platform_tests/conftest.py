@@ -48,14 +48,22 @@ class Runner:
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, data_dir: Path):
         self.defs, self.instance, self.data_dir = defs, instance, data_dir
 
-    def run(self, *asset_names: str, partition: str | None = None, range_: tuple[str, str] | None = None,
-            expect_success: bool = True) -> dg.ExecuteInProcessResult:
+    def run(
+        self,
+        *asset_names: str,
+        partition: str | None = None,
+        range_: tuple[str, str] | None = None,
+        expect_success: bool = True,
+    ) -> dg.ExecuteInProcessResult:
         tags = {}
         if range_:
             tags = {"dagster/asset_partition_range_start": range_[0], "dagster/asset_partition_range_end": range_[1]}
         result = dg.materialize(
             [self.defs.get_assets_def(name) for name in asset_names],
-            instance=self.instance, resources=self.defs.resources, partition_key=partition, tags=tags,
+            instance=self.instance,
+            resources=self.defs.resources,
+            partition_key=partition,
+            tags=tags,
             raise_on_error=False,
         )
         assert result.success is expect_success, [

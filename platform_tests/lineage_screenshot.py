@@ -13,9 +13,8 @@ import urllib.parse
 from pathlib import Path
 
 from browser import chromium, expand_lineage_groups
-from platform_server import running_platform
-
 from ml_platform.demo import generate
+from platform_server import running_platform
 
 PICTURED = ("raw_events", "clean_events", "raw_users", "clean_users", "user_daily_features")
 
@@ -23,12 +22,22 @@ PICTURED = ("raw_events", "clean_events", "raw_users", "clean_users", "user_dail
 def main(target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        today = dt.datetime.now(dt.timezone.utc).date()
-        generate(root / "data", days=2, events_per_day=200, seed=7, end_date=today - dt.timedelta(days=1),
-                 telemetry_hours_per_day=2)
+        today = dt.datetime.now(dt.UTC).date()
+        generate(
+            root / "data",
+            days=2,
+            events_per_day=200,
+            seed=7,
+            end_date=today - dt.timedelta(days=1),
+            telemetry_hours_per_day=2,
+        )
         with running_platform(root, sensor_interval=3, name="screenshot") as platform:
-            platform.wait_for(lambda: platform.materialized_partitions("user_daily_features") and platform.idle(),
-                              600, interval=3, what="the demo data to reach the features")
+            platform.wait_for(
+                lambda: platform.materialized_partitions("user_daily_features") and platform.idle(),
+                600,
+                interval=3,
+                what="the demo data to reach the features",
+            )
             with chromium(root / "profile") as context:
                 page = context.new_page()
                 # The clickstream pipeline and its users dimension: the whole graph of every source

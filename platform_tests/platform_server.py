@@ -159,8 +159,10 @@ class Platform:
         """Partition key -> MATERIALIZED / FAILED / MATERIALIZING (unmaterialized keys are absent)."""
         statuses = self._asset_node(_PARTITIONS_QUERY, asset)["assetPartitionStatuses"]
         if statuses["__typename"] == "DefaultPartitionStatuses":
-            return {**{k: "MATERIALIZED" for k in statuses["materializedPartitions"]},
-                    **{k: "FAILED" for k in statuses["failedPartitions"]}}
+            return {
+                **{k: "MATERIALIZED" for k in statuses["materializedPartitions"]},
+                **{k: "FAILED" for k in statuses["failedPartitions"]},
+            }
         return {day: r["status"] for r in statuses["ranges"] for day in _days(r["startKey"], r["endKey"])}
 
     def materialized_partitions(self, asset: str) -> set[str]:
@@ -172,8 +174,9 @@ class Platform:
         return self._asset_node(_MATERIALIZATIONS_QUERY, asset, partitions=partitions)["assetMaterializations"]
 
     def row_count(self, materialization: dict) -> int | None:
+        """The rows of the materialized partition (`dagster/row_count` is the whole table's)."""
         for entry in materialization["metadataEntries"]:
-            if entry["label"] == "dagster/row_count":
+            if entry["label"] == "dagster/partition_row_count":
                 return entry.get("intValue")
         return None
 
@@ -200,15 +203,22 @@ class Platform:
         if data["__typename"] != "Runs":
             raise GraphQLError(str(data))
         return [
-            Run(r["runId"], r["status"], {t["key"]: t["value"] for t in r["tags"]},
-                ["/".join(k["path"]) for k in r["assetSelection"] or []], r["creationTime"])
+            Run(
+                r["runId"],
+                r["status"],
+                {t["key"]: t["value"] for t in r["tags"]},
+                ["/".join(k["path"]) for k in r["assetSelection"] or []],
+                r["creationTime"],
+            )
             for r in data["results"]
         ]
 
     def describe_runs(self, limit: int = 30) -> str:
         try:
-            return "\n".join(f"  {r.status:<9} {','.join(r.assets):<22} {r.partition or '-':<11} {r.sensor or 'manual'}"
-                             for r in self.runs(limit=limit))
+            return "\n".join(
+                f"  {r.status:<9} {','.join(r.assets):<22} {r.partition or '-':<11} {r.sensor or 'manual'}"
+                for r in self.runs(limit=limit)
+            )
         except Exception as exc:  # only for a failure message
             return f"  (runs unavailable: {exc})"
 
@@ -225,7 +235,9 @@ class Platform:
         else:
             state = self.graphql(
                 "query ($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename"
-                " ... on Sensor { sensorState { id } } } }", {"s": selector})["sensorOrError"]
+                " ... on Sensor { sensorState { id } } } }",
+                {"s": selector},
+            )["sensorOrError"]
             query = "mutation ($id: String!) { stopSensor(id: $id) { __typename } }"
             result = self.graphql(query, {"id": state["sensorState"]["id"]})["stopSensor"]
         if "Error" in result["__typename"]:
@@ -276,6 +288,11 @@ def _stop(process: subprocess.Popen, grace: float = 5.0) -> None:
         os.killpg(pgid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
+    # SIGKILL is delivered at once but a busy machine takes a moment to tear the processes down
+    # (seen: the group still listed right after the kill while apt ran beside the tests).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and process_group_alive(pgid):
+        time.sleep(0.1)
 
 
 def process_group_alive(pgid: int) -> bool:
@@ -318,7 +335,11 @@ def running_platform(tmp_path: Path, sensor_interval: int = 3, name: str = "dags
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     platform = Platform(f"http://127.0.0.1:{port}", data_dir, home, process, log_path)
     failed = True

@@ -76,31 +76,70 @@ class PostgresServer:
 
     def env(self, prefix: str = "ML_PLATFORM_PG") -> dict[str, str]:
         """The connection variables the platform's PostgreSQL sources read."""
-        return {f"{prefix}_HOST": self.host, f"{prefix}_PORT": str(self.port), f"{prefix}_DB": self.db,
-                f"{prefix}_USER": self.user, f"{prefix}_PASSWORD": self.password}
+        return {
+            f"{prefix}_HOST": self.host,
+            f"{prefix}_PORT": str(self.port),
+            f"{prefix}_DB": self.db,
+            f"{prefix}_USER": self.user,
+            f"{prefix}_PASSWORD": self.password,
+        }
 
     def _as_postgres(self, *cmd: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        return subprocess.run([*prefix, *cmd], check=check, capture_output=True, text=True, input=input,
-                              timeout=START_TIMEOUT_SECONDS + 30)
+        return subprocess.run(
+            [*prefix, *cmd],
+            check=check,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=START_TIMEOUT_SECONDS + 30,
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        result = self._as_postgres(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
-                                   "-w", "-t", str(START_TIMEOUT_SECONDS), "-o", options, "start", check=False)
+        result = self._as_postgres(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_SECONDS),
+            "-o",
+            options,
+            "start",
+            check=False,
+        )
         if result.returncode != 0:
             log = self.log_file.read_text() if self.log_file.exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {result.stdout}{result.stderr}\n{log[-3000:]}")
 
     def stop(self) -> None:
-        self._as_postgres(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "stop",
-                          check=False)
+        self._as_postgres(
+            str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "stop", check=False
+        )
 
     def sql(self, statements: str, db: str | None = None) -> str:
         """Run SQL as the superuser over the unix socket (seeding and fault injection only)."""
         result = self._as_postgres(
-            str(self.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
-            "-p", str(self.port), "-U", "postgres", "-d", db or self.db, "-At", "-f", "-", input=statements,
+            str(self.bin_dir / "psql"),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            str(self.socket_dir),
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            db or self.db,
+            "-At",
+            "-f",
+            "-",
+            input=statements,
             check=False,
         )
         if result.returncode != 0:
@@ -113,8 +152,9 @@ def postgres_server(db: str = "shop", user: str = "ml_reader") -> Iterator[Postg
     bin_dir = postgres_bin_dir()
     # Not under pytest's tmp_path: its parents are private to root, and the server runs as `postgres`.
     root = Path(tempfile.mkdtemp(prefix="ml-platform-pg-"))
-    server = PostgresServer(bin_dir=bin_dir, root=root, port=_free_port(), user=user,
-                            password=f"pw '{secrets.token_hex(12)} x", db=db)
+    server = PostgresServer(
+        bin_dir=bin_dir, root=root, port=_free_port(), user=user, password=f"pw '{secrets.token_hex(12)} x", db=db
+    )
     try:
         server.socket_dir.mkdir()
         if os.geteuid() == 0:
@@ -122,16 +162,25 @@ def postgres_server(db: str = "shop", user: str = "ml_reader") -> Iterator[Postg
             for path in (root, server.socket_dir):
                 os.chown(path, pg.pw_uid, pg.pw_gid)
         result = server._as_postgres(
-            str(bin_dir / "initdb"), "-D", str(server.data_dir), "-U", "postgres", "--auth-local=trust",
-            "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-sync", check=False,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(server.data_dir),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--encoding=UTF8",
+            "--no-sync",
+            check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed: {result.stdout}{result.stderr}")
         server.start()
         try:
             escaped = server.password.replace("'", "''")
-            server.sql(f"CREATE ROLE {user} LOGIN PASSWORD '{escaped}';\nCREATE DATABASE {db} OWNER {user};",
-                       db="postgres")
+            server.sql(
+                f"CREATE ROLE {user} LOGIN PASSWORD '{escaped}';\nCREATE DATABASE {db} OWNER {user};", db="postgres"
+            )
             yield server
         finally:
             server.stop()

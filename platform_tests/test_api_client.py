@@ -13,7 +13,7 @@ from email.utils import format_datetime
 import pytest
 
 from ml_platform.demo.weather_api import HISTORY_PATH, WeatherApiServer, observations
-from ml_platform.ingestion.api_client import ApiClient, ApiError, equal_jitter
+from ml_platform.source_kinds.api.client import ApiClient, ApiError, equal_jitter
 
 KEY = "sk-test-4f1c9a7e-secret"
 PARAMS = {"location": "berlin", "date": "2026-01-05"}
@@ -47,8 +47,14 @@ def fake_time() -> FakeTime:
 
 def make_client(server, fake_time, **options) -> ApiClient:
     defaults = dict(
-        api_key=KEY, requests_per_second=None, max_attempts=5, backoff_base_seconds=0.5,
-        backoff_max_seconds=4.0, timeout_seconds=2.0, sleep=fake_time.sleep, clock=fake_time.clock,
+        api_key=KEY,
+        requests_per_second=None,
+        max_attempts=5,
+        backoff_base_seconds=0.5,
+        backoff_max_seconds=4.0,
+        timeout_seconds=2.0,
+        sleep=fake_time.sleep,
+        clock=fake_time.clock,
         jitter=lambda delay: delay,
     )
     return ApiClient(server.url, **{**defaults, **options})
@@ -89,7 +95,7 @@ def test_retry_after_seconds_is_honoured_instead_of_backoff(server, fake_time):
 
 
 def test_retry_after_http_date_is_honoured(server, fake_time):
-    now = dt.datetime(2026, 1, 6, 12, 0, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 6, 12, 0, 0, tzinfo=dt.UTC)
     server.faults.rate_limit(retry_after=format_datetime(now + dt.timedelta(seconds=5), usegmt=True))
     with make_client(server, fake_time, now=lambda: now) as client:
         response = client.get(HISTORY_PATH, PARAMS)
@@ -151,8 +157,10 @@ def test_gives_up_after_max_attempts_naming_url_and_status_without_key(server, f
 def test_credentials_in_the_base_url_never_reach_the_error(server, fake_time):
     server.faults.fail(502, times=2)
     base = server.url.replace("http://", "http://user:hunter2@")
-    with ApiClient(base, max_attempts=2, sleep=fake_time.sleep, clock=fake_time.clock,
-                   jitter=lambda d: d) as client, pytest.raises(ApiError) as raised:
+    with (
+        ApiClient(base, max_attempts=2, sleep=fake_time.sleep, clock=fake_time.clock, jitter=lambda d: d) as client,
+        pytest.raises(ApiError) as raised,
+    ):
         client.get(HISTORY_PATH, PARAMS)
     assert "hunter2" not in str(raised.value) and server.url in str(raised.value)
 
@@ -160,8 +168,17 @@ def test_credentials_in_the_base_url_never_reach_the_error(server, fake_time):
 def test_connection_refused_is_retried_then_reported(fake_time):
     with WeatherApiServer() as srv:
         url = srv.url  # a port that was free a moment ago and is closed now
-    with ApiClient(url, max_attempts=3, backoff_base_seconds=0.5, sleep=fake_time.sleep, clock=fake_time.clock,
-                   jitter=lambda d: d) as client, pytest.raises(ApiError) as raised:
+    with (
+        ApiClient(
+            url,
+            max_attempts=3,
+            backoff_base_seconds=0.5,
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+            jitter=lambda d: d,
+        ) as client,
+        pytest.raises(ApiError) as raised,
+    ):
         client.get(HISTORY_PATH, PARAMS)
     assert "ConnectionError" in str(raised.value) and url in str(raised.value)
     assert fake_time.sleeps == [0.5, 1.0]

@@ -14,16 +14,27 @@ import pytest
 from dagster._serdes import serialize_value
 
 from ml_platform.demo.weather_api import WeatherApiServer, observations
-from ml_platform.ingestion import api_client
-from ml_platform.ingestion.api_source import REPROCESS_TAG, STEP_RETRY_POLICY
-from ml_platform.source_specs.weather import SPEC
+from ml_platform.source_kinds.api import client as api_client
+from ml_platform.source_kinds.api.assets import REPROCESS_TAG, STEP_RETRY_POLICY
+from ml_platform.sources.weather import SPEC
 
 KEY = "wx-key-9d2b7c41-do-not-log"
 URL_ENV, KEY_ENV = SPEC.base_url_env, SPEC.api_key_env
 DAYS = ("2026-01-05", "2026-01-06")
 LOCATIONS = ("berlin", "london", "new_york")
-CLEAN_COLUMNS = ("location", "observed_at", "observation_date", "temperature_c", "humidity_pct",
-                 "precipitation_mm", "wind_speed_kmh", "source_file", "source_row", "landing_date", "schema_version")
+CLEAN_COLUMNS = (
+    "location",
+    "observed_at",
+    "observation_date",
+    "temperature_c",
+    "humidity_pct",
+    "precipitation_mm",
+    "wind_speed_kmh",
+    "source_file",
+    "source_row",
+    "landing_date",
+    "schema_version",
+)
 
 
 @pytest.fixture
@@ -62,9 +73,18 @@ def expected_clean_rows() -> list[tuple]:
     for day in DAYS:
         for location in LOCATIONS:
             for record in observations(location, dt.date.fromisoformat(day)):
-                utc = dt.datetime.fromisoformat(record["time"]).astimezone(dt.timezone.utc).replace(tzinfo=None)
-                rows.append((location, utc, utc.date(), record["temperature_c"], record["humidity_pct"],
-                             record["precipitation_mm"], record["wind_speed_kmh"]))
+                utc = dt.datetime.fromisoformat(record["time"]).astimezone(dt.UTC).replace(tzinfo=None)
+                rows.append(
+                    (
+                        location,
+                        utc,
+                        utc.date(),
+                        record["temperature_c"],
+                        record["humidity_pct"],
+                        record["precipitation_mm"],
+                        record["wind_speed_kmh"],
+                    )
+                )
     return sorted(rows)
 
 
@@ -75,9 +95,14 @@ def clean_rows(runner, columns=CLEAN_COLUMNS) -> list[tuple]:
 def materialize(runner, run_config=None, tags=None, expect_success=True):
     result = dg.materialize(
         [runner.defs.get_assets_def("raw_weather"), runner.defs.get_assets_def("clean_weather")],
-        instance=runner.instance, resources=runner.defs.resources, run_config=run_config,
-        tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[1],
-              **(tags or {})},
+        instance=runner.instance,
+        resources=runner.defs.resources,
+        run_config=run_config,
+        tags={
+            "dagster/asset_partition_range_start": DAYS[0],
+            "dagster/asset_partition_range_end": DAYS[1],
+            **(tags or {}),
+        },
         raise_on_error=False,
     )
     assert result.success is expect_success, [
@@ -98,23 +123,29 @@ def test_two_days_fetched_stored_and_cleaned_in_utc(runner, weather_api):
     assert [(r[0], r[1], r[2], r[4], r[5]) for r in responses] == [
         (day, loc, f"api:weather/{loc}/{day}", 200, 1) for day in DAYS for loc in LOCATIONS
     ]
-    assert all(url.startswith(weather_api.url + "/v1/history?location=") for *_, url, _, _ in
-               [(r[0], r[1], r[3], r[4], r[5]) for r in responses])
+    assert all(
+        url.startswith(weather_api.url + "/v1/history?location=")
+        for *_, url, _, _ in [(r[0], r[1], r[3], r[4], r[5]) for r in responses]
+    )
 
     # Raw: one row per record, 24 per location and day, landing date = the requested day.
     assert runner.query("SELECT landing_date::VARCHAR, count(*) FROM raw_weather GROUP BY 1 ORDER BY 1") == [
-        (DAYS[0], 72), (DAYS[1], 72)
+        (DAYS[0], 72),
+        (DAYS[1], 72),
     ]
-    assert runner.query(
-        "SELECT DISTINCT schema_version, record->>'location' IS NOT NULL FROM raw_weather"
-    ) == [("v1", True)]
-    ledger = runner.query("SELECT source_file, row_count, format FROM ingest_ledger WHERE source = 'weather' ORDER BY 1")
+    assert runner.query("SELECT DISTINCT schema_version, record->>'location' IS NOT NULL FROM raw_weather") == [
+        ("v1", True)
+    ]
+    ledger = runner.query(
+        "SELECT source_file, row_count, format FROM ingest_ledger WHERE source = 'weather' ORDER BY 1"
+    )
     assert len(ledger) == 6 and {(r[1], r[2]) for r in ledger} == {(24, "json")}
 
     # Clean: exact counts per UTC day, every value as the API sent it, event time in UTC.
-    assert runner.query(
-        "SELECT observation_date::VARCHAR, count(*) FROM clean_weather GROUP BY 1 ORDER BY 1"
-    ) == [(DAYS[0], 72), (DAYS[1], 72)]
+    assert runner.query("SELECT observation_date::VARCHAR, count(*) FROM clean_weather GROUP BY 1 ORDER BY 1") == [
+        (DAYS[0], 72),
+        (DAYS[1], 72),
+    ]
     assert runner.query("SELECT count(*) FROM quarantine_weather") == [(0,)]
     got = sorted(r[:7] for r in clean_rows(runner))
     assert got == expected_clean_rows()
@@ -151,10 +182,10 @@ def test_transient_503s_are_retried_and_each_response_stored_once(runner, weathe
     runner.run("raw_weather", "clean_weather", range_=DAYS)
     assert len(weather_api.requests) == 8
     assert [r.status for r in weather_api.requests if r.location == "london" and r.date == DAYS[1]] == [503, 503, 200]
-    assert runner.query("SELECT source_file, count(*), max(attempts) FROM raw_weather_responses"
-                        " GROUP BY 1 HAVING count(*) > 1 OR max(attempts) > 1") == [
-        (f"api:weather/london/{DAYS[1]}", 1, 3)
-    ]
+    assert runner.query(
+        "SELECT source_file, count(*), max(attempts) FROM raw_weather_responses"
+        " GROUP BY 1 HAVING count(*) > 1 OR max(attempts) > 1"
+    ) == [(f"api:weather/london/{DAYS[1]}", 1, 3)]
     assert runner.query("SELECT count(*) FROM raw_weather_responses") == [(6,)]
     assert runner.query("SELECT count(*) FROM clean_weather") == [(144,)]
     # Rate-limit spacing (0.2 s at 5/s) between request starts, and after each 503 a backoff
@@ -196,8 +227,9 @@ def test_reprocess_from_stored_responses_with_the_api_down(runner, weather_api, 
 
 
 def test_reprocess_without_stored_responses_fails_naming_them(runner, weather_api):
-    result = materialize(runner, run_config={"ops": {"raw_weather": {"config": {"reprocess": True}}}},
-                         expect_success=False)
+    result = materialize(
+        runner, run_config={"ops": {"raw_weather": {"config": {"reprocess": True}}}}, expect_success=False
+    )
     failures = [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failures and "api:weather/berlin/2026-01-05" in str(
         [e.event_specific_data.error.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -225,7 +257,7 @@ def test_schedule_requests_yesterday_and_runs_only_when_configured(defs, monkeyp
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.execution_timezone == "UTC" and schedule.cron_schedule == "15 0 * * *"
     context = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 3, 2, 0, 15, tzinfo=dt.timezone.utc), repository_def=repository
+        scheduled_execution_time=dt.datetime(2026, 3, 2, 0, 15, tzinfo=dt.UTC), repository_def=repository
     )
     requests = list(schedule.evaluate_tick(context).run_requests)
     assert [r.partition_key for r in requests] == ["2026-03-01"]
@@ -234,11 +266,14 @@ def test_schedule_requests_yesterday_and_runs_only_when_configured(defs, monkeyp
     from ml_platform.definitions import build_definitions
 
     unconfigured = build_definitions()
-    assert unconfigured.get_repository_def().get_schedule_def("weather_daily_schedule").default_status == dg.DefaultScheduleStatus.STOPPED
+    assert (
+        unconfigured.get_repository_def().get_schedule_def("weather_daily_schedule").default_status
+        == dg.DefaultScheduleStatus.STOPPED
+    )
 
 
 def test_responses_are_committed_before_the_transform(runner, weather_api):
-    from ml_platform.ingestion import api_source
+    from ml_platform.source_kinds.api import assets as api_source
 
     def broken_transform(*args, **kwargs):
         raise dg.Failure("transform broke", allow_retries=False)
@@ -261,10 +296,13 @@ def test_unreadable_stored_response_fails_and_leaves_raw_untouched(runner, weath
     import duckdb
 
     con = duckdb.connect(str(runner.data_dir / "warehouse.duckdb"))
-    con.execute("UPDATE raw_weather_responses SET body = '{\"daily\": []}' WHERE source_file = 'api:weather/london/2026-01-06'")
+    con.execute(
+        "UPDATE raw_weather_responses SET body = '{\"daily\": []}' WHERE source_file = 'api:weather/london/2026-01-06'"
+    )
     con.close()
     result = materialize(runner, tags={REPROCESS_TAG: "true"}, expect_success=False)
-    errors = str([e.event_specific_data.error.message for e in result.all_events
-                  if e.event_type_value == "STEP_FAILURE"])
+    errors = str(
+        [e.event_specific_data.error.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    )
     assert "api:weather/london/2026-01-06: no JSON list at $.hourly" in errors
     assert runner.query("SELECT count(*) FROM raw_weather") == [(144,)]

@@ -9,7 +9,11 @@ import pytest
 
 from conftest import USERS_CSV, days, write_landing
 
-CLEAN, FEATURES, CLEAN_USERS = dg.AssetKey("clean_events"), dg.AssetKey("user_daily_features"), dg.AssetKey("clean_users")
+CLEAN, FEATURES, CLEAN_USERS = (
+    dg.AssetKey("clean_events"),
+    dg.AssetKey("user_daily_features"),
+    dg.AssetKey("clean_users"),
+)
 CONTRACT = dg.AssetCheckKey(CLEAN, "contract")
 HEADER = "event_id,user_id,event_type,event_time,product_id,amount\n"
 TOLERANCE = 3  # events.late_tolerance_days
@@ -189,3 +193,32 @@ def test_failed_check_stops_features_inside_a_chained_run(data_dir, runner, inst
     result = runner.run("clean_events", "user_daily_features", partition="2026-11-10", expect_success=False)
     assert [m.asset_key for m in result.get_asset_materialization_events()] == [CLEAN]
     assert instance.get_latest_materialization_event(FEATURES) is None
+
+
+def test_range_backfill_gates_features_per_partition(data_dir, runner, ticker):
+    """A single-run range backfill of clean partitions, one failing its contract: automation builds
+    features for exactly the partitions that passed, as it does after one-partition runs."""
+    ticker.tick()
+    _land_users_and_clean(runner, data_dir)
+    write_landing(data_dir, "events", "2026-11-08", "good.csv", _events("2026-11-08", "g8"))
+    # 8 of 10 rows break the contract (event_type 'bogus'): 80% quarantined > 10% allowed.
+    write_landing(data_dir, "events", "2026-11-09", "bad.csv", _events("2026-11-09", "b", n=10, bogus=8))
+    write_landing(data_dir, "events", "2026-11-10", "good.csv", _events("2026-11-10", "g10"))
+    runner.run("raw_events", range_=("2026-11-08", "2026-11-10"))
+    assert ticker.tick() == {
+        CLEAN: set(days("2026-11-05", "2026-11-11")),
+        FEATURES: set(days("2026-11-05", "2026-11-11")),
+    }
+    assert ticker.tick() == {}
+
+    # The UI's backfill of three days: one run, which fails because one day broke its contract.
+    backfill = runner.run("clean_events", range_=("2026-11-08", "2026-11-10"), expect_success=False)
+    assert {e.partition: e.passed for e in backfill.get_asset_check_evaluations() if e.partition} == {
+        "2026-11-08": True,
+        "2026-11-09": False,
+        "2026-11-10": True,
+    }
+    assert sorted(m.partition for m in backfill.get_asset_materialization_events()) == days("2026-11-08", "2026-11-10")
+
+    assert ticker.tick() == {FEATURES: {"2026-11-08", "2026-11-10"}}
+    assert ticker.tick() == {}

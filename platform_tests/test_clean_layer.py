@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import duckdb
+
 from conftest import write_landing
+from helpers import run_check, run_metadata
 
 CSV_NOV_2 = """event_id,user_id,event_type,event_time,product_id,amount
 e1,u1,page_view,2026-11-02T10:00:00Z,,
@@ -18,17 +21,41 @@ e6,u2,purchase,2026-11-02T13:00:00Z,P2,abc
 """
 # v3 file (device, session_id) landing a day later: one row of Nov 2 in UTC written at -02:00,
 # one row 8 days late (beyond the 3-day tolerance), one with an extra column.
-JSONL_NOV_3 = "\n".join(
-    json.dumps(r)
-    for r in [
-        {"event_id": "e7", "user_id": "u2", "event_type": "add_to_cart", "event_time": "2026-11-02T20:00:00-02:00",
-         "product_id": "P3", "amount": None, "device": "mobile", "session_id": "s1"},
-        {"event_id": "e8", "user_id": "u1", "event_type": "page_view", "event_time": "2026-10-26T10:00:00Z",
-         "device": "desktop", "session_id": "s2"},
-        {"event_id": "e9", "user_id": "u1", "event_type": "search", "event_time": "2026-11-03T01:00:00Z",
-         "device": "tablet", "session_id": "s3", "referrer": "ad"},
-    ]
-) + "\n"
+JSONL_NOV_3 = (
+    "\n".join(
+        json.dumps(r)
+        for r in [
+            {
+                "event_id": "e7",
+                "user_id": "u2",
+                "event_type": "add_to_cart",
+                "event_time": "2026-11-02T20:00:00-02:00",
+                "product_id": "P3",
+                "amount": None,
+                "device": "mobile",
+                "session_id": "s1",
+            },
+            {
+                "event_id": "e8",
+                "user_id": "u1",
+                "event_type": "page_view",
+                "event_time": "2026-10-26T10:00:00Z",
+                "device": "desktop",
+                "session_id": "s2",
+            },
+            {
+                "event_id": "e9",
+                "user_id": "u1",
+                "event_type": "search",
+                "event_time": "2026-11-03T01:00:00Z",
+                "device": "tablet",
+                "session_id": "s3",
+                "referrer": "ad",
+            },
+        ]
+    )
+    + "\n"
+)
 
 
 def _land_fixture(data_dir):
@@ -65,16 +92,60 @@ def test_clean_rows_are_typed_utc_deduplicated(runner, data_dir):
         " source_file, source_row FROM clean_events ORDER BY event_id"
     )
     assert rows == [
-        ("e1", "u1", "page_view", dt.datetime(2026, 11, 2, 10), dt.date(2026, 11, 2), None, None, None, None,
-         "events/2026-11-02/a.csv", 1),
+        (
+            "e1",
+            "u1",
+            "page_view",
+            dt.datetime(2026, 11, 2, 10),
+            dt.date(2026, 11, 2),
+            None,
+            None,
+            None,
+            None,
+            "events/2026-11-02/a.csv",
+            1,
+        ),
         # +05:30 normalized to UTC; the later copy (row 3) wins the dedup.
-        ("e2", "u1", "purchase", dt.datetime(2026, 11, 2, 5, 30), dt.date(2026, 11, 2), "P1", 12.5, None, None,
-         "events/2026-11-02/a.csv", 3),
+        (
+            "e2",
+            "u1",
+            "purchase",
+            dt.datetime(2026, 11, 2, 5, 30),
+            dt.date(2026, 11, 2),
+            "P1",
+            12.5,
+            None,
+            None,
+            "events/2026-11-02/a.csv",
+            3,
+        ),
         # -02:00 on Nov 2 is Nov 2 22:00 UTC; v3's `device` lands in device_type.
-        ("e7", "u2", "add_to_cart", dt.datetime(2026, 11, 2, 22), dt.date(2026, 11, 2), "P3", None, "mobile", "s1",
-         "events/2026-11-03/b.jsonl", 1),
-        ("e9", "u1", "search", dt.datetime(2026, 11, 3, 1), dt.date(2026, 11, 3), None, None, "tablet", "s3",
-         "events/2026-11-03/b.jsonl", 3),
+        (
+            "e7",
+            "u2",
+            "add_to_cart",
+            dt.datetime(2026, 11, 2, 22),
+            dt.date(2026, 11, 2),
+            "P3",
+            None,
+            "mobile",
+            "s1",
+            "events/2026-11-03/b.jsonl",
+            1,
+        ),
+        (
+            "e9",
+            "u1",
+            "search",
+            dt.datetime(2026, 11, 3, 1),
+            dt.date(2026, 11, 3),
+            None,
+            None,
+            "tablet",
+            "s3",
+            "events/2026-11-03/b.jsonl",
+            3,
+        ),
     ]
 
 
@@ -91,22 +162,30 @@ def test_every_broken_row_is_quarantined_with_its_rule(runner, data_dir):
         (dt.date(2026, 11, 2), "event_time:unparsable_timestamp", "event_time", "events/2026-11-02/a.csv", 6, "e5"),
         (dt.date(2026, 11, 2), "amount:type(DOUBLE)", "amount", "events/2026-11-02/a.csv", 7, "e6"),
         # Too late for its own day: owned (and quarantined) by its landing day.
-        (dt.date(2026, 11, 3), "event_time:later_than_tolerance(3d)", "event_time", "events/2026-11-03/b.jsonl", 2, "e8"),
+        (
+            dt.date(2026, 11, 3),
+            "event_time:later_than_tolerance(3d)",
+            "event_time",
+            "events/2026-11-03/b.jsonl",
+            2,
+            "e8",
+        ),
     ]
 
 
 def test_accounting_balances_and_check_reports_failures(runner, data_dir):
     _land_fixture(data_dir)
     result = _materialize(runner)
-    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    meta = run_metadata(result)
     read, clean, quarantined, dups, out = (
-        meta[k].value for k in ("rows_read", "dagster/row_count", "quarantined", "duplicates_removed", "out_of_partition")
+        meta[k]
+        for k in ("raw_rows_scanned", "dagster/row_count", "quarantined", "duplicates_removed", "owned_by_other_days")
     )
     assert (read, clean, quarantined, dups, out) == (10, 4, 5, 1, 0)
     assert read == clean + quarantined + dups + out
-    assert meta["extra_columns"].value == "referrer"
-    assert meta["late_rows"].value == 1  # e7 landed Nov 3 for Nov 2
-    [check] = result.get_asset_check_evaluations()
+    assert meta["extra_columns"] == "referrer"
+    assert meta["late_rows"] == 1  # e7 landed Nov 3 for Nov 2
+    check = run_check(result)
     # 5 of 10 rows quarantined is above the 10% threshold: the blocking check fails.
     assert check.passed is False
     assert check.metadata["quarantined_rows"].value == 5
@@ -120,19 +199,30 @@ def test_accounting_balances_and_check_reports_failures(runner, data_dir):
         ("event_time:unparsable_timestamp", "event_time", 1),
         ("event_type:isin", "event_type", 1),
     ]
-    assert by_rule[0]["sample"] == [{"file": "events/2026-11-02/a.csv", "row": 5, "record": (
-        '{"event_id":"e4","user_id":"u2","event_type":"purchase","event_time":"2026-11-02T12:00:00Z",'
-        '"product_id":"P2","amount":"-3"}')}]
+    assert by_rule[0]["sample"] == [
+        {
+            "file": "events/2026-11-02/a.csv",
+            "row": 5,
+            "record": (
+                '{"event_id":"e4","user_id":"u2","event_type":"purchase","event_time":"2026-11-02T12:00:00Z",'
+                '"product_id":"P2","amount":"-3"}'
+            ),
+        }
+    ]
 
 
 def test_single_partition_reads_only_the_raw_days_that_can_hold_it(runner, data_dir):
     _land_fixture(data_dir)
     runner.run("raw_events", range_=("2026-11-02", "2026-11-03"))
     result = runner.run("clean_events", partition="2026-11-03", expect_success=False)
-    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    meta = run_metadata(result)
     # Nov 3 reads landing days Nov 2..Nov 6: all 10 rows; it owns e9 and the too-late e8.
-    assert (meta["rows_read"].value, meta["dagster/row_count"].value, meta["quarantined"].value,
-            meta["out_of_partition"].value) == (10, 1, 1, 8)
+    assert (meta["raw_rows_scanned"], meta["dagster/row_count"], meta["quarantined"], meta["owned_by_other_days"]) == (
+        10,
+        1,
+        1,
+        8,
+    )
     [check] = result.get_asset_check_evaluations()
     assert check.partition == "2026-11-03"
     assert check.passed is False  # 1 of 2 owned rows quarantined
@@ -141,23 +231,36 @@ def test_single_partition_reads_only_the_raw_days_that_can_hold_it(runner, data_
 def test_rematerializing_gives_identical_tables(runner, data_dir):
     _land_fixture(data_dir)
     _materialize(runner)
-    snapshot = [runner.query("SELECT * EXCLUDE (ingested_at) FROM clean_events ORDER BY ALL"),
-                runner.query("SELECT * EXCLUDE (ingested_at, quarantined_at) FROM quarantine_events ORDER BY ALL")]
+    snapshot = [
+        runner.query("SELECT * EXCLUDE (ingested_at) FROM clean_events ORDER BY ALL"),
+        runner.query("SELECT * EXCLUDE (ingested_at, quarantined_at) FROM quarantine_events ORDER BY ALL"),
+    ]
     _materialize(runner)
-    again = [runner.query("SELECT * EXCLUDE (ingested_at) FROM clean_events ORDER BY ALL"),
-             runner.query("SELECT * EXCLUDE (ingested_at, quarantined_at) FROM quarantine_events ORDER BY ALL")]
+    again = [
+        runner.query("SELECT * EXCLUDE (ingested_at) FROM clean_events ORDER BY ALL"),
+        runner.query("SELECT * EXCLUDE (ingested_at, quarantined_at) FROM quarantine_events ORDER BY ALL"),
+    ]
     assert again == snapshot
     assert runner.query("SELECT count(*) FROM raw_events") == [(10,)]
 
 
 def test_snapshots_build_version_history(runner, data_dir):
     header = "user_id,signup_date,country,plan\n"
-    write_landing(data_dir, "users", "2026-11-01", "users.csv", header + "u1,2026-10-01,DE,free\nu2,2026-10-15,US,pro\n")
+    write_landing(
+        data_dir, "users", "2026-11-01", "users.csv", header + "u1,2026-10-01,DE,free\nu2,2026-10-15,US,pro\n"
+    )
     # Nov 2: u1 upgrades, u3 appears, one broken row is quarantined.
-    write_landing(data_dir, "users", "2026-11-02", "users.csv",
-                  header + "u1,2026-10-01,DE,plus\nu2,2026-10-15,US,pro\nu3,2026-10-20,FR,free\nu4,2026-10-21,usa,gold\n")
+    write_landing(
+        data_dir,
+        "users",
+        "2026-11-02",
+        "users.csv",
+        header + "u1,2026-10-01,DE,plus\nu2,2026-10-15,US,pro\nu3,2026-10-20,FR,free\nu4,2026-10-21,usa,gold\n",
+    )
     # Nov 3: u2 is gone from the export, the rest unchanged.
-    write_landing(data_dir, "users", "2026-11-03", "users.csv", header + "u1,2026-10-01,DE,plus\nu3,2026-10-20,FR,free\n")
+    write_landing(
+        data_dir, "users", "2026-11-03", "users.csv", header + "u1,2026-10-01,DE,plus\nu3,2026-10-20,FR,free\n"
+    )
     runner.run("raw_users", range_=("2026-11-01", "2026-11-03"))
     result = runner.run("clean_users", expect_success=False)
     d = dt.date
@@ -172,8 +275,29 @@ def test_snapshots_build_version_history(runner, data_dir):
     assert runner.query("SELECT rule, partition_date, source_row FROM quarantine_users") == [
         ("country:str_matches", d(2026, 11, 2), 4)
     ]
-    meta = result.get_asset_materialization_events()[0].materialization.metadata
-    assert (meta["rows_read"].value, meta["accepted_rows"].value, meta["quarantined"].value,
-            meta["dagster/row_count"].value) == (8, 7, 1, 4)
+    meta = run_metadata(result)
+    assert (meta["raw_rows_scanned"], meta["accepted_rows"], meta["quarantined"], meta["dagster/row_count"]) == (
+        8,
+        7,
+        1,
+        4,
+    )
     [check] = result.get_asset_check_evaluations()
     assert check.passed is False and check.partition is None  # 1 of 8 rows > 1% allowed
+
+
+def test_rows_lost_on_the_way_fail_the_write_and_change_nothing(runner, data_dir):
+    """Accounting counts each term where the rows ended up: a raw row whose ledger entry is gone
+    (it would silently drop out of staging) breaks the balance, and the write rolls back."""
+    _land_fixture(data_dir)
+    runner.run("raw_events", range_=("2026-11-02", "2026-11-03"))
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+    con.execute("DELETE FROM ingest_ledger WHERE source_file = 'events/2026-11-03/b.jsonl'")
+    con.close()
+    result = runner.run("clean_events", partition="2026-11-02", expect_success=False)
+    [failure] = result.get_step_failure_events()
+    message = failure.step_failure_data.error.cause.message
+    assert "10 raw rows read, but 7 accounted for" in message
+    assert "nothing was written" in message
+    tables = {r[0] for r in runner.query("SELECT table_name FROM information_schema.tables")}
+    assert "clean_events" not in tables  # the whole transaction rolled back, table creation included

@@ -22,8 +22,12 @@ def cli_env(tmp_path: Path) -> dict:
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    return {**os.environ, "ML_PLATFORM_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(home),
-            "PYTHONPATH": str(REPO / "platform")}
+    return {
+        **os.environ,
+        "ML_PLATFORM_DATA_DIR": str(tmp_path / "data"),
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": str(REPO / "platform"),
+    }
 
 
 @pytest.mark.e2e
@@ -35,7 +39,11 @@ def test_partition_range_from_cli_is_one_run(tmp_path):
     def materialize(select: str, first: str, last: str) -> str:
         done = subprocess.run(
             [*MATERIALIZE, "--select", select, "--partition-range", f"{first}...{last}"],
-            env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stderr + done.stdout
@@ -47,10 +55,12 @@ def test_partition_range_from_cli_is_one_run(tmp_path):
     log = materialize("clean_events", earliest, last)
     assert log.count("RUN_SUCCESS") == 1
     # One step, one write of the whole window.
-    assert log.count('STEP_SUCCESS') == 1
+    assert log.count("STEP_SUCCESS") == 1
 
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
-    by_date = dict(con.execute("SELECT strftime(event_date, '%Y-%m-%d'), count(*) FROM clean_events GROUP BY 1").fetchall())
+    by_date = dict(
+        con.execute("SELECT strftime(event_date, '%Y-%m-%d'), count(*) FROM clean_events GROUP BY 1").fetchall()
+    )
     assert by_date == manifest["expected_clean_by_event_date"]
 
 
@@ -62,15 +72,37 @@ def test_concurrent_writers_wait_for_the_file_lock_instead_of_failing(tmp_path):
     manifest = generate(data, days=20, events_per_day=400, seed=9, end_date=dt.date(2026, 11, 20))
     # Create the instance's storage first, as `dagster dev` does: two processes creating a
     # brand-new SQLite instance at the same moment race in its schema migration.
-    subprocess.run([sys.executable, "-m", "dagster", "instance", "migrate"], env=env, cwd=REPO, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "dagster", "instance", "migrate"],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     backfill = subprocess.Popen(
-        [*MATERIALIZE, "--select", "raw_events", "--partition-range", f"{manifest['start_date']}...{manifest['end_date']}"],
-        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            *MATERIALIZE,
+            "--select",
+            "raw_events",
+            "--partition-range",
+            f"{manifest['start_date']}...{manifest['end_date']}",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     singles = [
-        subprocess.Popen([*MATERIALIZE, "--select", source, "--partition", manifest["end_date"]],
-                         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [*MATERIALIZE, "--select", source, "--partition", manifest["end_date"]],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for source in ("raw_users", "raw_products", "raw_telemetry")
     ]
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ml_platform.sources.registry import discover_specs
+from ml_platform.discovery import discover_specs
 
 
 def test_definitions_load(defs):
@@ -25,21 +25,41 @@ def test_asset_specs_snapshot(defs):
             "checks": sorted(k.name for k in graph.get_check_keys_for_assets({key})),
             "automated": node.automation_condition is not None,
         }
+
     def raw():
-        return {"group": "raw", "deps": [], "partitioned": True, "single_run_backfill": True,
-                "pool": {"duckdb"}, "checks": ["schema"], "automated": False}
+        return {
+            "group": "raw",
+            "deps": [],
+            "partitioned": True,
+            "single_run_backfill": True,
+            "pool": {"duckdb"},
+            "checks": ["schema"],
+            "automated": False,
+        }
 
     def clean(source, partitioned=True):
-        return {"group": "clean", "deps": [f"raw_{source}"], "partitioned": partitioned,
-                "single_run_backfill": partitioned, "pool": {"duckdb"}, "checks": ["contract"], "automated": True}
+        return {
+            "group": "clean",
+            "deps": [f"raw_{source}"],
+            "partitioned": partitioned,
+            "single_run_backfill": partitioned,
+            "pool": {"duckdb"},
+            "checks": ["contract"],
+            "automated": True,
+        }
 
     sources = ["events", "maintenance", "products", "telemetry", "transactions", "users", "weather"]
     snapshots = {"products", "users"}
     expected = {f"raw_{s}": raw() for s in sources}
     expected.update({f"clean_{s}": clean(s, partitioned=s not in snapshots) for s in sources})
     expected["user_daily_features"] = {
-        "group": "features", "deps": ["clean_events", "clean_users"], "partitioned": True,
-        "single_run_backfill": True, "pool": {"duckdb"}, "checks": ["contract"], "automated": True,
+        "group": "features",
+        "deps": ["clean_events", "clean_users"],
+        "partitioned": True,
+        "single_run_backfill": True,
+        "pool": {"duckdb"},
+        "checks": ["contract"],
+        "automated": True,
     }
     assert snapshot == expected
 
@@ -63,13 +83,28 @@ def test_clean_assets_show_contract_column_schema(defs):
     assert {"event_id", "event_time", "event_date", "amount", "device_type"} <= set(names)
     amount = next(c for c in schema.columns if c.name == "amount")
     assert (amount.type, amount.constraints.nullable) == ("DOUBLE", True)
+    # Each column's contract rules show in the Columns tab as its constraints.
+    by_name = {c.name: c.constraints for c in schema.columns}
+    assert by_name["amount"].other == [">= 0.0", "<= 10000.0"]
+    assert by_name["event_type"].other == [
+        "in ['page_view', 'product_view', 'search', 'add_to_cart', 'remove_from_cart', 'purchase']"
+    ]
+    assert (by_name["event_id"].nullable, by_name["event_id"].unique, by_name["event_id"].other) == (False, True, [])
+    products = graph.get(dg.AssetKey("clean_products")).metadata["dagster/column_schema"]
+    assert next(c for c in products.columns if c.name == "product_id").constraints.other == ["matches P\\d{4}$"]
+    assert graph.get(dg.AssetKey("clean_events")).metadata["dagster/table_name"] == "clean_events"
 
 
 def test_sensors_run_by_default(defs):
     sensors = {s.name: s for s in defs.sensors}
     assert set(sensors) == {
-        "automation", "events_landing_sensor", "maintenance_landing_sensor", "products_landing_sensor",
-        "telemetry_landing_sensor", "transactions_change_sensor", "users_landing_sensor",
+        "automation",
+        "events_landing_sensor",
+        "maintenance_landing_sensor",
+        "products_landing_sensor",
+        "telemetry_landing_sensor",
+        "transactions_change_sensor",
+        "users_landing_sensor",
     }
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
     # Without an API endpoint configured, a running schedule would only produce failed runs.
@@ -80,5 +115,11 @@ def test_sensors_run_by_default(defs):
 
 def test_every_spec_is_discovered_once():
     assert [s.name for s in discover_specs()] == [
-        "events", "maintenance", "products", "telemetry", "transactions", "users", "weather"
+        "events",
+        "maintenance",
+        "products",
+        "telemetry",
+        "transactions",
+        "users",
+        "weather",
     ]

@@ -214,14 +214,22 @@ def test_counts_recomputed_from_files_match_manifest(generated, events):
         q("SELECT count(*) FROM events WHERE event_time IS NOT NULL AND TRY_CAST(event_time AS TIMESTAMPTZ) IS NULL")
         == t["bad_rows"]["event_time_unparsable"]
     )
-    assert q("SELECT count(*) FROM events WHERE TRY_CAST(amount AS DECIMAL(18, 2)) < 0") == t["bad_rows"]["amount_negative"]
-    assert q("SELECT count(*) FROM events WHERE TRY_CAST(amount AS DECIMAL(18, 2)) > 10000") == t["bad_rows"]["amount_absurd"]
+    assert (
+        q("SELECT count(*) FROM events WHERE TRY_CAST(amount AS DECIMAL(18, 2)) < 0")
+        == t["bad_rows"]["amount_negative"]
+    )
+    assert (
+        q("SELECT count(*) FROM events WHERE TRY_CAST(amount AS DECIMAL(18, 2)) > 10000")
+        == t["bad_rows"]["amount_absurd"]
+    )
     assert (
         q(f"SELECT count(*) FROM events WHERE event_type NOT IN {ALLOWED_TYPES}") == t["bad_rows"]["event_type_unknown"]
     )
     assert (
-        q("SELECT count(*) FROM events WHERE NOT (event_time LIKE '%Z' OR event_time LIKE '%+00:00')"
-          " AND TRY_CAST(event_time AS TIMESTAMPTZ) IS NOT NULL")
+        q(
+            "SELECT count(*) FROM events WHERE NOT (event_time LIKE '%Z' OR event_time LIKE '%+00:00')"
+            " AND TRY_CAST(event_time AS TIMESTAMPTZ) IS NOT NULL"
+        )
         == t["non_utc_offsets"]
     )
 
@@ -274,7 +282,10 @@ def test_user_snapshots_match_manifest(generated):
     _load_snapshots(con, root, "users")
     q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
     assert [r[0] for r in con.execute("DESCRIBE SELECT * EXCLUDE (snapshot_date) FROM users").fetchall()] == [
-        "user_id", "signup_date", "country", "plan"
+        "user_id",
+        "signup_date",
+        "country",
+        "plan",
     ]
     assert q(f"SELECT count(*) FROM users WHERE snapshot_date = DATE '{dates[0]}'") == users["initial"]
     assert q(f"SELECT count(*) FROM users WHERE snapshot_date = DATE '{dates[-1]}'") == users["current"]
@@ -283,19 +294,30 @@ def test_user_snapshots_match_manifest(generated):
     changes = _snapshot_changes(con, "users", "user_id", ["signup_date", "country", "plan"])
     assert changes["versions"] == users["expected_versions"]
     assert (changes["plan"], changes["country"], changes["added"], changes["removed"]) == (
-        users["plan_changes"], users["country_changes"], users["added"], users["removed"]
+        users["plan_changes"],
+        users["country_changes"],
+        users["added"],
+        users["removed"],
     )
     assert changes["signup_date"] == 0 and changes["gaps"] == 0  # fixed signup; the removed never return
     assert all(users[k] > 0 for k in ("plan_changes", "country_changes", "added", "removed"))
     assert users["current"] == users["initial"] + users["added"] - users["removed"]
 
     # New users signed up on the day they first appear; values stay within the contract.
-    assert q(
-        f"SELECT count(*) FROM (SELECT user_id, min(snapshot_date) AS seen, any_value(signup_date) AS signup"
-        f" FROM users GROUP BY user_id) WHERE seen > DATE '{dates[0]}' AND signup::DATE <> seen"
-    ) == 0
-    assert q("SELECT count(*) FROM users WHERE plan NOT IN ('free', 'plus', 'pro')"
-             " OR NOT regexp_full_match(country, '[A-Z]{2}')") == 0
+    assert (
+        q(
+            f"SELECT count(*) FROM (SELECT user_id, min(snapshot_date) AS seen, any_value(signup_date) AS signup"
+            f" FROM users GROUP BY user_id) WHERE seen > DATE '{dates[0]}' AND signup::DATE <> seen"
+        )
+        == 0
+    )
+    assert (
+        q(
+            "SELECT count(*) FROM users WHERE plan NOT IN ('free', 'plus', 'pro')"
+            " OR NOT regexp_full_match(country, '[A-Z]{2}')"
+        )
+        == 0
+    )
     # The drip's users U00001..U00050 are in every snapshot, unchanged in signup_date.
     assert q("SELECT count(*) FROM users WHERE user_id BETWEEN 'U00001' AND 'U00050'") == 50 * len(dates)
 
@@ -311,18 +333,24 @@ def test_product_snapshots_match_manifest(generated, events):
     _load_snapshots(con, root, "products")
     q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
     assert [r[0] for r in con.execute("DESCRIBE SELECT * EXCLUDE (snapshot_date) FROM products").fetchall()] == [
-        "product_id", "category", "price", "active"
+        "product_id",
+        "category",
+        "price",
+        "active",
     ]
     assert q(f"SELECT count(*) FROM products WHERE snapshot_date = DATE '{dates[0]}'") == products["initial"] == 250
     assert q(f"SELECT count(*) FROM products WHERE snapshot_date = DATE '{dates[-1]}'") == products["current"] == 250
     assert q("SELECT count(DISTINCT product_id) FROM products") == 250
     assert q("SELECT min(product_id) || max(product_id) FROM products") == "P0001P0250"
-    assert q(
-        "SELECT count(*) FROM products"
-        " WHERE category NOT IN ('electronics', 'home', 'fashion', 'sports', 'books', 'toys')"
-        " OR NOT regexp_full_match(price, '\\d+\\.\\d{2}') OR price::DECIMAL(8, 2) NOT BETWEEN 1 AND 500"
-        " OR active NOT IN ('true', 'false')"
-    ) == 0
+    assert (
+        q(
+            "SELECT count(*) FROM products"
+            " WHERE category NOT IN ('electronics', 'home', 'fashion', 'sports', 'books', 'toys')"
+            " OR NOT regexp_full_match(price, '\\d+\\.\\d{2}') OR price::DECIMAL(8, 2) NOT BETWEEN 1 AND 500"
+            " OR active NOT IN ('true', 'false')"
+        )
+        == 0
+    )
 
     changes = _snapshot_changes(con, "products", "product_id", ["category", "price", "active"])
     assert changes["versions"] == products["expected_versions"]
@@ -334,10 +362,13 @@ def test_product_snapshots_match_manifest(generated, events):
     _load_snapshots(events, root, "products")
     for f in manifest["files"]:
         rel = _relation(events, root / f["path"], f["format"])
-        assert events.execute(
-            f"SELECT count(*) FROM {rel} WHERE product_id IS NOT NULL"
-            f" AND product_id::VARCHAR NOT IN (SELECT product_id FROM products)"
-        ).fetchone()[0] == 0
+        assert (
+            events.execute(
+                f"SELECT count(*) FROM {rel} WHERE product_id IS NOT NULL"
+                f" AND product_id::VARCHAR NOT IN (SELECT product_id FROM products)"
+            ).fetchone()[0]
+            == 0
+        )
 
 
 @pytest.mark.parametrize("hours", [24, 3])
@@ -364,17 +395,27 @@ def test_telemetry_matches_manifest(tmp_path, generated, hours):
     assert tele["valid_unique"] + sum(tele["bad_rows"].values()) == days * hours * 20
     assert counts["readings_per_device_hour"] == 0 and counts["outside_hour"] == 0
     assert {k: v for k, v in counts["types"].items() if k != "filename"} == {
-        "device_id": "VARCHAR", "timestamp": "TIMESTAMP", "temperature": "DOUBLE", "vibration": "DOUBLE",
-        "pressure": "DOUBLE", "rpm": "BIGINT", "power_consumption": "DOUBLE", "operating_hours": "DOUBLE",
-        "maintenance_flag": "BOOLEAN", "location": "VARCHAR",
+        "device_id": "VARCHAR",
+        "timestamp": "TIMESTAMP",
+        "temperature": "DOUBLE",
+        "vibration": "DOUBLE",
+        "pressure": "DOUBLE",
+        "rpm": "BIGINT",
+        "power_consumption": "DOUBLE",
+        "operating_hours": "DOUBLE",
+        "maintenance_flag": "BOOLEAN",
+        "location": "VARCHAR",
     }
     # Operating hours climb by exactly one per hour file; each device stays in one plant.
     q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
-    assert q(
-        "SELECT count(*) FROM (SELECT operating_hours - lag(operating_hours) OVER"
-        " (PARTITION BY device_id ORDER BY filename) AS step FROM (SELECT DISTINCT * EXCLUDE (temperature, vibration,"
-        " timestamp) FROM t)) WHERE step <> 1"
-    ) == 0
+    assert (
+        q(
+            "SELECT count(*) FROM (SELECT operating_hours - lag(operating_hours) OVER"
+            " (PARTITION BY device_id ORDER BY filename) AS step FROM (SELECT DISTINCT * EXCLUDE (temperature, vibration,"
+            " timestamp) FROM t)) WHERE step <> 1"
+        )
+        == 0
+    )
     assert q("SELECT count(*) FROM (SELECT device_id FROM t GROUP BY 1 HAVING count(DISTINCT location) > 1)") == 0
     assert q("SELECT count(*) FROM t WHERE location NOT IN ('plant-a', 'plant-b', 'plant-c')") == 0
     assert not [p for p in root.rglob(".*")]
@@ -390,33 +431,46 @@ def test_maintenance_log_matches_manifest_and_telemetry(generated):
     )
     q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
     assert [r[0] for r in con.execute("DESCRIBE SELECT * EXCLUDE (filename) FROM log").fetchall()] == [
-        "record_id", "device_id", "event_time", "event_type", "component", "downtime_minutes"
+        "record_id",
+        "device_id",
+        "event_time",
+        "event_type",
+        "component",
+        "downtime_minutes",
     ]
     assert q("SELECT count(*) FROM log") == m["rows"] == m["failures"] + m["maintenance"]
     assert q("SELECT count(*) FROM log WHERE event_type = 'failure'") == m["failures"] > 0
     assert q("SELECT count(*) FROM log WHERE event_type = 'maintenance'") == m["maintenance"] > 0
     assert q("SELECT count(DISTINCT record_id) FROM log") == m["rows"]
     assert q("SELECT min(record_id) FROM log") == "M0001"
-    assert q(
-        "SELECT count(*) FROM log WHERE component NOT IN ('bearing', 'motor', 'pump', 'sensor')"
-        " OR TRY_CAST(downtime_minutes AS INTEGER) IS NULL OR NOT event_time LIKE '%Z'"
-        " OR strftime(event_time::TIMESTAMPTZ AT TIME ZONE 'UTC', '%Y-%m-%d/maintenance_log.csv')"
-        "    <> regexp_extract(replace(filename, '\\', '/'), '[^/]+/[^/]+$')"
-    ) == 0
+    assert (
+        q(
+            "SELECT count(*) FROM log WHERE component NOT IN ('bearing', 'motor', 'pump', 'sensor')"
+            " OR TRY_CAST(downtime_minutes AS INTEGER) IS NULL OR NOT event_time LIKE '%Z'"
+            " OR strftime(event_time::TIMESTAMPTZ AT TIME ZONE 'UTC', '%Y-%m-%d/maintenance_log.csv')"
+            "    <> regexp_extract(replace(filename, '\\', '/'), '[^/]+/[^/]+$')"
+        )
+        == 0
+    )
     per_day = con.execute("SELECT filename, count(*) FROM log GROUP BY 1").fetchall()
     assert len(per_day) == manifest["days"] and all(2 <= n <= 5 for _, n in per_day)
 
     tele = _telemetry_counts(root)["con"]
-    tele.execute("CREATE TABLE log AS SELECT * FROM read_csv("
-                 f"'{root}/landing/maintenance/*/maintenance_log.csv', all_varchar=true)")
+    tele.execute(
+        "CREATE TABLE log AS SELECT * FROM read_csv("
+        f"'{root}/landing/maintenance/*/maintenance_log.csv', all_varchar=true)"
+    )
     tq = lambda sql: tele.execute(sql).fetchone()[0]  # noqa: E731
     # maintenance_flag marks exactly the device-hours with a maintenance record.
     assert tq("SELECT count(*) FROM (SELECT DISTINCT * FROM t) WHERE maintenance_flag") == m["maintenance"]
-    assert tq(
-        "SELECT count(*) FROM log l JOIN t ON t.device_id = l.device_id AND t.maintenance_flag"
-        " AND date_trunc('hour', t.timestamp) = date_trunc('hour', (l.event_time::TIMESTAMPTZ AT TIME ZONE 'UTC'))"
-        " WHERE l.event_type = 'maintenance'"
-    ) == m["maintenance"]
+    assert (
+        tq(
+            "SELECT count(*) FROM log l JOIN t ON t.device_id = l.device_id AND t.maintenance_flag"
+            " AND date_trunc('hour', t.timestamp) = date_trunc('hour', (l.event_time::TIMESTAMPTZ AT TIME ZONE 'UTC'))"
+            " WHERE l.event_type = 'maintenance'"
+        )
+        == m["maintenance"]
+    )
     # Failures are preceded by a rise in vibration and temperature in the same device's prior hours.
     before, baseline = tele.execute(
         "SELECT avg(t.vibration) FILTER (WHERE t.timestamp < f.at AND t.timestamp >= f.at - INTERVAL 2 HOUR),"

@@ -6,13 +6,15 @@ import datetime as dt
 
 import pytest
 
+from helpers import run_metadata
 from ml_platform.demo import generate
 
 
 @pytest.fixture
 def demo(data_dir):
-    return generate(data_dir, days=3, events_per_day=200, seed=4, end_date=dt.date(2026, 11, 20),
-                    telemetry_hours_per_day=4)
+    return generate(
+        data_dir, days=3, events_per_day=200, seed=4, end_date=dt.date(2026, 11, 20), telemetry_hours_per_day=4
+    )
 
 
 def _landing_range(demo):
@@ -57,10 +59,12 @@ def test_telemetry_demo_reconciles(runner, demo):
     t = demo["telemetry"]
     assert runner.query("SELECT count(*) FROM clean_telemetry") == [(t["valid_unique"],)]
     by_column = dict(runner.query("SELECT column_name, count(*) FROM quarantine_telemetry GROUP BY 1"))
-    assert by_column == {"temperature": t["bad_rows"]["temperature_out_of_range"],
-                         "vibration": t["bad_rows"]["vibration_out_of_range"]}
-    meta = result.get_asset_materialization_events()[0].materialization.metadata
-    assert (meta["rows_read"].value, meta["duplicates_removed"].value) == (t["rows"], t["duplicates"])
+    assert by_column == {
+        "temperature": t["bad_rows"]["temperature_out_of_range"],
+        "vibration": t["bad_rows"]["vibration_out_of_range"],
+    }
+    meta = run_metadata(result)
+    assert (meta["raw_rows_scanned"], meta["duplicates_removed"]) == (t["rows"], t["duplicates"])
 
 
 def test_maintenance_demo_reconciles(runner, demo):
@@ -69,6 +73,7 @@ def test_maintenance_demo_reconciles(runner, demo):
     runner.run("clean_maintenance", range_=(first, last))
     m = demo["maintenance"]
     assert dict(runner.query("SELECT event_type, count(*) FROM clean_maintenance GROUP BY 1")) == {
-        "failure": m["failures"], "maintenance": m["maintenance"]
+        "failure": m["failures"],
+        "maintenance": m["maintenance"],
     }
     assert runner.query("SELECT count(*) FROM quarantine_maintenance") == [(0,)]

@@ -25,7 +25,7 @@ EVENTS = 20
 def _event_dates(path: Path) -> set[str]:
     with path.open(newline="") as f:
         times = [dt.datetime.fromisoformat(row["event_time"]) for row in csv.DictReader(f)]
-    return {t.astimezone(dt.timezone.utc).date().isoformat() for t in times}
+    return {t.astimezone(dt.UTC).date().isoformat() for t in times}
 
 
 def test_landed_file_reaches_features_without_clicks(tmp_path: Path, request: pytest.FixtureRequest):
@@ -35,10 +35,14 @@ def test_landed_file_reaches_features_without_clicks(tmp_path: Path, request: py
             pgid = platform.pgid
             # Lineage as the webserver sees it.
             edges = platform.lineage_edges()
-            assert {("raw_events", "clean_events"), ("clean_events", "user_daily_features"),
-                    ("raw_users", "clean_users"), ("clean_users", "user_daily_features")} <= edges
+            assert {
+                ("raw_events", "clean_events"),
+                ("clean_events", "user_daily_features"),
+                ("raw_users", "clean_users"),
+                ("clean_users", "user_daily_features"),
+            } <= edges
 
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             landing = now.date()
             # seq=3: a CSV file; `now` keeps every event at or before now, so none is future-dated.
             path = write_drip_file(platform.data_dir, landing, seq=3, seed=11, events=EVENTS, now=now)

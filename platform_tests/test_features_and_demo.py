@@ -6,8 +6,9 @@ import datetime as dt
 import json
 
 import pytest
-from conftest import USERS_CSV, write_landing
 
+from conftest import USERS_CSV, write_landing
+from helpers import run_metadata
 from ml_platform.demo import generate
 
 FEATURE_EVENTS = """event_id,user_id,event_type,event_time,product_id,amount,device_type,session_id
@@ -80,7 +81,7 @@ def test_demo_manifest_reconciles_with_clean_and_quarantine(runner, demo):
     runner.run("raw_users", range_=(first, last))
     runner.run("clean_users")
     raw = runner.run("raw_events", range_=(first, last))
-    assert raw.get_asset_materialization_events()[0].materialization.metadata["dagster/row_count"].value == demo["totals"]["rows"]
+    assert run_metadata(raw)["dagster/row_count"] == demo["totals"]["rows"]
     earliest = min(demo["expected_clean_by_event_date"])
     clean = runner.run("clean_events", "user_daily_features", range_=(earliest, last))
     totals = demo["totals"]
@@ -92,15 +93,19 @@ def test_demo_manifest_reconciles_with_clean_and_quarantine(runner, demo):
     expected_rules["event_time:later_than_tolerance(3d)"] = totals["late_beyond_tolerance"]
     assert quarantined == expected_rules
 
-    meta = clean.get_asset_materialization_events()[0].materialization.metadata
-    assert meta["duplicates_removed"].value == totals["duplicates"]
-    assert meta["late_rows"].value == totals["late_within_tolerance"]
-    assert meta["rows_read"].value == totals["rows"]
-    assert meta["dagster/row_count"].value == totals["unique_valid_events"]
-    assert json.loads(json.dumps(meta["quarantined_by_rule"].value)) == expected_rules
+    meta = run_metadata(clean, "clean_events")
+    assert meta["duplicates_removed"] == totals["duplicates"]
+    assert meta["late_rows"] == totals["late_within_tolerance"]
+    assert meta["raw_rows_scanned"] == totals["rows"]
+    assert meta["dagster/row_count"] == totals["unique_valid_events"]
+    assert json.loads(json.dumps(meta["quarantined_by_rule"])) == expected_rules
     # Every v1 row lacks a device; v2/v3 rows have one, under either name.
-    assert runner.query("SELECT count(*) FROM clean_events WHERE schema_version = 'v1' AND device_type IS NOT NULL") == [(0,)]
-    assert runner.query("SELECT count(*) FROM clean_events WHERE schema_version = 'v3' AND device_type IS NULL") == [(0,)]
+    assert runner.query(
+        "SELECT count(*) FROM clean_events WHERE schema_version = 'v1' AND device_type IS NOT NULL"
+    ) == [(0,)]
+    assert runner.query("SELECT count(*) FROM clean_events WHERE schema_version = 'v3' AND device_type IS NULL") == [
+        (0,)
+    ]
     # Features cover every user active on each day.
     assert runner.query("SELECT count(*) FROM user_daily_features") == runner.query(
         "SELECT count(*) FROM (SELECT DISTINCT user_id, event_date FROM clean_events)"

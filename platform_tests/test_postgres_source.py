@@ -9,8 +9,11 @@ import dagster as dg
 import pytest
 from dagster._serdes import serialize_value
 
-from ml_platform.ingestion import postgres_connection, postgres_extract
-from ml_platform.sources.postgres_spec import PostgresSourceSpec
+from helpers import run_metadata
+from helpers import tick as sensor_tick
+from ml_platform.source_kinds.postgres import PostgresSourceSpec
+from ml_platform.source_kinds.postgres import connection as postgres_connection
+from ml_platform.source_kinds.postgres import extract as postgres_extract
 from postgres_server import PostgresServer, postgres_server
 
 RAW, CLEAN, SENSOR = "raw_transactions", "clean_transactions", "transactions_change_sensor"
@@ -48,7 +51,9 @@ INSERT INTO public.transactions VALUES
   ('t6', 'u4', 7.25, 'GBP', 'pending', '2026-11-04 07:00:00+01', '2026-11-04 07:00:00+01', NULL);
 """
 
-CLEAN_COLUMNS = "transaction_id, user_id, amount, currency, status, created_at, transaction_date, updated_at, deleted_at"
+CLEAN_COLUMNS = (
+    "transaction_id, user_id, amount, currency, status, created_at, transaction_date, updated_at, deleted_at"
+)
 
 
 def ts(text: str) -> dt.datetime:
@@ -84,8 +89,7 @@ def defs(data_dir, pg, monkeypatch):
 
 
 def tick(defs, instance, cursor):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-    return defs.get_sensor_def(SENSOR).evaluate_tick(context)
+    return sensor_tick(defs, instance, SENSOR, cursor)
 
 
 def requested(data) -> list[tuple[str, str]]:
@@ -100,13 +104,9 @@ def raw_count(runner) -> int:
     return runner.query(f"SELECT count(*) FROM {RAW}")[0][0]
 
 
-def materialization(result, asset: str, partition: str | None = None):
-    """Metadata of the asset's materialization (a single-run range reports the same for each partition)."""
-    events = [m for m in result.asset_materializations_for_node(asset)
-              if partition is None or m.partition == partition]
-    metadata = [{k: v.value for k, v in m.metadata.items()} for m in events]
-    assert metadata and all(m == metadata[0] for m in metadata), metadata
-    return metadata[0]
+def materialization(result, asset: str):
+    """The asset's run-level metadata (a single-run range reports it on each partition)."""
+    return run_metadata(result, asset)
 
 
 def step_error(result):
@@ -149,12 +149,23 @@ def ingest_initial(runner, defs, instance) -> str:
 
 
 def test_spec_validation():
-    from ml_platform.source_specs.transactions import SPEC
+    from ml_platform.sources.transactions import SPEC
 
     assert (SPEC.version_column, SPEC.updated_at_column, SPEC.overlap_minutes) == ("updated_at", "updated_at", 10)
     assert SPEC.env_vars["password"] == "ML_PLATFORM_PG_PASSWORD"
-    base = {k: getattr(SPEC, k) for k in ("name", "description", "owner", "contract", "key_columns",
-                                          "event_time_column", "partition_column", "updated_at_column")}
+    base = {
+        k: getattr(SPEC, k)
+        for k in (
+            "name",
+            "description",
+            "owner",
+            "contract",
+            "key_columns",
+            "event_time_column",
+            "partition_column",
+            "updated_at_column",
+        )
+    }
     with pytest.raises(ValueError, match="schema-qualified"):
         PostgresSourceSpec(**{**base, "table": "transactions"})
     with pytest.raises(ValueError, match="schema-qualified"):
@@ -170,13 +181,16 @@ def test_spec_validation():
 
 
 def test_error_text_is_masked():
-    resource = postgres_connection.PostgresResource(host="db.internal", port=5432, db="shop", user="u",
-                                                password='s3 "cr\\e\'t')
-    driver_error = (f'IO Error: Unable to connect to Postgres at "{resource.conninfo()}": FATAL: password '
-                    f'authentication failed; raw {resource.password}; password=hunter2')
+    resource = postgres_connection.PostgresResource(
+        host="db.internal", port=5432, db="shop", user="u", password="s3 \"cr\\e't"
+    )
+    driver_error = (
+        f'IO Error: Unable to connect to Postgres at "{resource.conninfo()}": FATAL: password '
+        f"authentication failed; raw {resource.password}; password=hunter2"
+    )
     masked = resource.mask(driver_error)
     assert masked == "FATAL: password authentication failed; raw ***; password=***"
-    assert "s3" not in resource.mask(f"at \"{resource.conninfo()}\"")
+    assert "s3" not in resource.mask(f'at "{resource.conninfo()}"')
 
 
 def test_definitions_shape(defs):
@@ -197,22 +211,31 @@ def test_incremental_updates_soft_deletes_and_idempotency(runner, defs, instance
     cursor = ingest_initial(runner, defs, instance)
     assert raw_count(runner) == 5
     assert clean_rows(runner) == EXPECTED_FIRST
-    assert runner.query("SELECT source, landing_date, source_file, format, row_count, schema_version FROM ingest_ledger"
-                        " ORDER BY landing_date") == [
+    assert runner.query(
+        "SELECT source, landing_date, source_file, format, row_count, schema_version FROM ingest_ledger"
+        " ORDER BY landing_date"
+    ) == [
         ("transactions", d("2026-11-01"), "postgres:public.transactions@initial", "postgres", 2, "v1"),
         ("transactions", d("2026-11-02"), "postgres:public.transactions@initial", "postgres", 2, "v1"),
         ("transactions", d("2026-11-03"), "postgres:public.transactions@initial", "postgres", 1, "v1"),
     ]
     # Raw keeps the source's values as text; timestamps with time zone as UTC.
     assert json.loads(runner.query(f"SELECT record FROM {RAW} WHERE record->>'transaction_id' = 't2'")[0][0]) == {
-        "transaction_id": "t2", "user_id": "u2", "amount": "20.00", "currency": "USD", "status": "pending",
-        "created_at": "2026-11-02T01:30:00.000000+00:00", "updated_at": "2026-11-02T01:30:00.000000+00:00",
+        "transaction_id": "t2",
+        "user_id": "u2",
+        "amount": "20.00",
+        "currency": "USD",
+        "status": "pending",
+        "created_at": "2026-11-02T01:30:00.000000+00:00",
+        "updated_at": "2026-11-02T01:30:00.000000+00:00",
         "deleted_at": None,
     }
 
     # Nothing changed: no request, and re-running a day appends nothing.
     unchanged = tick(defs, instance, cursor)
-    assert requested(unchanged) == [] and unchanged.skip_message == "transactions: no new changes in public.transactions"
+    assert (
+        requested(unchanged) == [] and unchanged.skip_message == "transactions: no new changes in public.transactions"
+    )
     rerun = runner.run(RAW, partition="2026-11-02")
     assert materialization(rerun, RAW)["versions_appended"] == 0
     assert raw_count(runner) == 5
@@ -226,7 +249,9 @@ def test_incremental_updates_soft_deletes_and_idempotency(runner, defs, instance
     ]
     results = {p: runner.run(RAW, CLEAN, partition=p) for p, _ in requested(changed)}
     assert {p: materialization(r, RAW)["versions_appended"] for p, r in results.items()} == {
-        "2026-11-01": 1, "2026-11-02": 1, "2026-11-04": 1,
+        "2026-11-01": 1,
+        "2026-11-02": 1,
+        "2026-11-04": 1,
     }
     assert raw_count(runner) == 8
     clean_02 = materialization(results["2026-11-02"], CLEAN)
@@ -234,25 +259,37 @@ def test_incremental_updates_soft_deletes_and_idempotency(runner, defs, instance
     assert materialization(results["2026-11-01"], CLEAN)["duplicates_removed"] == 1
     expected = [
         ("t1", "u1", 10.5, "EUR", "refunded", ts("2026-11-01 09:00"), d("2026-11-01"), ts("2026-11-04 08:00"), None),
-        EXPECTED_FIRST[1], EXPECTED_FIRST[2], EXPECTED_FIRST[3],
+        EXPECTED_FIRST[1],
+        EXPECTED_FIRST[2],
+        EXPECTED_FIRST[3],
         ("t6", "u4", 7.25, "GBP", "pending", ts("2026-11-04 06:00"), d("2026-11-04"), ts("2026-11-04 06:00"), None),
     ]
     assert clean_rows(runner) == expected
     # The soft-deleted version is in raw (history kept), just not in clean.
-    assert runner.query(f"SELECT record->>'deleted_at' FROM {RAW} WHERE record->>'transaction_id' = 't5'"
-                        " ORDER BY record->>'updated_at'") == [(None,), ("2026-11-04T08:05:00.000000+00:00",)]
+    assert runner.query(
+        f"SELECT record->>'deleted_at' FROM {RAW} WHERE record->>'transaction_id' = 't5' ORDER BY record->>'updated_at'"
+    ) == [(None,), ("2026-11-04T08:05:00.000000+00:00",)]
 
     # t1 (08:00) is within the overlap of the day's mark: read again, not appended again.
     overlap_rerun = materialization(runner.run(RAW, partition="2026-11-01"), RAW)
-    assert (overlap_rerun["rows_pulled"], overlap_rerun["versions_appended"], overlap_rerun["already_present"]) == (1, 0, 1)
+    assert (overlap_rerun["rows_pulled"], overlap_rerun["versions_appended"], overlap_rerun["already_present"]) == (
+        1,
+        0,
+        1,
+    )
     # ...and a row committed late with an updated_at inside the overlap is still caught.
-    pg.sql("INSERT INTO public.transactions VALUES ('t7', 'u5', 1.00, 'EUR', 'completed',"
-           " '2026-11-01 12:00:00+00', '2026-11-04 07:55:00+00', NULL)")
+    pg.sql(
+        "INSERT INTO public.transactions VALUES ('t7', 'u5', 1.00, 'EUR', 'completed',"
+        " '2026-11-01 12:00:00+00', '2026-11-04 07:55:00+00', NULL)"
+    )
     late = materialization(runner.run(RAW, CLEAN, partition="2026-11-01"), RAW)
     assert (late["rows_pulled"], late["versions_appended"]) == (2, 1)
     assert raw_count(runner) == 9
     assert runner.query(f"SELECT transaction_id FROM {CLEAN} WHERE transaction_date = '2026-11-01' ORDER BY 1") == [
-        ("t1",), ("t3",), ("t7",)]
+        ("t1",),
+        ("t3",),
+        ("t7",),
+    ]
 
     # The versions changed within the overlap are not requested again.
     again = tick(defs, instance, changed.cursor)
@@ -261,7 +298,9 @@ def test_incremental_updates_soft_deletes_and_idempotency(runner, defs, instance
     backfill = runner.run(RAW, range_=("2026-11-01", "2026-11-04"))
     assert materialization(backfill, RAW)["versions_appended"] == 0
     assert raw_count(runner) == 9
-    assert runner.query(f"SELECT count(*), count(DISTINCT (record->>'transaction_id', record->>'updated_at')) FROM {RAW}") == [(9, 9)]
+    assert runner.query(
+        f"SELECT count(*), count(DISTINCT (record->>'transaction_id', record->>'updated_at')) FROM {RAW}"
+    ) == [(9, 9)]
 
     # The password appears nowhere the instance recorded.
     log = event_log_text(instance)
@@ -324,8 +363,10 @@ def test_connection_refused_then_restart_succeeds_without_duplicates(runner, def
         runner.run(RAW, CLEAN, partition=partition)
     assert raw_count(runner) == 8
     assert [r[:5] for r in clean_rows(runner)] == [
-        ("t1", "u1", 10.5, "EUR", "refunded"), ("t2", "u2", 20.0, "USD", "pending"),
-        ("t3", "u1", 5.0, "GBP", "completed"), ("t4", "u3", 99.99, "EUR", "failed"),
+        ("t1", "u1", 10.5, "EUR", "refunded"),
+        ("t2", "u2", 20.0, "USD", "pending"),
+        ("t3", "u1", 5.0, "GBP", "completed"),
+        ("t4", "u3", 99.99, "EUR", "failed"),
         ("t6", "u4", 7.25, "GBP", "pending"),
     ]
     assert pg.password not in event_log_text(instance)

@@ -1,4 +1,5 @@
-"""Follows README's "Add your own source" to the letter: the files it shows, nothing else changed.
+"""Follows README's "Add your own source" and "Add a curated table" to the letter: the files they
+show, nothing else changed.
 
 The package is copied to a temporary folder so the example never touches the working tree; the
 code blocks marked `<!-- readme-example: PATH -->` in README.md are written to PATH.
@@ -30,7 +31,7 @@ RUN = textwrap.dedent(
     with dg.instance_for_test() as instance:
         sensor = defs.get_sensor_def("support_tickets_landing_sensor")
         [request] = sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
-        for name in ("raw_support_tickets", "clean_support_tickets"):
+        for name in ("raw_support_tickets", "clean_support_tickets", "customer_daily_tickets"):
             dg.materialize([defs.get_assets_def(name)], instance=instance, resources=defs.resources,
                            partition_key=request.partition_key, raise_on_error=False)
     import duckdb
@@ -42,6 +43,9 @@ RUN = textwrap.dedent(
         "checks": sorted(k.to_user_string() for k in graph.asset_check_keys),
         "clean": con.execute("SELECT ticket_id, strftime(opened_at, '%Y-%m-%d %H:%M') FROM clean_support_tickets ORDER BY 1").fetchall(),
         "quarantine": con.execute("SELECT record->>'ticket_id', rule FROM quarantine_support_tickets").fetchall(),
+        "curated": con.execute("SELECT customer_id, strftime(day, '%Y-%m-%d'), tickets, high_priority"
+                               " FROM customer_daily_tickets ORDER BY 1").fetchall(),
+        "curated_deps": sorted(k.to_user_string() for k in graph.get(dg.AssetKey("customer_daily_tickets")).parent_keys),
     }))
     """
 )
@@ -50,27 +54,38 @@ RUN = textwrap.dedent(
 def test_readme_example_source_works_with_no_other_change(tmp_path):
     examples = EXAMPLE.findall((REPO / "README.md").read_text())
     assert [path for path, _ in examples] == [
-        "source_specs/support_tickets.py", "landing/support_tickets/2026-11-20/tickets.csv"
+        "sources/support_tickets.py",
+        "landing/support_tickets/2026-11-20/tickets.csv",
+        "features/customer_daily_tickets.py",
     ]
     src = tmp_path / "src"
-    shutil.copytree(REPO / "platform" / "ml_platform", src / "ml_platform",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "platform" / "ml_platform", src / "ml_platform", ignore=shutil.ignore_patterns("__pycache__")
+    )
     data = tmp_path / "data"
     for path, body in examples:
-        target = (src / "ml_platform" / path) if path.startswith("source_specs/") else data / path
+        target = (src / "ml_platform" / path) if path.startswith(("sources/", "features/")) else data / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(body)
 
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(src), "ML_PLATFORM_DATA_DIR": str(data),
-           "DAGSTER_HOME": str(tmp_path / "home")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(src),
+        "ML_PLATFORM_DATA_DIR": str(data),
+        "DAGSTER_HOME": str(tmp_path / "home"),
+    }
     (tmp_path / "home").mkdir()
     done = subprocess.run([sys.executable, "-c", RUN], env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
 
-    assert {"raw_support_tickets", "clean_support_tickets"} <= set(out["keys"])
-    assert {"clean_support_tickets:contract", "raw_support_tickets:schema"} <= set(out["checks"])
+    assert {"raw_support_tickets", "clean_support_tickets", "customer_daily_tickets"} <= set(out["keys"])
+    assert {"clean_support_tickets:contract", "raw_support_tickets:schema", "customer_daily_tickets:contract"} <= set(
+        out["checks"]
+    )
     assert out["partition"] == "2026-11-20"
     # +01:00 and Europe/Berlin (UTC+1 in November) both become UTC.
     assert out["clean"] == [["t1", "2026-11-20 08:15"], ["t2", "2026-11-20 09:00"]]
     assert out["quarantine"] == [["t3", "priority:isin"]]
+    assert out["curated_deps"] == ["clean_support_tickets"]
+    assert out["curated"] == [["c1", "2026-11-20", 1, 1], ["c2", "2026-11-20", 1, 0]]

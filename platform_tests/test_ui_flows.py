@@ -19,9 +19,9 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from browser import chromium, expand_lineage_groups
 from playwright.sync_api import Page, expect
 
+from browser import chromium, expand_lineage_groups
 from ml_platform.demo.generator import write_drip_file, write_events_file
 from ml_platform.warehouse import connect
 from platform_server import ARTIFACTS, Platform, running_platform, write_demo_users
@@ -32,10 +32,14 @@ UI_ARTIFACTS = ARTIFACTS / "ui"
 UI_TIMEOUT_MS = 30_000
 FLOW_TIMEOUT = 110.0  # each flow must finish well under two minutes
 ASSETS = ("raw_events", "clean_events", "user_daily_features", "raw_users", "clean_users")
-EDGES = {("raw_events", "clean_events"), ("clean_events", "user_daily_features"),
-         ("raw_users", "clean_users"), ("clean_users", "user_daily_features")}
+EDGES = {
+    ("raw_events", "clean_events"),
+    ("clean_events", "user_daily_features"),
+    ("raw_users", "clean_users"),
+    ("clean_users", "user_daily_features"),
+}
 
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 # Raw day X touches clean days X-3..X+1: these windows are disjoint (2026-01-01 and today are
 # clipped by the partitions' first and last day, which also keeps their flows short).
 LINEAGE_DAY = dt.date(2026, 1, 1)
@@ -51,8 +55,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
     failed_before = request.session.testsfailed
     with running_platform(root, sensor_interval=3, name="dagster_dev_ui") as p:
         # The users snapshot flows through first, so every flow starts from the same state.
-        p.wait_for(lambda: p.check_status("clean_users", "contract") == "SUCCEEDED" and p.idle(), 90,
-                   what="the users snapshot to reach clean_users")
+        p.wait_for(
+            lambda: p.check_status("clean_users", "contract") == "SUCCEEDED" and p.idle(),
+            90,
+            what="the users snapshot to reach clean_users",
+        )
         yield p
         if request.session.testsfailed > failed_before:
             p.save_log()
@@ -108,23 +115,37 @@ def flow(request: pytest.FixtureRequest, platform: Platform, browser_context):
 
 
 def land_drip(platform: Platform, day: dt.date, seq: int = 1, events: int = 20) -> Path:
-    now = dt.datetime.now(dt.timezone.utc) if day == TODAY else None
+    now = dt.datetime.now(dt.UTC) if day == TODAY else None
     return write_drip_file(platform.data_dir, day, seq=seq, seed=5, events=events, now=now)
 
 
 def wait_raw_by_sensor(platform: Platform, day: str, timeout: float = 60):
     """The successful raw_events run the landing sensor started for `day`."""
+
     def run():
-        return next((r for r in platform.runs() if r.assets == ["raw_events"] and r.partition == day
-                     and r.sensor == "events_landing_sensor" and r.status == "SUCCESS"), None)
+        return next(
+            (
+                r
+                for r in platform.runs()
+                if r.assets == ["raw_events"]
+                and r.partition == day
+                and r.sensor == "events_landing_sensor"
+                and r.status == "SUCCESS"
+            ),
+            None,
+        )
+
     return platform.wait_for(run, timeout, what=f"the sensor's raw_events run for {day}")
 
 
 def graph_edges(page: Page) -> set[tuple[str, str]]:
     """Edges drawn in the lineage SVG: an edge path starts at an upstream node's right side and
     ends at a downstream node's left side (node boxes are the graph's foreignObjects)."""
-    return set(map(tuple, page.evaluate(
-        """(assets) => {
+    return set(
+        map(
+            tuple,
+            page.evaluate(
+                """(assets) => {
           const nodes = [];
           for (const fo of document.querySelectorAll('svg foreignObject:not(.group)')) {
             const name = assets.find(a => fo.textContent.includes(a));
@@ -145,17 +166,22 @@ def graph_edges(page: Page) -> set[tuple[str, str]]:
           }
           return edges;
         }""",
-        list(ASSETS),
-    )))
+                list(ASSETS),
+            ),
+        )
+    )
 
 
 # --- a. lineage, columns and checks --------------------------------------------------------
 def test_lineage_columns_and_checks(flow: Flow, platform: Platform):
     day = LINEAGE_DAY.isoformat()
     land_drip(platform, LINEAGE_DAY)
-    platform.wait_for(lambda: platform.check_status("clean_events", "contract", day) == "SUCCEEDED",
-                      FLOW_TIMEOUT, what=f"clean_events {day} contract result")
-    assert EDGES <= platform.lineage_edges()
+    platform.wait_for(
+        lambda: platform.check_status("clean_events", "contract", day) == "SUCCEEDED",
+        FLOW_TIMEOUT,
+        what=f"clean_events {day} contract result",
+    )
+    assert platform.lineage_edges() >= EDGES
 
     page = flow.page
     # "Global asset lineage", filtered to this pipeline (other sources have assets too).
@@ -199,8 +225,12 @@ def test_sensor_runs_landed_file(flow: Flow, platform: Platform):
     raw_run = wait_raw_by_sensor(platform, day)
     flow.goto("/runs")
     # The run's row (the innermost element holding its link and its launcher) on the Runs page.
-    row = (page.locator("div").filter(has=page.locator(f'a[href="/runs/{raw_run.run_id}"]'))
-           .filter(has=page.locator('a[href$="/sensors/events_landing_sensor"]')).last)
+    row = (
+        page.locator("div")
+        .filter(has=page.locator(f'a[href="/runs/{raw_run.run_id}"]'))
+        .filter(has=page.locator('a[href$="/sensors/events_landing_sensor"]'))
+        .last
+    )
     expect(row).to_contain_text("raw_events")
     expect(row).to_contain_text(f"partition: {day}")
     expect(row).to_contain_text("Success")
@@ -208,9 +238,13 @@ def test_sensor_runs_landed_file(flow: Flow, platform: Platform):
 
     # Downstream partitions update by themselves (automation), checks passed.
     platform.wait_for(
-        lambda: day in platform.materialized_partitions("user_daily_features")
-        and platform.check_status("user_daily_features", "contract", day) == "SUCCEEDED",
-        FLOW_TIMEOUT, what=f"user_daily_features {day}")
+        lambda: (
+            day in platform.materialized_partitions("user_daily_features")
+            and platform.check_status("user_daily_features", "contract", day) == "SUCCEEDED"
+        ),
+        FLOW_TIMEOUT,
+        what=f"user_daily_features {day}",
+    )
     assert platform.check_status("clean_events", "contract", day) == "SUCCEEDED"
     assert platform.row_count(platform.materializations("clean_events", day)[0]) == 20
     flow.goto(f"/assets/user_daily_features?view=partitions&partition={day}")
@@ -224,31 +258,45 @@ def test_failing_check_is_visible(flow: Flow, platform: Platform):
     page = flow.page
     rows = []
     for n in range(1, 21):
-        rows.append({
-            "event_id": f"bad-{day}-{n:03d}", "user_id": "U00001",
-            # 15 of 20 rows (75%) break the event_type rule; the contract allows 10% quarantined.
-            "event_type": "bogus" if n <= 15 else "page_view",
-            "event_time": f"{day}T10:{n:02d}:00Z", "product_id": None, "amount": None,
-        })
+        rows.append(
+            {
+                "event_id": f"bad-{day}-{n:03d}",
+                "user_id": "U00001",
+                # 15 of 20 rows (75%) break the event_type rule; the contract allows 10% quarantined.
+                "event_type": "bogus" if n <= 15 else "page_view",
+                "event_time": f"{day}T10:{n:02d}:00Z",
+                "product_id": None,
+                "amount": None,
+            }
+        )
     path = platform.data_dir / "landing" / "events" / day / f"events_{day}_broken.csv"
     write_events_file(path, "csv", "v1", rows)
 
     wait_raw_by_sensor(platform, day)
     executions = platform.wait_for(
         lambda: [e for e in platform.check_executions("clean_events", "contract", day) if e["status"] == "FAILED"],
-        FLOW_TIMEOUT, what=f"a failed contract check on clean_events {day}")
+        FLOW_TIMEOUT,
+        what=f"a failed contract check on clean_events {day}",
+    )
     assert executions[0]["evaluation"]["success"] is False
     assert "quarantined_fraction" in executions[0]["evaluation"]["description"]
     # Neighbouring days (no rows) pass and reach the features; the broken day must not.
     neighbours = {(BROKEN_DAY + dt.timedelta(days=k)).isoformat() for k in (-1, 1)}
-    platform.wait_for(lambda: neighbours <= platform.materialized_partitions("user_daily_features") and platform.idle(),
-                      FLOW_TIMEOUT, what="the neighbouring feature partitions")
+    platform.wait_for(
+        lambda: neighbours <= platform.materialized_partitions("user_daily_features") and platform.idle(),
+        FLOW_TIMEOUT,
+        what="the neighbouring feature partitions",
+    )
     assert platform.materializations("user_daily_features", day) == []
     # A run may target both (automation allows it while the check is pending); it then fails there.
-    assert all(r.status == "FAILURE" for r in platform.runs() if r.partition == day and "user_daily_features" in r.assets)
+    assert all(
+        r.status == "FAILURE" for r in platform.runs() if r.partition == day and "user_daily_features" in r.assets
+    )
 
     flow.goto("/assets/clean_events?view=checks")
-    page.get_by_role("tab", name="Execution history").or_(page.get_by_text("Execution history", exact=True)).first.click()
+    page.get_by_role("tab", name="Execution history").or_(
+        page.get_by_text("Execution history", exact=True)
+    ).first.click()
     row = page.locator("tr").filter(has_text=day)
     expect(row.first).to_contain_text("Failed")
     expect(row.first).to_contain_text("quarantined_fraction")
@@ -283,7 +331,9 @@ def test_materialize_partition_from_ui(flow: Flow, platform: Platform):
 
         run = platform.wait_for(
             lambda: next((r for r in platform.runs() if r.assets == ["clean_events"] and r.partition == day), None),
-            30, what="the launched run")
+            30,
+            what="the launched run",
+        )
         assert run.sensor is None  # launched from the UI, not by automation
         flow.goto(f"/runs/{run.run_id}")
         expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=90_000)
@@ -299,8 +349,10 @@ def test_materialize_partition_from_ui(flow: Flow, platform: Platform):
         expected = {row["event_id"] for row in _read_events(path)}
         con = connect(platform.warehouse_path, read_only=True, retry_seconds=30)
         try:
-            got = {r[0] for r in con.execute(
-                "SELECT event_id FROM clean_events WHERE event_date = ?", [MANUAL_DAY]).fetchall()}
+            got = {
+                r[0]
+                for r in con.execute("SELECT event_id FROM clean_events WHERE event_date = ?", [MANUAL_DAY]).fetchall()
+            }
         finally:
             con.close()
         assert got == expected and len(got) == 20

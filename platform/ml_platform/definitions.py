@@ -1,16 +1,24 @@
-"""The Dagster code location: every source's assets and triggers, the features, the warehouse."""
+"""The Dagster code location: every source's assets and triggers, the curated tables, the warehouse.
+
+`workspace.yaml`, `dagster dev`, the `dagster` CLI and `dg` load `defs` from here. It is built
+lazily (`@dg.definitions`), when Dagster loads the code location, not at import time.
+"""
+
+from __future__ import annotations
+
+import functools
 
 import dagster as dg
 
 from ml_platform import settings
-from ml_platform.features.user_daily_features import user_daily_features
-from ml_platform.ingestion.source_definitions import source_definitions
-from ml_platform.sources.registry import discover_specs
+from ml_platform.curated.table import curated_asset
+from ml_platform.discovery import discover_curated_tables, discover_specs
+from ml_platform.source_assets import source_definitions
 from ml_platform.warehouse import Warehouse
 
 
 def build_definitions() -> dg.Definitions:
-    assets: list = [user_daily_features]
+    assets: list = [curated_asset(table) for table in discover_curated_tables()]
     sensors: list = [
         dg.AutomationConditionSensorDefinition(
             "automation",
@@ -23,7 +31,7 @@ def build_definitions() -> dg.Definitions:
         )
     ]
     schedules: list = []
-    resources: dict = {"warehouse": Warehouse(path=str(settings.warehouse_path()))}
+    resources: dict = {"warehouse": Warehouse(database=str(settings.warehouse_path()))}
     for spec in discover_specs():
         built = source_definitions(spec)
         assets += built.assets
@@ -31,11 +39,23 @@ def build_definitions() -> dg.Definitions:
         schedules += built.schedules
         resources.update(built.resources)
     return dg.Definitions(
-        assets=assets, sensors=sensors, schedules=schedules, resources=resources,
+        assets=assets,
+        sensors=sensors,
+        schedules=schedules,
+        resources=resources,
         # Warehouse writers run one at a time anyway (the duckdb pool), so steps run in the run's
         # own process instead of paying a subprocess start per step.
         executor=dg.in_process_executor,
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    return _process_definitions()
+
+
+@functools.cache
+def _process_definitions() -> dg.Definitions:
+    # Dagster calls a lazy `defs` several times per process (six in one CLI run, measured); the
+    # environment it reads does not change within a process, so it is built once.
+    return build_definitions()

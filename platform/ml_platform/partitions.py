@@ -7,9 +7,7 @@ import datetime as dt
 import dagster as dg
 
 from ml_platform import settings
-
-DateWindow = tuple[dt.date, dt.date]  # inclusive first and last day
-WAREHOUSE_POOL = "duckdb"  # every asset writing the warehouse; dagster.yaml lets one run at a time
+from ml_platform.warehouse.sql import DateWindow
 
 
 def daily_partitions() -> dg.DailyPartitionsDefinition:
@@ -26,6 +24,11 @@ def run_window(context: dg.AssetExecutionContext) -> DateWindow:
 def window_days(window: DateWindow) -> list[dt.date]:
     """Every day of the window, first to last."""
     return [window[0] + dt.timedelta(days=i) for i in range((window[1] - window[0]).days + 1)]
+
+
+def window_keys(window: DateWindow) -> list[str]:
+    """The partition key of every day of the window."""
+    return [day.isoformat() for day in window_days(window)]
 
 
 def window_label(window: DateWindow | None) -> str:

@@ -1,1 +1,6 @@
-"""Pandera models, one per table: each is that table's schema, rules, docs and UI column schema."""
+"""How a Pandera model becomes a table's contract: DDL, UI column schema, SQL row rules, in-place validation.
+
+The models themselves live with what they describe: a source's in its module under
+`ml_platform.sources`, a feature table's under `ml_platform.features`. `lineage` holds the
+columns every cleaned table shares.
+"""

@@ -23,5 +23,7 @@ class HistoryColumns(DataFrameModel):
     """Validity of one version of a dimension row (SCD type 2), derived from daily snapshots."""
 
     valid_from: dt.Date = Field(description="First snapshot day (UTC) this version was seen.")
-    valid_to: dt.Date = Field(nullable=True, description="First snapshot day it was no longer true; null while current.")
+    valid_to: dt.Date = Field(
+        nullable=True, description="First snapshot day it was no longer true; null while current."
+    )
     is_current: dt.Boolean = Field(description="True for the version in the latest snapshot.")

@@ -16,6 +16,8 @@ import duckdb
 import pandera.ibis as pa
 from pandera.errors import SchemaErrors
 
+from ml_platform.warehouse.sql import ident, literal
+
 # Pandera/ibis dtype name -> DuckDB column type. Timestamps are stored naive and always UTC.
 DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -38,6 +40,7 @@ class ColumnContract:
     nullable: bool
     unique: bool
     description: str
+    rules: tuple[str, ...] = ()  # the column's value rules in words, e.g. ">= 0.0", "in [a, b]"
 
 
 @dataclass(frozen=True)
@@ -55,18 +58,6 @@ class RuleFailure:
     column: str
     failing_rows: int
     sample: list[dict]
-
-
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def sql_literal(value) -> str:
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    return repr(value)
 
 
 @cache
@@ -91,14 +82,36 @@ def columns(model: type[pa.DataFrameModel]) -> list[ColumnContract]:
                 nullable=column.nullable,
                 unique=column.unique,
                 description=column.description or "",
+                rules=tuple(_rule_in_words(check) for check in column.checks),
             )
         )
     return result
 
 
+def _rule_in_words(check) -> str:
+    """How the UI's column constraints show a rule: `>= 0.0`, `in ['a', 'b']`, `matches ^P\\d{4}$`."""
+    stats = check.statistics or {}
+    words = {
+        "greater_than_or_equal_to": lambda: f">= {stats['min_value']}",
+        "greater_than": lambda: f"> {stats['min_value']}",
+        "less_than_or_equal_to": lambda: f"<= {stats['max_value']}",
+        "less_than": lambda: f"< {stats['max_value']}",
+        "in_range": lambda: f"between {stats['min_value']} and {stats['max_value']}",
+        "isin": lambda: f"in {list(stats['allowed_values'])}",
+        "notin": lambda: f"not in {list(stats['forbidden_values'])}",
+        "str_matches": lambda: f"matches {stats['pattern']}",
+        "str_length": lambda: f"length {stats.get('min_value')}..{stats.get('max_value')}",
+    }
+    return words[check.name]() if check.name in words else str(check.error or check.name)
+
+
+def column_names(model: type[pa.DataFrameModel]) -> list[str]:
+    return [c.name for c in columns(model)]
+
+
 def create_table_sql(model: type[pa.DataFrameModel], table: str) -> str:
-    cols = ",\n  ".join(f"{quote(c.name)} {c.duckdb_type}" for c in columns(model))
-    return f"CREATE TABLE IF NOT EXISTS {quote(table)} (\n  {cols}\n)"
+    cols = ",\n  ".join(f"{ident(c.name)} {c.duckdb_type}" for c in columns(model))
+    return f"CREATE TABLE IF NOT EXISTS {ident(table)} (\n  {cols}\n)"
 
 
 def table_schema(model: type[pa.DataFrameModel]) -> dg.TableSchema:
@@ -109,7 +122,7 @@ def table_schema(model: type[pa.DataFrameModel]) -> dg.TableSchema:
                 name=c.name,
                 type=c.duckdb_type,
                 description=c.description or None,
-                constraints=dg.TableColumnConstraints(nullable=c.nullable, unique=c.unique),
+                constraints=dg.TableColumnConstraints(nullable=c.nullable, unique=c.unique, other=list(c.rules)),
             )
             for c in columns(model)
         ]
@@ -117,32 +130,29 @@ def table_schema(model: type[pa.DataFrameModel]) -> dg.TableSchema:
 
 
 def _check_violation(column: str, check) -> str:
-    col = quote(column)
+    col = ident(column)
     stats = check.statistics or {}
     name = check.name
     if name == "greater_than_or_equal_to":
-        cond = f"{col} < {sql_literal(stats['min_value'])}"
+        cond = f"{col} < {literal(stats['min_value'])}"
     elif name == "greater_than":
-        cond = f"{col} <= {sql_literal(stats['min_value'])}"
+        cond = f"{col} <= {literal(stats['min_value'])}"
     elif name == "less_than_or_equal_to":
-        cond = f"{col} > {sql_literal(stats['max_value'])}"
+        cond = f"{col} > {literal(stats['max_value'])}"
     elif name == "less_than":
-        cond = f"{col} >= {sql_literal(stats['max_value'])}"
+        cond = f"{col} >= {literal(stats['max_value'])}"
     elif name == "in_range":
         low = ">=" if stats.get("include_min", True) else ">"
         high = "<=" if stats.get("include_max", True) else "<"
-        cond = (
-            f"NOT ({col} {low} {sql_literal(stats['min_value'])} "
-            f"AND {col} {high} {sql_literal(stats['max_value'])})"
-        )
+        cond = f"NOT ({col} {low} {literal(stats['min_value'])} AND {col} {high} {literal(stats['max_value'])})"
     elif name == "isin":
-        values = ", ".join(sql_literal(v) for v in stats["allowed_values"])
+        values = ", ".join(literal(v) for v in stats["allowed_values"])
         cond = f"{col} NOT IN ({values})"
     elif name == "notin":
-        values = ", ".join(sql_literal(v) for v in stats["forbidden_values"])
+        values = ", ".join(literal(v) for v in stats["forbidden_values"])
         cond = f"{col} IN ({values})"
     elif name == "str_matches":
-        cond = f"NOT regexp_matches({col}, {sql_literal('^(?:' + stats['pattern'] + ')')})"
+        cond = f"NOT regexp_matches({col}, {literal('^(?:' + stats['pattern'] + ')')})"
     elif name == "str_length":
         parts = []
         if stats.get("min_value") is not None:
@@ -163,7 +173,7 @@ def row_rules(model: type[pa.DataFrameModel]) -> tuple[RowRule, ...]:
     rules = []
     for name, column in schema_of(model).columns.items():
         if not column.nullable:
-            rules.append(RowRule(f"{name}:not_nullable", name, f"({quote(name)} IS NULL)"))
+            rules.append(RowRule(f"{name}:not_nullable", name, f"({ident(name)} IS NULL)"))
         for check in column.checks:
             # Set-like checks get a short name; bounds keep theirs, e.g. `amount:less_than_or_equal_to(10000.0)`.
             label = check.name if check.name in ("isin", "notin", "str_matches") else (check.error or check.name)
@@ -175,7 +185,7 @@ def first_violation_sql(rules: tuple[RowRule, ...] | list[RowRule]) -> str:
     """A CASE expression naming the first rule a row breaks, NULL when it breaks none."""
     if not rules:
         return "CAST(NULL AS VARCHAR)"
-    whens = " ".join(f"WHEN {r.violation} THEN {sql_literal(r.name)}" for r in rules)
+    whens = " ".join(f"WHEN {r.violation} THEN {literal(r.name)}" for r in rules)
     return f"CASE {whens} ELSE NULL END"
 
 
@@ -186,9 +196,7 @@ def count_rule_failures(
     rules = row_rules(model)
     if not rules:
         return []
-    counts_sql = ", ".join(
-        f"count(*) FILTER (WHERE {r.violation}) AS c{i}" for i, r in enumerate(rules)
-    )
+    counts_sql = ", ".join(f"count(*) FILTER (WHERE {r.violation}) AS c{i}" for i, r in enumerate(rules))
     counts = con.execute(f"SELECT {counts_sql} FROM ({relation_sql})").fetchone()
     failures = []
     for rule, count in zip(rules, counts, strict=True):
@@ -204,9 +212,7 @@ def _jsonable(value):
     return value if value is None or isinstance(value, (int, float, str, bool)) else str(value)
 
 
-def pandera_failures(
-    con: duckdb.DuckDBPyConnection, model: type[pa.DataFrameModel], relation_sql: str
-) -> list[dict]:
+def pandera_failures(con: duckdb.DuckDBPyConnection, model: type[pa.DataFrameModel], relation_sql: str) -> list[dict]:
     """Run the Pandera model itself on the relation inside DuckDB (via ibis), lazily.
 
     Returns one entry per failed Pandera check (schema-level ones such as dtype, missing or

@@ -1,18 +1,19 @@
 """Command line for demo data: `generate` a back-fill of days, or `drip` small files live.
 
-    python -m ml_platform.demo generate --days 7 --events-per-day 1000 --seed 42
-    python -m ml_platform.demo drip --interval 10 --count 5
+python -m ml_platform.demo generate --days 7 --events-per-day 1000 --seed 42
+python -m ml_platform.demo drip --interval 10 --count 5
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ml_platform.demo.generator import generate, write_drip_file
@@ -34,7 +35,7 @@ def _next_seq(data_dir: Path, landing: date) -> int:
 def _drip(data_dir: Path, interval: float, count: int | None, seed: int) -> None:
     written = 0
     while count is None or written < count:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         landing = now.date()
         path = write_drip_file(data_dir, landing, _next_seq(data_dir, landing), seed, now=now)
         written += 1
@@ -44,46 +45,57 @@ def _drip(data_dir: Path, interval: float, count: int | None, seed: int) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml_platform.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m ml_platform.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write N landing days of events with known defects")
     gen.add_argument("--days", type=int, required=True)
     gen.add_argument("--events-per-day", type=int, required=True)
     gen.add_argument("--seed", type=int, required=True)
-    gen.add_argument("--end-date", type=date.fromisoformat, default=None,
-                     help="last landing date, YYYY-MM-DD (default: today in UTC)")
-    gen.add_argument("--data-dir", type=Path, default=None,
-                     help="default: $ML_PLATFORM_DATA_DIR or ./data")
-    gen.add_argument("--telemetry-hours-per-day", type=int, default=24,
-                     help="hourly telemetry files per landing day (default: 24)")
+    gen.add_argument(
+        "--end-date",
+        type=date.fromisoformat,
+        default=None,
+        help="last landing date, YYYY-MM-DD (default: today in UTC)",
+    )
+    gen.add_argument("--data-dir", type=Path, default=None, help="default: $ML_PLATFORM_DATA_DIR or ./data")
+    gen.add_argument(
+        "--telemetry-hours-per-day", type=int, default=24, help="hourly telemetry files per landing day (default: 24)"
+    )
 
     drip = sub.add_parser("drip", help="write one small valid file into today's landing folder every interval")
     drip.add_argument("--interval", type=float, default=10.0, help="seconds between files")
     drip.add_argument("--count", type=int, default=None, help="stop after K files (default: until Ctrl-C)")
-    drip.add_argument("--data-dir", type=Path, default=None,
-                      help="default: $ML_PLATFORM_DATA_DIR or ./data")
+    drip.add_argument("--data-dir", type=Path, default=None, help="default: $ML_PLATFORM_DATA_DIR or ./data")
     drip.add_argument("--seed", type=int, default=0)
 
     args = parser.parse_args(argv)
     data_dir = args.data_dir or _default_data_dir()
 
     if args.command == "generate":
-        end_date = args.end_date or datetime.now(timezone.utc).date()
-        manifest = generate(data_dir, args.days, args.events_per_day, args.seed, end_date,
-                            telemetry_hours_per_day=args.telemetry_hours_per_day)
-        print(f"wrote {len(manifest['files'])} event files, {manifest['telemetry']['files']} telemetry files and "
-              f"daily users / products / maintenance files for {manifest['start_date']}..{manifest['end_date']} "
-              f"into {data_dir}")
+        end_date = args.end_date or datetime.now(UTC).date()
+        manifest = generate(
+            data_dir,
+            args.days,
+            args.events_per_day,
+            args.seed,
+            end_date,
+            telemetry_hours_per_day=args.telemetry_hours_per_day,
+        )
+        print(
+            f"wrote {len(manifest['files'])} event files, {manifest['telemetry']['files']} telemetry files and "
+            f"daily users / products / maintenance files for {manifest['start_date']}..{manifest['end_date']} "
+            f"into {data_dir}"
+        )
         summary = {k: manifest[k] for k in ("totals", "users", "products", "telemetry", "maintenance")}
         print(json.dumps(summary, sort_keys=True, indent=2))
         return 0
 
-    try:
+    # Ctrl-C is how a drip is stopped: end quietly.
+    with contextlib.suppress(KeyboardInterrupt):
         _drip(data_dir, args.interval, args.count, args.seed)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

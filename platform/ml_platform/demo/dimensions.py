@@ -132,8 +132,10 @@ def write_product_snapshots(data_dir: Path, seed: int, landing_dates: list[date]
         write_csv(
             path,
             PRODUCT_COLUMNS,
-            [[p, category, f"{price:.2f}", "true" if active else "false"]
-             for p, (category, price, active) in products.items()],
+            [
+                [p, category, f"{price:.2f}", "true" if active else "false"]
+                for p, (category, price, active) in products.items()
+            ],
         )
 
     return {

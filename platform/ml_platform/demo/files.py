@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:

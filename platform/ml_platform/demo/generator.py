@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,9 +24,11 @@ import pyarrow.parquet as pq
 from ml_platform.demo.dimensions import (
     MIN_USERS,
     N_PRODUCTS,
-    user_id as _user_id,
     write_product_snapshots,
     write_user_snapshots,
+)
+from ml_platform.demo.dimensions import (
+    user_id as _user_id,
 )
 from ml_platform.demo.files import atomic_write as _atomic_write
 from ml_platform.demo.files import count as _count
@@ -73,7 +75,7 @@ BAD_KINDS = (
 )
 UNPARSABLE_TIMES = ("not-a-timestamp", "2026-13-45T99:00:00Z", "yesterday")
 UNKNOWN_EVENT_TYPES = ("clck", "PURCHASE_V0", "hover")
-UTC = timezone.utc
+UTC = UTC
 
 
 def generate(
@@ -139,13 +141,15 @@ def generate(
             version = SCHEMA_VERSIONS[(file_index + 2 * day_index) % len(SCHEMA_VERSIONS)]
             path = folder / f"events_{landing.isoformat()}_{file_index + 1:02d}.{fmt}"
             write_events_file(path, fmt, version, [row for _, row in chunk])
-            files.append({
-                "path": path.relative_to(data_dir).as_posix(),
-                "landing_date": landing.isoformat(),
-                "format": fmt,
-                "schema_version": version,
-                "rows": len(chunk),
-            })
+            files.append(
+                {
+                    "path": path.relative_to(data_dir).as_posix(),
+                    "landing_date": landing.isoformat(),
+                    "format": fmt,
+                    "schema_version": version,
+                    "rows": len(chunk),
+                }
+            )
 
     manifest = {
         "seed": seed,
@@ -198,7 +202,10 @@ def write_drip_file(
         _render_time(rng, row)
         rows.append(row)
     path = (
-        Path(data_dir) / "landing" / "events" / landing_date.isoformat()
+        Path(data_dir)
+        / "landing"
+        / "events"
+        / landing_date.isoformat()
         / f"events_{landing_date.isoformat()}_{seq:02d}.{fmt}"
     )
     write_events_file(path, fmt, version, rows)
@@ -221,13 +228,11 @@ def write_events_file(path: Path, fmt: str, version: str, rows: list[dict]) -> N
         data = buf.getvalue().encode("utf-8")
         _atomic_write(path, lambda tmp: tmp.write_bytes(data))
     elif fmt == "jsonl":
-        lines = "".join(json.dumps(dict(zip(columns, rec))) + "\n" for rec in records)
+        lines = "".join(json.dumps(dict(zip(columns, rec, strict=True))) + "\n" for rec in records)
         data = lines.encode("utf-8")
         _atomic_write(path, lambda tmp: tmp.write_bytes(data))
     elif fmt == "parquet":
-        table = pa.table(
-            {c: pa.array([rec[i] for rec in records], type=pa.string()) for i, c in enumerate(columns)}
-        )
+        table = pa.table({c: pa.array([rec[i] for rec in records], type=pa.string()) for i, c in enumerate(columns)})
         _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     else:
         raise ValueError(f"unknown format {fmt!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from ml_platform.demo.files import count, write_bytes, write_csv
@@ -33,7 +33,7 @@ PRECURSOR_VIBRATION_STEP = 3.0
 MAINTENANCE_COLUMNS = ["record_id", "device_id", "event_time", "event_type", "component", "downtime_minutes"]
 MAINTENANCE_PER_DAY = (2, 5)
 COMPONENTS = ("bearing", "motor", "pump", "sensor")
-UTC = timezone.utc
+UTC = UTC
 
 
 def device_id(i: int) -> str:
@@ -62,15 +62,17 @@ def write_maintenance_logs(
             first_hour = min(PRECURSOR_HOURS, hours_per_day - 1) if failure else 0
             hour = rng.randrange(first_hour, hours_per_day)
             instant = midnight + timedelta(hours=hour, seconds=rng.randrange(3600))
-            day.append({
-                "device_id": device,
-                "event_time": instant.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "event_type": "failure" if failure else "maintenance",
-                "component": rng.choice(COMPONENTS),
-                "downtime_minutes": rng.randint(120, 1440) if failure else rng.randint(30, 240),
-                "_landing": landing,
-                "_hour": hour,
-            })
+            day.append(
+                {
+                    "device_id": device,
+                    "event_time": instant.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "event_type": "failure" if failure else "maintenance",
+                    "component": rng.choice(COMPONENTS),
+                    "downtime_minutes": rng.randint(120, 1440) if failure else rng.randint(30, 240),
+                    "_landing": landing,
+                    "_hour": hour,
+                }
+            )
         day.sort(key=lambda r: (r["event_time"], r["device_id"]))
         for record in day:
             record["record_id"] = f"M{len(records) + 1:04d}"
@@ -127,14 +129,22 @@ def write_telemetry(
             lines = []
             for k, device in enumerate(devices):
                 operating_hours[device] += 1.0
-                reading = _reading(rng, device, midnight + timedelta(hours=hour), location[device],
-                                   operating_hours[device], (landing, device, hour) in maintained)
+                reading = _reading(
+                    rng,
+                    device,
+                    midnight + timedelta(hours=hour),
+                    location[device],
+                    operating_hours[device],
+                    (landing, device, hour) in maintained,
+                )
                 rise = PRECURSOR_HOURS + 1 - (failure_hour.get((landing, device), -100) - hour)
                 if 1 <= rise <= PRECURSOR_HOURS:
-                    reading["temperature"] = _clip(reading["temperature"] + PRECURSOR_TEMPERATURE_STEP * rise,
-                                                   *TEMPERATURE_RANGE, 2)
-                    reading["vibration"] = _clip(reading["vibration"] + PRECURSOR_VIBRATION_STEP * rise,
-                                                 *VIBRATION_RANGE, 2)
+                    reading["temperature"] = _clip(
+                        reading["temperature"] + PRECURSOR_TEMPERATURE_STEP * rise, *TEMPERATURE_RANGE, 2
+                    )
+                    reading["vibration"] = _clip(
+                        reading["vibration"] + PRECURSOR_VIBRATION_STEP * rise, *VIBRATION_RANGE, 2
+                    )
                 kind = bad_kind.get(hour * N_DEVICES + k)
                 if kind == "temperature":
                     reading["temperature"] = rng.choice(BAD_TEMPERATURES)

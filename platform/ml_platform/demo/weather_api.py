@@ -52,7 +52,7 @@ def observations(location: str, day: dt.date) -> list[dict]:
     season = -math.cos(2 * math.pi * (day.timetuple().tm_yday - 15) / 365.25)  # -1 mid-January, +1 mid-July
     records = []
     for hour in range(24):
-        utc = dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.timezone.utc)
+        utc = dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.UTC)
         local = utc.astimezone(zone)
         rng = random.Random(f"{location}/{day.isoformat()}/{hour}")
         diurnal = -math.cos(2 * math.pi * (local.hour - 3) / 24)  # coolest ~03:00, warmest ~15:00 local
@@ -61,19 +61,25 @@ def observations(location: str, day: dt.date) -> list[dict]:
         raining = rng.random() < rain_chance
         precipitation = rng.expovariate(1 / 1.2) if raining else 0.0
         wind = abs(rng.gauss(12.0, 6.0))
-        records.append({
-            "time": local.isoformat(timespec="seconds"),
-            "temperature_c": _round(temperature),
-            "humidity_pct": _round(humidity),
-            "precipitation_mm": _round(precipitation),
-            "wind_speed_kmh": _round(wind),
-        })
+        records.append(
+            {
+                "time": local.isoformat(timespec="seconds"),
+                "temperature_c": _round(temperature),
+                "humidity_pct": _round(humidity),
+                "precipitation_mm": _round(precipitation),
+                "wind_speed_kmh": _round(wind),
+            }
+        )
     return records
 
 
 def history_body(location: str, day: dt.date) -> dict:
-    return {"location": location, "date": day.isoformat(), "timezone": LOCATIONS[location][0],
-            "hourly": observations(location, day)}
+    return {
+        "location": location,
+        "date": day.isoformat(),
+        "timezone": LOCATIONS[location][0],
+        "hourly": observations(location, day),
+    }
 
 
 @dataclass
@@ -232,8 +238,9 @@ class WeatherApiServer:
         return f"http://{self._httpd.server_address[0]}:{self.port}"
 
     def start(self) -> WeatherApiServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="weather-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="weather-api", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -262,8 +269,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None, help="require this key in the X-API-Key header")
     args = parser.parse_args(argv)
     server = WeatherApiServer(port=args.port, host=args.host, api_key=args.api_key, verbose=True)
-    print(f"fake weather API on {server.url}{HISTORY_PATH}?location=berlin&date=YYYY-MM-DD "
-          f"(set ML_PLATFORM_WEATHER_API_URL={server.url})", flush=True)
+    print(
+        f"fake weather API on {server.url}{HISTORY_PATH}?location=berlin&date=YYYY-MM-DD "
+        f"(set ML_PLATFORM_WEATHER_API_URL={server.url})",
+        flush=True,
+    )
     try:
         server._httpd.serve_forever()
     except KeyboardInterrupt:

@@ -1,24 +1,36 @@
 """Daily batch features per user, from that UTC day's clean events and the users dimension.
 
 Only events of the feature day itself feed a row, and user attributes are joined as they were
-on that day (the users history), so a row never sees the future.
+on that day (the users history), so a row never sees the future. The table is this contract
+plus this SQL; `ml_platform.curated` makes it an asset with its blocking contract check.
 """
 
+from __future__ import annotations
 
-import dagster as dg
+import ibis.expr.datatypes as dt
+from pandera.ibis import DataFrameModel, Field
 
-from ml_platform.automation import on_upstream_update
-from ml_platform.contract_check import contract_check_spec, evaluate_contract
-from ml_platform.contracts import table_contract as tc
-from ml_platform.contracts.clickstream import UserDailyFeatures
-from ml_platform.partitions import daily_partitions, run_window, window_label
-from ml_platform.warehouse import Warehouse
+from ml_platform.curated import CuratedTable
 
-TABLE = "user_daily_features"
-KEY = dg.AssetKey(TABLE)
-EVENTS = dg.AssetKey("clean_events")
-USERS = dg.AssetKey("clean_users")
-PARTITIONS = daily_partitions()
+
+class UserDailyFeatures(DataFrameModel):
+    """Batch features per user and UTC day, computed only from that day's clean events."""
+
+    user_id: dt.String = Field(nullable=False, description="Entity key.")
+    feature_date: dt.Date = Field(nullable=False, description="UTC day the features describe: the partition.")
+    event_count: dt.Int64 = Field(ge=1, description="Events that day.")
+    transaction_count: dt.Int64 = Field(ge=0, description="Purchases that day.")
+    unique_products: dt.Int64 = Field(ge=0, description="Distinct products touched.")
+    daily_spend: dt.Float64 = Field(ge=0.0, description="Sum of purchase amounts.")
+    avg_transaction_value: dt.Float64 = Field(nullable=True, ge=0.0, description="Mean purchase amount.")
+    max_transaction_value: dt.Float64 = Field(nullable=True, ge=0.0, description="Largest purchase amount.")
+    cart_adds: dt.Int64 = Field(ge=0, description="add_to_cart events.")
+    primary_device: dt.String = Field(nullable=True, description="Most used device (ties: alphabetical).")
+    days_since_signup: dt.Int64 = Field(nullable=True, ge=0, description="feature_date - signup_date.")
+
+    class Config:
+        strict = True
+
 
 # Aggregate the day's events per user first, then join the small per-day result to devices and
 # to the users history (a join on 1 M events would do the same work a hundred times over).
@@ -71,36 +83,14 @@ LEFT JOIN clean_users u ON u.user_id = d.user_id AND d.event_date >= u.valid_fro
   AND d.event_date < coalesce(u.valid_to, DATE '9999-12-31')
 """
 
-
-@dg.asset(
-    name=TABLE,
-    group_name="features",
-    kinds={"duckdb", "pandera"},
-    deps=[EVENTS, USERS],
-    partitions_def=PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
-    owners=["team:ml-platform"],
+TABLE = CuratedTable(
+    name="user_daily_features",
     description="Per user and UTC day: activity, spend, cart and device features for ML models.",
-    metadata={"dagster/column_schema": tc.table_schema(UserDailyFeatures), "contract": UserDailyFeatures.__name__},
-    check_specs=[contract_check_spec(KEY, UserDailyFeatures, PARTITIONS)],
+    contract=UserDailyFeatures,
+    partition_column="feature_date",
+    sql=FEATURES_SQL,
+    reads=("clean_events",),
     # The users snapshot gates (must exist, checks passed) but does not re-trigger every day.
-    automation_condition=on_upstream_update(ignore=dg.AssetSelection.assets(USERS)),
+    gated_by=("clean_users",),
+    entity_column="user_id",
 )
-def user_daily_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    start, end = run_window(context)
-    cols = ", ".join(tc.quote(c.name) for c in tc.columns(UserDailyFeatures))
-    with warehouse.transaction() as con:
-        con.execute(tc.create_table_sql(UserDailyFeatures, TABLE))
-        con.execute(f"DELETE FROM {TABLE} WHERE feature_date BETWEEN ? AND ?", [start, end])
-        con.execute(f"INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM ({FEATURES_SQL})", {"start": start, "end": end})
-        rows, users = con.execute(
-            f"SELECT count(*), count(DISTINCT user_id) FROM {TABLE} WHERE feature_date BETWEEN ? AND ?", [start, end]
-        ).fetchone()
-    check = evaluate_contract(
-        warehouse, UserDailyFeatures, f"SELECT * FROM {TABLE} WHERE feature_date BETWEEN DATE '{start}' AND DATE '{end}'"
-    )
-    context.log.info(f"{TABLE} {window_label((start, end))}: {rows} rows")
-    return dg.MaterializeResult(
-        metadata={"dagster/row_count": rows, "users": users}, check_results=[check]
-    )

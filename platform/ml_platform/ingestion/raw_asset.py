@@ -1,22 +1,43 @@
 """What the raw assets of every source kind (files, PostgreSQL, REST APIs) share.
 
 One daily-partitioned asset per source in the `raw` group, written in single-run backfills in
-the warehouse pool, carrying the raw schema check; plus the ingestion timestamp and the
-schema-version summary each run reports.
+the warehouse pool, carrying the raw `schema` check; and what every raw run reports: the
+table's total rows, each landing day's own rows and schema verdict (also inside a range
+backfill), the table name.
 """
 
-import datetime as dt
-from collections.abc import Iterable
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 import dagster as dg
+import duckdb
 
-from ml_platform.ingestion.schema_check import schema_check_spec
-from ml_platform.partitions import WAREHOUSE_POOL, daily_partitions
-from ml_platform.sources.spec import SourceSpec
+from ml_platform.checks.schema import SCHEMA_CHECK, evaluate_schema, schema_check_spec
+from ml_platform.ingestion.raw_table import raw_partition_counts
+from ml_platform.ingestion.spec import SourceSpec
+from ml_platform.partitions import daily_partitions
+from ml_platform.results import Verdict, publish
+from ml_platform.warehouse import WAREHOUSE_POOL, sql
+from ml_platform.warehouse.sql import DateWindow
+
+
+@dataclass
+class RawSide:
+    """What a source kind's builder returns: the raw asset(s) and the triggers and resources they need."""
+
+    assets: list = field(default_factory=list)  # the raw asset first
+    sensors: list = field(default_factory=list)
+    schedules: list = field(default_factory=list)
+    resources: dict = field(default_factory=dict)
 
 
 def raw_asset_args(spec: SourceSpec, *, kinds: Iterable[str], description: str, **extra) -> dict:
-    """Keyword arguments of `dg.asset` for the source's raw asset; `extra` adds kind-specific ones."""
+    """Keyword arguments of `dg.asset` for the source's raw asset; `extra` adds kind-specific ones.
+
+    Apply `dg.asset(**raw_asset_args(...))` inside `acknowledged("backfill_policy")`.
+    """
     partitions_def = daily_partitions()
     return dict(
         name=spec.raw_table,
@@ -28,16 +49,39 @@ def raw_asset_args(spec: SourceSpec, *, kinds: Iterable[str], description: str, 
         owners=[spec.owner],
         tags={"source": spec.name, **spec.tags},
         description=f"{spec.description}\n\n{description}",
+        metadata={"dagster/table_name": spec.raw_table},
         check_specs=[schema_check_spec(dg.AssetKey(spec.raw_table), spec, partitions_def)],
         **extra,
     )
 
 
-def ingestion_time() -> dt.datetime:
-    """Now in UTC, naive: the warehouse stores timestamps without a zone."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+@dataclass
+class RawOutcome:
+    """What a raw write left, counted inside its transaction: rows per landing day, the table's
+    total, and the schema check's verdicts (for the run and per landing day)."""
+
+    partition_rows: dict[str, int]
+    total_rows: int
+    schema: tuple[Verdict, dict[str, Verdict]]
 
 
-def schema_versions_label(ledger: list[dict]) -> str:
-    """The schema versions of the ingested batches (ledger rows), for run metadata."""
-    return ", ".join(sorted({entry["schema_version"] for entry in ledger})) or "none"
+def raw_outcome(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow) -> RawOutcome:
+    """Call inside the write transaction, after writing."""
+    total = con.execute(f"SELECT count(*) FROM {sql.ident(spec.raw_table)}").fetchone()[0]
+    return RawOutcome(raw_partition_counts(con, spec, window), total, evaluate_schema(con, spec, window))
+
+
+def publish_raw(context: dg.AssetExecutionContext, spec: SourceSpec, outcome: RawOutcome, metadata: dict) -> Iterator:
+    """The raw run's materialization and `schema` check results (never blocking)."""
+    run_verdict, day_verdicts = outcome.schema
+    yield from publish(
+        context,
+        table_name=spec.raw_table,
+        partition_rows=outcome.partition_rows,
+        total_rows=outcome.total_rows,
+        metadata=metadata,
+        check_name=SCHEMA_CHECK,
+        run_verdict=run_verdict,
+        partition_verdicts=day_verdicts,
+        blocking=False,
+    )

@@ -1,1 +1,5 @@
-"""Source specs and their discovery: one small declarative module per source."""
+"""The platform's sources: one module per source, holding its contract (a Pandera model) and `SPEC`.
+
+Discovered automatically (`ml_platform.ingestion.discovery`); adding a source is adding a module
+here. See README "Add your own source".
+"""

@@ -1,0 +1,1 @@
+"""Asset checks: the blocking `contract` check of clean and curated tables, the raw `schema` check."""

@@ -1,0 +1,128 @@
+"""Factory: a source spec becomes its clean asset (contract check included), whatever the kind.
+
+Every kind writes the same raw shape (`ml_platform.ingestion.raw_table`), so typing, UTC
+normalization, dedup, quarantine and the contract check are the same code for files,
+databases and APIs.
+"""
+
+import dagster as dg
+
+from ml_platform.automation import on_upstream_update
+from ml_platform.checks.contract import (
+    QuarantineFigures,
+    contract_check_spec,
+    evaluate_contract,
+    publish_contract_table,
+)
+from ml_platform.clean.write import CleanAccounting, clean_table, write_clean
+from ml_platform.contracts import table_contract as tc
+from ml_platform.dagster_previews import acknowledged
+from ml_platform.ingestion.spec import SourceSpec
+from ml_platform.partitions import daily_partitions, run_window, window_keys, window_label
+from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse
+
+
+def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
+    key = dg.AssetKey(spec.clean_table)
+    table = clean_table(spec)
+    if spec.is_partitioned:
+        partitions_def = daily_partitions()
+        # Event day E can arrive on landing days E-1 (producers ahead of UTC) .. E+tolerance; days
+        # after today do not exist yet and hold nothing.
+        with acknowledged("allow_nonexistent_upstream_partitions"):
+            mapping = dg.TimeWindowPartitionMapping(
+                start_offset=-1, end_offset=spec.late_tolerance_days, allow_nonexistent_upstream_partitions=True
+            )
+        deps = [dg.AssetDep(raw_key, partition_mapping=mapping)]
+        shape = f"one partition per UTC event day, deduplicated by {', '.join(spec.key_columns)}"
+    else:
+        partitions_def = None
+        deps = [dg.AssetDep(raw_key, partition_mapping=dg.AllPartitionMapping())]
+        shape = f"every version of each {', '.join(spec.key_columns)} across daily snapshots (valid_from / valid_to)"
+
+    # Single-run range backfills: one set-based write per range (see dagster_previews).
+    with acknowledged("backfill_policy"):
+
+        @dg.asset(
+            name=spec.clean_table,
+            group_name="clean",
+            kinds={"duckdb", "pandera"},
+            deps=deps,
+            partitions_def=partitions_def,
+            backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
+            pool=WAREHOUSE_POOL,
+            owners=[spec.owner],
+            tags={"source": spec.name, **spec.tags},
+            description=(
+                f"{spec.description}\n\nTyped to the {spec.contract.__name__} contract, UTC, {shape}. "
+                f"Rows breaking the contract go to `{spec.quarantine_table}` with the rule they broke."
+            ),
+            metadata={
+                "dagster/column_schema": tc.table_schema(spec.contract),
+                "dagster/table_name": spec.clean_table,
+                "contract": spec.contract.__name__,
+            },
+            check_specs=[
+                contract_check_spec(
+                    key, spec.contract, partitions_def, f"Fails above {spec.max_quarantine_fraction:.0%} quarantined."
+                )
+            ],
+            automation_condition=on_upstream_update(),
+        )
+        def _clean(context: dg.AssetExecutionContext, warehouse: Warehouse):
+            window = run_window(context) if spec.is_partitioned else None
+            with warehouse.transaction() as con:
+                acc = write_clean(con, spec, window)
+            context.log.info(f"{spec.clean_table} {window_label(window)}: {acc}")
+            partitions = window_keys(window) if window else []
+            verdicts = evaluate_contract(
+                warehouse, table, window, partitions, _quarantine_figures(spec, acc, partitions)
+            )
+            metadata = {
+                "raw_rows_scanned": acc.raw_rows_scanned,
+                "accepted_rows": acc.accepted,
+                "quarantined": acc.quarantined,
+                "duplicates_removed": acc.duplicates,
+                "deleted_at_source": acc.deleted,
+                "owned_by_other_days": acc.owned_by_other_days,
+                "late_rows": acc.late_rows,
+                "extra_columns": ", ".join(acc.extra_columns) or "none",
+                "quarantined_by_rule": dg.MetadataValue.json(acc.quarantined_by_rule),
+                "by_partition": dg.MetadataValue.json(acc.by_partition),
+            }
+            yield from publish_contract_table(
+                context,
+                warehouse,
+                table,
+                window,
+                acc.partition_rows,
+                verdicts,
+                metadata,
+                # A range run's partitions each show the run's totals and, under partition_*, their own figures.
+                partition_metadata={
+                    p: {f"partition_{k}": v for k, v in figures.items()} for p, figures in acc.by_partition.items()
+                },
+            )
+
+    return _clean
+
+
+def _quarantine_figures(spec: SourceSpec, acc: CleanAccounting, partitions: list[str]) -> QuarantineFigures:
+    """The quarantine counts the contract check weighs, per partition (or for the whole table)."""
+    if not partitions:
+        return QuarantineFigures(
+            spec.quarantine_table, spec.max_quarantine_fraction, {None: acc.quarantined}, {None: acc.rows_in_scope}
+        )
+    figures = {p: acc.by_partition.get(p, {}) for p in partitions}
+    return QuarantineFigures(
+        spec.quarantine_table,
+        spec.max_quarantine_fraction,
+        {p: f.get("quarantined", 0) for p, f in figures.items()},
+        {
+            p: f.get("accepted", 0)
+            + f.get("quarantined", 0)
+            + f.get("duplicates_removed", 0)
+            + f.get("deleted_at_source", 0)
+            for p, f in figures.items()
+        },
+    )

@@ -1,0 +1,136 @@
+"""The set-based SQL that turns raw rows into contract-typed rows, each with its verdict.
+
+`staged_rows_sql` returns one row per raw row of the landing days that can hold the window's
+events: contract columns typed with TRY_CAST, event time normalized to UTC, the owning
+partition (`_partition`), the first rule the row breaks (`_violation`, NULL when clean) and
+columns outside the contract (`_extra_columns`). The clean write keeps the rows the window owns
+(deduplicated), quarantines the broken ones and counts the rest as owned by other days, so
+every raw row read is accounted for exactly once.
+
+Ownership: a row belongs to the partition of its UTC event date when that date is within
+[landing date - tolerance, landing date + 1]. Rows outside (too late, in the future, or with no
+readable event time) belong to their landing date's partition, where they are quarantined:
+they are never silently dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ml_platform.contracts import table_contract as tc
+from ml_platform.ingestion.raw_table import LEDGER_TABLE
+from ml_platform.ingestion.schema_policy import REJECTION_RULES
+from ml_platform.ingestion.spec import SourceSpec
+from ml_platform.warehouse import sql
+from ml_platform.warehouse.sql import DateWindow
+
+# Rules the clean layer adds to the contract's own row rules.
+RULE_UNPARSABLE_TIME = "unparsable_timestamp"
+RULE_TOO_LATE = "later_than_tolerance"
+RULE_FUTURE = "after_landing_date"
+SCHEMA_RULE_COLUMN = "_schema"
+
+
+def raw_window(spec: SourceSpec, window: DateWindow) -> DateWindow:
+    """Landing dates that can hold rows owned by partitions in `window`."""
+    return (window[0] - dt.timedelta(days=1), window[1] + dt.timedelta(days=spec.late_tolerance_days))
+
+
+def _text_of(spec: SourceSpec, column: str) -> str:
+    """The column's text in a raw record, under its contract name or any of its aliases."""
+    paths = [sql.json_text("record", name) for name in spec.names_for(column)]
+    return paths[0] if len(paths) == 1 else f"COALESCE({', '.join(paths)})"
+
+
+def staged_rows_sql(spec: SourceSpec, window: DateWindow | None, rejected_batches: list[str] = ()) -> str:
+    """`rejected_batches`: batches (`source_file@landing_date`) the schema policy rejects."""
+    types = {c.name: c.duckdb_type for c in tc.columns(spec.contract)}
+    text_cols = ",\n    ".join(f"{_text_of(spec, c)} AS {sql.ident(c + '__text')}" for c in spec.source_columns)
+    typed = []
+    type_rules = []
+    for column in spec.source_columns:
+        text = sql.ident(column + "__text")
+        if column == spec.event_time_column:
+            typed.append(f"{sql.utc_timestamp(text, spec.event_time_zone)} AS {sql.ident(column)}")
+            continue
+        typed.append(f"TRY_CAST({text} AS {types[column]}) AS {sql.ident(column)}")
+        if types[column] != "VARCHAR":
+            type_rules.append(
+                tc.RowRule(
+                    f"{column}:type({types[column]})", column, f"({text} IS NOT NULL AND {sql.ident(column)} IS NULL)"
+                )
+            )
+    known = sql.string_list(sorted(spec.known_columns()))
+    select_raw = f"""
+  SELECT r.source_file, r.source_row, r.landing_date, r.ingested_at, r.schema_version, r.record,
+    list_filter(l.columns, k -> NOT list_contains({known}, k)) AS _extra_columns,
+    {text_cols}
+  FROM {sql.ident(spec.raw_table)} r
+  JOIN {sql.ident(LEDGER_TABLE)} l ON l.source = {sql.literal(spec.name)} AND l.source_file = r.source_file
+    AND l.landing_date = r.landing_date AND l.ingested_at = r.ingested_at"""
+    type_rules = [*schema_policy_rules(spec, rejected_batches), *type_rules]
+    if window is None:
+        # Snapshot source: every landing day is a full snapshot and owns its own rows.
+        return _verdict_sql(spec, select_raw, typed, type_rules, [], "landing_date")
+
+    select_raw += f"\n  WHERE {sql.in_window('landing_date', raw_window(spec, window), table_alias='r')}"
+    t = sql.ident(spec.event_time_column)
+    t_text = sql.ident(spec.event_time_column + "__text")
+    day = f"CAST({t} AS DATE)"
+    tolerance = spec.late_tolerance_days
+    too_late = f"({day} < landing_date - INTERVAL {sql.literal(tolerance)} DAY)"
+    future = f"({day} > landing_date + INTERVAL 1 DAY)"
+    time_rules = [
+        tc.RowRule(
+            f"{spec.event_time_column}:{RULE_UNPARSABLE_TIME}",
+            spec.event_time_column,
+            f"({t_text} IS NOT NULL AND {t} IS NULL)",
+        ),
+        tc.RowRule(f"{spec.event_time_column}:{RULE_TOO_LATE}({tolerance}d)", spec.event_time_column, too_late),
+        tc.RowRule(f"{spec.event_time_column}:{RULE_FUTURE}", spec.event_time_column, future),
+    ]
+    partition_expr = f"CASE WHEN {t} IS NULL OR {too_late} OR {future} THEN landing_date ELSE {day} END"
+    return _verdict_sql(spec, select_raw, typed, type_rules, time_rules, partition_expr)
+
+
+def _verdict_sql(spec, select_raw, typed, type_rules, time_rules, partition_expr) -> str:
+    # History columns of snapshot sources are derived after staging; their rules apply to the table.
+    contract_rules = [r for r in tc.row_rules(spec.contract) if r.column not in spec.history_columns]
+    rules = [*time_rules, *type_rules, *contract_rules]
+    part_col = spec.partition_column
+    derived = ""
+    if part_col:
+        derived = f",\n    CAST({sql.ident(spec.event_time_column)} AS DATE) AS {sql.ident(part_col)}"
+    partition_select = f",\n    CAST({partition_expr} AS DATE) AS _partition"
+    return f"""
+WITH extracted AS ({select_raw}
+),
+typed AS (
+  SELECT *,
+    {("," + chr(10) + "    ").join(typed)}
+  FROM extracted
+),
+owned AS (
+  SELECT *{derived}{partition_select}
+  FROM typed
+)
+SELECT *, {tc.first_violation_sql(rules)} AS _violation
+FROM owned
+"""
+
+
+def schema_policy_rules(spec: SourceSpec, rejected_batches: list[str]) -> list[tc.RowRule]:
+    """Every row of a batch the schema policy rejects breaks this rule (see ingestion.schema_policy)."""
+    if not rejected_batches:
+        return []
+    batch = "(source_file || '@' || CAST(landing_date AS VARCHAR))"
+    cond = f"list_contains({sql.string_list(rejected_batches)}, {batch})"
+    return [tc.RowRule(REJECTION_RULES[spec.schema_policy], SCHEMA_RULE_COLUMN, cond)]
+
+
+def dedup_order(spec: SourceSpec) -> str:
+    """Which copy of a key wins within a partition: the highest version if the source has a version
+    column, then the latest ingested, then the last file and row."""
+    keys = ", ".join(sql.ident(k) for k in spec.key_columns)
+    version = f"{sql.ident(spec.version_column)} DESC NULLS LAST, " if spec.version_column else ""
+    return f"PARTITION BY _partition, {keys} ORDER BY {version}ingested_at DESC, source_file DESC, source_row DESC"

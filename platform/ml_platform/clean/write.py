@@ -1,0 +1,236 @@
+"""Writes a window of a clean table and its quarantine atomically, and accounts for every row.
+
+The clean table is written through the shared writer (`ContractTable.replace`), the quarantine
+beside it, in the caller's transaction: running the same partitions twice leaves identical
+tables, and a crash leaves the previous state. Event sources replace a window of event days;
+snapshot sources rebuild their whole version history (valid_from / valid_to) from every daily
+snapshot.
+
+Every term of the accounting is counted on its own, from where the rows ended up, so a row lost
+anywhere on the way (a raw row without its ledger entry, a failed insert) breaks the balance:
+
+    raw_rows_scanned = accepted + quarantined + duplicates_removed + deleted_at_source
+                       + owned_by_other_days
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from ml_platform.clean import staging
+from ml_platform.ingestion.raw_table import create_raw_tables
+from ml_platform.ingestion.schema_policy import rejected_batches
+from ml_platform.ingestion.spec import SourceSpec
+from ml_platform.warehouse import sql
+from ml_platform.warehouse.sql import DateWindow
+from ml_platform.warehouse.writer import ContractTable
+
+QUARANTINE_COLUMNS = """
+  partition_date DATE NOT NULL,
+  rule VARCHAR NOT NULL,
+  column_name VARCHAR NOT NULL,
+  source_file VARCHAR NOT NULL,
+  source_row BIGINT NOT NULL,
+  landing_date DATE NOT NULL,
+  ingested_at TIMESTAMP NOT NULL,
+  record JSON NOT NULL,
+  quarantined_at TIMESTAMP NOT NULL
+"""
+
+
+class AccountingError(RuntimeError):
+    """Rows read from raw do not add up to where they went: something was lost or doubled."""
+
+
+@dataclass
+class CleanAccounting:
+    """Where every raw row read by one clean write went.
+
+    For snapshot sources `accepted` counts accepted snapshot rows; `history_rows` the versions kept.
+    """
+
+    raw_rows_scanned: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    deleted: int = 0
+    owned_by_other_days: int = 0
+    late_rows: int = 0
+    history_rows: int | None = None
+    extra_columns: list[str] = field(default_factory=list)
+    quarantined_by_rule: dict[str, int] = field(default_factory=dict)
+    by_partition: dict[str, dict] = field(default_factory=dict)
+    partition_rows: dict[str | None, int] = field(default_factory=dict)
+
+    @property
+    def accounted(self) -> int:
+        return self.accepted + self.quarantined + self.duplicates + self.deleted + self.owned_by_other_days
+
+    @property
+    def balanced(self) -> bool:
+        return self.raw_rows_scanned == self.accounted
+
+    @property
+    def rows_in_scope(self) -> int:
+        """Rows the written partitions own: the quarantine threshold's denominator."""
+        return self.accepted + self.quarantined + self.duplicates + self.deleted
+
+
+def clean_table(spec: SourceSpec) -> ContractTable:
+    return ContractTable(spec.clean_table, spec.contract, spec.partition_column)
+
+
+def create_clean_tables(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
+    create_raw_tables(con, spec)
+    clean_table(spec).create(con)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(spec.quarantine_table)} ({QUARANTINE_COLUMNS})")
+
+
+def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow | None) -> CleanAccounting:
+    """Replace `window` of event days (None: the snapshot source's whole history); raises
+    AccountingError, rolling the caller's transaction back, when the rows do not balance."""
+    create_clean_tables(con, spec)
+    landing_window = staging.raw_window(spec, window) if window else None
+    rejected = rejected_batches(con, spec, landing_window)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {staging.staged_rows_sql(spec, window, rejected)}")
+    owned = sql.in_window("_partition", window)
+    # The winning copy of each key per partition; every other valid copy is a duplicate.
+    deleted = f"{sql.ident(spec.soft_delete_column)} IS NOT NULL" if spec.soft_delete_column else "FALSE"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _winners AS
+        SELECT *, {deleted} AS _deleted FROM _stage WHERE _violation IS NULL AND {owned}
+        QUALIFY row_number() OVER ({staging.dedup_order(spec)}) = 1"""
+    )
+    table = clean_table(spec)
+    if window is None:
+        table.replace(con, None, history_sql(spec))
+        history_rows = table.total(con)
+        partition_rows = {None: history_rows}
+    else:
+        partition_rows = table.replace(con, window, "SELECT * FROM _winners WHERE NOT _deleted")
+        history_rows = None
+
+    quarantine = sql.ident(spec.quarantine_table)
+    con.execute(f"DELETE FROM {quarantine} WHERE {sql.in_window('partition_date', window)}")
+    con.execute(
+        f"""INSERT INTO {quarantine}
+        SELECT _partition, _violation, split_part(_violation, ':', 1), source_file, source_row,
+               landing_date, ingested_at, record, now()::TIMESTAMP
+        FROM _stage WHERE _violation IS NOT NULL AND {owned}"""
+    )
+    acc = _account(con, spec, window, landing_window, partition_rows)
+    acc.history_rows = history_rows
+    con.execute("DROP TABLE _stage")
+    con.execute("DROP TABLE _winners")
+    if not acc.balanced:
+        raise AccountingError(
+            f"{spec.clean_table}: {acc.raw_rows_scanned} raw rows read, but {acc.accounted} accounted for "
+            f"(accepted {acc.accepted}, quarantined {acc.quarantined}, duplicates {acc.duplicates}, "
+            f"deleted {acc.deleted}, owned by other days {acc.owned_by_other_days}); nothing was written"
+        )
+    return acc
+
+
+def history_sql(spec: SourceSpec) -> str:
+    """SCD2 from daily snapshots (reads `_winners`): a version starts when a key appears or its
+    attributes change, and ends at the first later snapshot where it is absent, deleted or different."""
+    keys = [sql.ident(k) for k in spec.key_columns]
+    key_list = ", ".join(keys)
+    attributes = [sql.ident(c) for c in spec.source_columns if c not in spec.key_columns]
+    attr_hash = f"md5(CAST(to_json(struct_pack({', '.join(f'{a} := {a}' for a in attributes)})) AS VARCHAR))"
+    return f"""
+        WITH snapshots AS (
+          SELECT _partition AS day, row_number() OVER (ORDER BY _partition) AS idx
+          FROM (SELECT DISTINCT _partition FROM _stage)
+        ),
+        present AS (
+          SELECT w.*, s.idx, {attr_hash} AS _hash
+          FROM _winners w JOIN snapshots s ON s.day = w._partition
+          WHERE NOT w._deleted
+        ),
+        starts AS (
+          SELECT *, CASE WHEN idx - lag(idx) OVER k = 1 AND _hash = lag(_hash) OVER k THEN 0 ELSE 1 END AS _new
+          FROM present WINDOW k AS (PARTITION BY {key_list} ORDER BY idx)
+        ),
+        versions AS (
+          SELECT *, sum(_new) OVER (PARTITION BY {key_list} ORDER BY idx) AS _version FROM starts
+        ),
+        spans AS (
+          SELECT {key_list}, _version, min(idx) AS first_idx, max(idx) AS last_idx FROM versions
+          GROUP BY {key_list}, _version
+        )
+        SELECT v.* EXCLUDE (idx, _hash, _new, _version, _partition),
+               f.day AS valid_from, t.day AS valid_to,
+               (sp.last_idx = (SELECT max(idx) FROM snapshots)) AS is_current
+        FROM spans sp
+        JOIN versions v USING ({key_list}, _version)
+        JOIN snapshots f ON f.idx = sp.first_idx
+        LEFT JOIN snapshots t ON t.idx = sp.last_idx + 1
+        WHERE v.idx = sp.first_idx
+    """
+
+
+def _account(
+    con,
+    spec: SourceSpec,
+    window: DateWindow | None,
+    landing_window: DateWindow | None,
+    partition_rows: dict[str | None, int],
+) -> CleanAccounting:
+    """Counts each term from its own source: raw, the written tables, the staged rows."""
+    raw = sql.ident(spec.raw_table)
+    owned = sql.in_window("_partition", window)
+    acc = CleanAccounting(partition_rows=partition_rows)
+    acc.raw_rows_scanned = con.execute(
+        f"SELECT count(*) FROM {raw} WHERE {sql.in_window('landing_date', landing_window)}"
+    ).fetchone()[0]
+    acc.owned_by_other_days = con.execute(f"SELECT count(*) FROM _stage WHERE NOT ({owned})").fetchone()[0]
+    late_sql = "count(*) FILTER (WHERE _violation IS NULL AND _partition < landing_date)" if window else "0"
+    per_partition = con.execute(
+        f"""
+        WITH won AS (
+          SELECT _partition, count(*) FILTER (WHERE NOT _deleted) AS kept, count(*) FILTER (WHERE _deleted) AS deleted
+          FROM _winners GROUP BY _partition
+        ),
+        quarantined AS (
+          SELECT partition_date AS _partition, count(*) AS n FROM {sql.ident(spec.quarantine_table)}
+          WHERE {sql.in_window("partition_date", window)} GROUP BY 1
+        )
+        SELECT strftime(s._partition, '%Y-%m-%d'), coalesce(any_value(q.n), 0) AS quarantined,
+               count(*) FILTER (WHERE s._violation IS NULL) AS valid, {late_sql} AS late_rows,
+               coalesce(any_value(w.kept), 0), coalesce(any_value(w.deleted), 0)
+        FROM _stage s LEFT JOIN won w USING (_partition) LEFT JOIN quarantined q USING (_partition)
+        WHERE {sql.in_window("_partition", window, table_alias="s")}
+        GROUP BY s._partition ORDER BY s._partition
+        """
+    ).fetchall()
+    for partition, quarantined, valid, late_rows, kept, deleted in per_partition:
+        duplicates = valid - kept - deleted
+        acc.by_partition[partition] = {
+            "accepted": kept,
+            "quarantined": quarantined,
+            "duplicates_removed": duplicates,
+            "deleted_at_source": deleted,
+            "late_rows": late_rows,
+        }
+        acc.quarantined += quarantined
+        acc.duplicates += duplicates
+        acc.deleted += deleted
+        acc.late_rows += late_rows
+    # Accepted rows are what the clean table holds now (snapshot sources: the accepted snapshot rows).
+    if window is None:
+        acc.accepted = sum(p["accepted"] for p in acc.by_partition.values())
+    else:
+        acc.accepted = sum(partition_rows.values())
+    acc.quarantined_by_rule = dict(
+        con.execute(
+            f"SELECT _violation, count(*) FROM _stage WHERE _violation IS NOT NULL AND {owned} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    acc.extra_columns = [
+        r[0]
+        for r in con.execute(f"SELECT DISTINCT unnest(_extra_columns) FROM _stage WHERE {owned} ORDER BY 1").fetchall()
+    ]
+    return acc

@@ -1,0 +1,101 @@
+"""A curated table declared as data: its SQL, its contract, what it reads. The asset is derived.
+
+`CuratedTable` names the table, its Pandera contract (schema, rules, docs, UI column schema,
+blocking check), its partition column and the SQL that computes a window of partitions from
+the clean layer (a template using `$start` and `$end`, the window's first and last day). The
+factory makes it a daily-partitioned asset in the `features` group, written through the shared
+writer (atomic window replace, per-partition counts, contract check per partition), updated by
+the same declarative automation as the clean layer.
+"""
+
+from dataclasses import dataclass
+
+import dagster as dg
+import pandera.ibis as pa
+
+from ml_platform.automation import on_upstream_update
+from ml_platform.checks.contract import contract_check_spec, evaluate_contract, publish_contract_table
+from ml_platform.contracts import table_contract as tc
+from ml_platform.dagster_previews import acknowledged
+from ml_platform.partitions import daily_partitions, run_window, window_keys, window_label
+from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse, sql
+from ml_platform.warehouse.writer import ContractTable
+
+
+@dataclass(frozen=True, kw_only=True)
+class CuratedTable:
+    name: str
+    description: str
+    contract: type[pa.DataFrameModel]
+    partition_column: str
+    # SELECT of the window's rows; `$start` and `$end` become the window's first and last day.
+    sql: str
+    # Upstream tables whose new partitions trigger this one.
+    reads: tuple[str, ...]
+    # Upstream tables that must exist with passing checks but do not trigger it (e.g. a dimension
+    # that changes daily and would otherwise rebuild every partition).
+    gated_by: tuple[str, ...] = ()
+    # Column counted distinct in the run's metadata (e.g. the entity key).
+    entity_column: str | None = None
+    owner: str = "team:ml-platform"
+    group: str = "features"
+
+    def __post_init__(self):
+        columns = tc.column_names(self.contract)
+        for role, column in (("partition_column", self.partition_column), ("entity_column", self.entity_column)):
+            if column is not None and column not in columns:
+                raise ValueError(
+                    f"curated table {self.name}: {role} {column!r} is not a column of {self.contract.__name__}"
+                )
+        if "$start" not in self.sql or "$end" not in self.sql:
+            raise ValueError(f"curated table {self.name}: its SQL must select the window with $start and $end")
+
+    @property
+    def table(self) -> ContractTable:
+        return ContractTable(self.name, self.contract, self.partition_column)
+
+    def select_sql(self, window) -> str:
+        return sql.render(self.sql, start=window[0], end=window[1])
+
+
+def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
+    key = dg.AssetKey(curated.name)
+    partitions_def = daily_partitions()
+    table = curated.table
+    ignore = dg.AssetSelection.assets(*curated.gated_by) if curated.gated_by else None
+
+    # Single-run range backfills: one set-based write per range (see dagster_previews).
+    with acknowledged("backfill_policy"):
+
+        @dg.asset(
+            name=curated.name,
+            group_name=curated.group,
+            kinds={"duckdb", "pandera"},
+            deps=[*curated.reads, *curated.gated_by],
+            partitions_def=partitions_def,
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            pool=WAREHOUSE_POOL,
+            owners=[curated.owner],
+            description=curated.description,
+            metadata={
+                "dagster/column_schema": tc.table_schema(curated.contract),
+                "dagster/table_name": curated.name,
+                "contract": curated.contract.__name__,
+            },
+            check_specs=[contract_check_spec(key, curated.contract, partitions_def)],
+            automation_condition=on_upstream_update(ignore=ignore),
+        )
+        def _curated(context: dg.AssetExecutionContext, warehouse: Warehouse):
+            window = run_window(context)
+            with warehouse.transaction() as con:
+                partition_rows = table.replace(con, window, curated.select_sql(window))
+                metadata = {}
+                if curated.entity_column:
+                    metadata["entities"] = con.execute(
+                        f"SELECT count(DISTINCT {sql.ident(curated.entity_column)}) FROM ({table.relation(window)})"
+                    ).fetchone()[0]
+            context.log.info(f"{curated.name} {window_label(window)}: {sum(partition_rows.values())} rows")
+            verdicts = evaluate_contract(warehouse, table, window, window_keys(window))
+            yield from publish_contract_table(context, warehouse, table, window, partition_rows, verdicts, metadata)
+
+    return _curated

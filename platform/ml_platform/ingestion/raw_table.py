@@ -1,0 +1,118 @@
+"""The raw table shape and the ingest ledger, shared by every source kind.
+
+Every kind writes raw rows the same way: the batch's values as a JSON record of text, with
+lineage (landing date, source file or batch name, row number, ingestion time, detected schema
+version). Keeping values untyped means no row is lost to a type error; typing happens in the
+clean layer, where a failure is quarantined with the rule it broke. One ledger row per ingested
+batch (a landed file, a database extraction, an API response) records what came in and with
+which columns: the schema policy and the clean layer read it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+
+from ml_platform.ingestion.spec import SourceSpec
+from ml_platform.warehouse import sql
+from ml_platform.warehouse.sql import DateWindow
+from ml_platform.warehouse.writer import rows_per_day
+
+LEDGER_TABLE = "ingest_ledger"
+UNKNOWN_VERSION = "unknown"
+
+RAW_COLUMNS = """
+  landing_date DATE NOT NULL,
+  source_file VARCHAR NOT NULL,
+  source_row BIGINT NOT NULL,
+  ingested_at TIMESTAMP NOT NULL,
+  schema_version VARCHAR NOT NULL,
+  record JSON NOT NULL
+"""
+
+LEDGER_COLUMNS = """
+  source VARCHAR NOT NULL,
+  landing_date DATE NOT NULL,
+  source_file VARCHAR NOT NULL,
+  format VARCHAR NOT NULL,
+  size_bytes BIGINT,
+  modified_at TIMESTAMP,
+  row_count BIGINT NOT NULL,
+  columns VARCHAR[] NOT NULL,
+  schema_version VARCHAR NOT NULL,
+  ingested_at TIMESTAMP NOT NULL
+"""
+
+
+def ingestion_time() -> dt.datetime:
+    """Now in UTC, naive: the warehouse stores timestamps without a zone."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def detect_schema_version(spec: SourceSpec, columns: list[str]) -> str:
+    """The declared schema version whose column set equals the batch's, else 'unknown'."""
+    for version, version_columns in spec.schema_versions.items():
+        if set(version_columns) == set(columns):
+            return version
+    return UNKNOWN_VERSION
+
+
+def create_raw_tables(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
+    con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(spec.raw_table)} ({RAW_COLUMNS})")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(LEDGER_TABLE)} ({LEDGER_COLUMNS})")
+
+
+def ledger_scope(spec: SourceSpec, window: DateWindow | None) -> str:
+    """Predicate selecting the source's ledger rows of a landing window (all of them for None)."""
+    return f"source = {sql.literal(spec.name)} AND {sql.in_window('landing_date', window)}"
+
+
+def replace_raw_window(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow) -> None:
+    """Forget what a window of landing days held, before writing it again (same transaction)."""
+    create_raw_tables(con, spec)
+    con.execute(f"DELETE FROM {sql.ident(spec.raw_table)} WHERE {sql.in_window('landing_date', window)}")
+    con.execute(f"DELETE FROM {sql.ident(LEDGER_TABLE)} WHERE {ledger_scope(spec, window)}")
+
+
+def record_batch(
+    con: duckdb.DuckDBPyConnection,
+    spec: SourceSpec,
+    *,
+    landing_date,
+    source_file: str,
+    format: str,
+    row_count: int,
+    columns: list[str],
+    schema_version: str,
+    ingested_at,
+    size_bytes=None,
+    modified_at=None,
+) -> dict:
+    """One ledger row for an ingested batch; returns its summary for run metadata."""
+    con.execute(
+        f"INSERT INTO {sql.ident(LEDGER_TABLE)} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            spec.name,
+            landing_date,
+            source_file,
+            format,
+            size_bytes,
+            modified_at,
+            row_count,
+            columns,
+            schema_version,
+            ingested_at,
+        ],
+    )
+    return {"file": source_file, "rows": row_count, "schema_version": schema_version, "columns": columns}
+
+
+def schema_versions_label(ledger: list[dict]) -> str:
+    """The schema versions of the ingested batches (ledger summaries), for run metadata."""
+    return ", ".join(sorted({entry["schema_version"] for entry in ledger})) or "none"
+
+
+def raw_partition_counts(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow) -> dict[str, int]:
+    """Raw rows per landing day of the window (zero for days without data)."""
+    return rows_per_day(con, spec.raw_table, "landing_date", window)

@@ -1,1 +1,0 @@
-"""One module per source, each defining `SPEC`. Discovered automatically; see README "Add your own source"."""

@@ -1,0 +1,79 @@
+"""The DuckDB warehouse as a Dagster resource: dagster-duckdb's `DuckDBResource`, made safe to share.
+
+Configured the way the Dagster docs show (`Warehouse(database="path/to/file.duckdb")`), and
+`get_connection()` works as it does in `DuckDBResource`. On top it adds what the platform needs:
+- UTC on every connection, so TIMESTAMPTZ arithmetic never depends on the host's zone;
+- `read()`: a read-only connection, for checks and previews, that does not take the write lock;
+- `transaction()`: one atomic unit of work (BEGIN … COMMIT, ROLLBACK on any error);
+- connecting retries with backoff while another process holds the file lock. Runs are
+  serialized by the `duckdb` pool (dagster.yaml), but a reader such as a notebook can still hold
+  the file for a moment; DuckDBResource's own retry gives up after about a second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+LOCK_RETRY_SECONDS = 120.0
+# The Dagster pool of every asset that writes the warehouse; dagster.yaml lets one step hold it at a time.
+WAREHOUSE_POOL = "duckdb"
+
+
+def connect(
+    path: str | Path, read_only: bool = False, retry_seconds: float = LOCK_RETRY_SECONDS, config: dict | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse in UTC, retrying while another process holds the file lock."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only, config=config or {})
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+class Warehouse(DuckDBResource):
+    """The DuckDB file that holds every layer's tables (`database`: its path)."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection in UTC (DuckDBResource's contract, with the lock-aware connect)."""
+        con = connect(self.database, config=self.connection_config)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only view; falls back to read-write before the file exists."""
+        con = connect(self.database, read_only=Path(self.database).exists())
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One atomic unit of work: everything commits together or nothing does."""
+        with self.get_connection() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")

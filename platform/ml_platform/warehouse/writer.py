@@ -1,0 +1,109 @@
+"""The one partitioned table writer: every clean and curated table is written through it.
+
+A `ContractTable` is a warehouse table whose Pandera contract gives its columns, types and
+rules, partitioned by a DATE column (or written whole when it has none). Writing a window is:
+create the table from the contract if needed, delete the window and insert the new rows inside
+the caller's transaction (so a crash leaves the old window, and a re-run leaves identical
+rows), then count what each partition holds; rows the query put outside the window refuse the
+write. `summary` gives the table's total and a preview for the run's metadata;
+`ml_platform.results` turns them, with the contract verdicts, into what Dagster records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+import duckdb
+import pandera.ibis as pa
+
+from ml_platform.contracts import table_contract as tc
+from ml_platform.partitions import window_keys
+from ml_platform.warehouse import sql
+from ml_platform.warehouse.sql import DateWindow
+
+PREVIEW_ROWS = 5
+WHOLE_TABLE = None  # the window of a table without partitions
+
+
+@dataclass(frozen=True)
+class ContractTable:
+    """A warehouse table defined by its contract; `partition_column` is a DATE column or None."""
+
+    name: str
+    contract: type[pa.DataFrameModel]
+    partition_column: str | None
+
+    @property
+    def columns(self) -> list[str]:
+        return [c.name for c in tc.columns(self.contract)]
+
+    def create(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(tc.create_table_sql(self.contract, self.name))
+
+    def scope(self, window: DateWindow | None) -> str:
+        """Predicate selecting the window's rows (every row of an unpartitioned table)."""
+        return sql.in_window(self.partition_column, window) if self.partition_column else "TRUE"
+
+    def relation(self, window: DateWindow | None) -> str:
+        """SELECT of the window's rows, for checks and previews."""
+        return f"SELECT * FROM {sql.ident(self.name)} WHERE {self.scope(window)}"
+
+    def replace(
+        self, con: duckdb.DuckDBPyConnection, window: DateWindow | None, select_sql: str
+    ) -> dict[str | None, int]:
+        """Replace the window's rows with `select_sql`'s (columns picked by name), in the caller's
+        transaction, and return the rows per partition. Rows the SELECT puts outside the window
+        (or without a partition value) would escape later replacements: the write is refused."""
+        self.create(con)
+        cols = sql.columns_list(self.columns)
+        con.execute(f"DELETE FROM {sql.ident(self.name)} WHERE {self.scope(window)}")
+        inserted = con.execute(
+            f"INSERT INTO {sql.ident(self.name)} ({cols}) SELECT {cols} FROM ({select_sql})"
+        ).fetchone()[0]
+        counts = self.partition_counts(con, window)
+        if sum(counts.values()) != inserted:
+            raise ValueError(
+                f"{self.name}: {inserted - sum(counts.values())} of {inserted} written rows fall outside "
+                f"{self.partition_column} {window[0]}..{window[1]}; the query must select only the window"
+            )
+        return counts
+
+    def partition_counts(self, con: duckdb.DuckDBPyConnection, window: DateWindow | None) -> dict[str | None, int]:
+        """Rows per partition key of the window, zero for empty days; {None: rows} without partitions."""
+        if not self.partition_column or window is None:
+            return {None: self.total(con)}
+        return rows_per_day(con, self.name, self.partition_column, window)
+
+    def total(self, con: duckdb.DuckDBPyConnection) -> int:
+        return con.execute(f"SELECT count(*) FROM {sql.ident(self.name)}").fetchone()[0]
+
+    def summary(self, con: duckdb.DuckDBPyConnection, window: DateWindow | None) -> tuple[int, dg.MetadataValue]:
+        """The table's total rows and a preview of the window, for the run's metadata."""
+        return self.total(con), self.preview(con, window)
+
+    def preview(self, con: duckdb.DuckDBPyConnection, window: DateWindow | None) -> dg.MetadataValue:
+        """A few of the window's rows as a Markdown table, for the materialization page."""
+        cur = con.execute(f"{self.relation(window)} ORDER BY ALL LIMIT {PREVIEW_ROWS}")
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+        lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+        return dg.MetadataValue.md("\n".join(lines))
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def rows_per_day(con: duckdb.DuckDBPyConnection, table: str, date_column: str, window: DateWindow) -> dict[str, int]:
+    """Rows of `table` per day of the window, by partition key; zero for days without rows."""
+    counted = dict(
+        con.execute(
+            f"SELECT strftime({sql.ident(date_column)}, '%Y-%m-%d'), count(*) FROM {sql.ident(table)}"
+            f" WHERE {sql.in_window(date_column, window)} GROUP BY 1"
+        ).fetchall()
+    )
+    return {day: counted.get(day, 0) for day in window_keys(window)}

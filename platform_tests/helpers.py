@@ -1,0 +1,71 @@
+"""What many test modules need: ticking a sensor, and reading what a run recorded.
+
+- `tick` evaluates a sensor once, as the daemon would, and returns its tick data
+  (`run_requests`, `skip_message`, `cursor`).
+- `run_metadata` reads an asset's run-level materialization metadata; in a single-run range
+  backfill every partition carries it, plus its own `dagster/partition_row_count` and figures,
+  which `partition_metadata` returns per partition.
+- `run_check` is a run's check result for the whole run (the only one of a one-partition run,
+  the unpartitioned one of a range); `partition_checks` the per-partition ones of a range.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+
+def _per_partition(key: str) -> bool:
+    """Metadata that differs per partition of a range run."""
+    return key == "dagster/partition_row_count" or key.startswith("partition_")
+
+
+def tick(defs: dg.Definitions, instance: dg.DagsterInstance, sensor: str, cursor: str | None = None):
+    """One evaluation of `sensor`; `.run_requests`, `.skip_message` and `.cursor` say what it did."""
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    return defs.resolve_sensor_def(sensor).evaluate_tick(context)
+
+
+def _materializations(result: dg.ExecuteInProcessResult, asset: str | None):
+    events = result.get_asset_materialization_events()
+    if asset is not None:
+        events = [e for e in events if e.asset_key == dg.AssetKey(asset)]
+    assert events, f"no materialization of {asset or 'any asset'}"
+    return [e.materialization for e in events]
+
+
+def run_metadata(result: dg.ExecuteInProcessResult, asset: str | None = None) -> dict[str, Any]:
+    """The asset's run-level metadata values (the same on every partition the run wrote)."""
+    materializations = _materializations(result, asset)
+    shared = [
+        {k: v.value for k, v in m.metadata.items() if len(materializations) == 1 or not _per_partition(k)}
+        for m in materializations
+    ]
+    assert all(m == shared[0] for m in shared), shared
+    return shared[0]
+
+
+def partition_metadata(result: dg.ExecuteInProcessResult, asset: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each partition's own metadata values, by partition key."""
+    return {m.partition: {k: v.value for k, v in m.metadata.items()} for m in _materializations(result, asset)}
+
+
+def run_check(result: dg.ExecuteInProcessResult, asset: str | None = None) -> dg.AssetCheckEvaluation:
+    """The check result covering the whole run."""
+    evaluations = [
+        e for e in result.get_asset_check_evaluations() if asset is None or e.asset_key == dg.AssetKey(asset)
+    ]
+    if len(evaluations) > 1:
+        evaluations = [e for e in evaluations if e.partition is None]
+    [evaluation] = evaluations
+    return evaluation
+
+
+def partition_checks(result: dg.ExecuteInProcessResult, asset: str | None = None) -> dict[str, dg.AssetCheckEvaluation]:
+    """The per-partition check results of a range run, by partition key."""
+    return {
+        e.partition: e
+        for e in result.get_asset_check_evaluations()
+        if e.partition is not None and (asset is None or e.asset_key == dg.AssetKey(asset))
+    }

@@ -1,0 +1,115 @@
+"""A curated table is its SQL plus its contract: the factory's asset, its writer guards and metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import ibis.expr.datatypes as ibis_dt
+import pytest
+from pandera.ibis import DataFrameModel, Field
+
+from conftest import Runner, write_landing
+from helpers import partition_checks, partition_metadata, run_metadata
+from ml_platform import settings
+from ml_platform.curated import CuratedTable
+from ml_platform.curated.table import curated_asset
+from ml_platform.source_assets import source_definitions
+from ml_platform.sources.events import SPEC as EVENTS
+from ml_platform.warehouse import Warehouse
+
+HEADER = "event_id,user_id,event_type,event_time,product_id,amount\n"
+
+
+class DailyCounts(DataFrameModel):
+    day: ibis_dt.Date = Field(nullable=False, description="UTC day.")
+    events: ibis_dt.Int64 = Field(ge=1, description="Events that day.")
+
+    class Config:
+        strict = True
+
+
+def _table(sql: str) -> CuratedTable:
+    return CuratedTable(
+        name="daily_counts",
+        description="Events per day.",
+        contract=DailyCounts,
+        partition_column="day",
+        sql=sql,
+        reads=("clean_events",),
+    )
+
+
+WINDOWED = (
+    "SELECT event_date AS day, count(*) AS events FROM clean_events WHERE event_date BETWEEN $start AND $end GROUP BY 1"
+)
+
+
+def _runner(table: CuratedTable, instance, data_dir) -> Runner:
+    built = source_definitions(EVENTS)
+    defs = dg.Definitions(
+        assets=[*built.assets, curated_asset(table)],
+        resources={"warehouse": Warehouse(database=str(settings.warehouse_path()))},
+    )
+    return Runner(defs, instance, data_dir)
+
+
+def _land(data_dir, day: str, n: int) -> None:
+    rows = "".join(f"{day}-{i},u{i},page_view,{day}T10:00:00Z,,\n" for i in range(n))
+    write_landing(data_dir, "events", day, "e.csv", HEADER + rows)
+
+
+def test_declaration_is_checked():
+    with pytest.raises(ValueError, match="partition_column 'date' is not a column of DailyCounts"):
+        CuratedTable(name="x", description="", contract=DailyCounts, partition_column="date", sql=WINDOWED, reads=())
+    with pytest.raises(ValueError, match=r"must select the window with \$start and \$end"):
+        _table("SELECT event_date AS day, count(*) AS events FROM clean_events GROUP BY 1")
+
+
+def test_range_run_records_each_partition_and_the_table(instance, data_dir):
+    runner = _runner(_table(WINDOWED), instance, data_dir)
+    for day, n in (("2026-11-02", 2), ("2026-11-03", 3), ("2026-11-04", 5)):
+        _land(data_dir, day, n)
+    runner.run("raw_events", range_=("2026-11-02", "2026-11-04"))
+    runner.run("clean_events", range_=("2026-11-02", "2026-11-04"))
+    result = runner.run("daily_counts", range_=("2026-11-02", "2026-11-04"))
+
+    assert runner.query("SELECT day, events FROM daily_counts ORDER BY 1") == [
+        (dt.date(2026, 11, 2), 2),
+        (dt.date(2026, 11, 3), 3),
+        (dt.date(2026, 11, 4), 5),
+    ]
+    per_partition = partition_metadata(result, "daily_counts")
+    assert {p: m["dagster/partition_row_count"] for p, m in per_partition.items()} == {
+        "2026-11-02": 1,
+        "2026-11-03": 1,
+        "2026-11-04": 1,
+    }
+    meta = run_metadata(result, "daily_counts")
+    assert (meta["dagster/row_count"], meta["dagster/table_name"]) == (3, "daily_counts")
+    assert "| day | events |" in meta["preview"]
+    assert {p: c.passed for p, c in partition_checks(result, "daily_counts").items()} == {
+        "2026-11-02": True,
+        "2026-11-03": True,
+        "2026-11-04": True,
+    }
+
+
+def test_rows_outside_the_window_are_refused_and_nothing_changes(instance, data_dir):
+    """A query that ignores the window would write partitions the run does not own."""
+    _land(data_dir, "2026-11-02", 2)
+    _land(data_dir, "2026-11-03", 3)
+    good = _runner(_table(WINDOWED), instance, data_dir)
+    good.run("raw_events", range_=("2026-11-02", "2026-11-03"))
+    good.run("clean_events", range_=("2026-11-02", "2026-11-03"))
+    good.run("daily_counts", partition="2026-11-02")
+    before = good.query("SELECT * FROM daily_counts ORDER BY ALL")
+
+    # `$start`/`$end` appear only in a comment: the query reads every day.
+    leaky = _runner(_table(f"-- $start $end\n{WINDOWED.split(' WHERE ')[0]} GROUP BY 1"), instance, data_dir)
+    result = leaky.run("daily_counts", partition="2026-11-03", expect_success=False)
+    [failure] = result.get_step_failure_events()
+    assert (
+        "1 of 2 written rows fall outside day 2026-11-03..2026-11-03" in failure.step_failure_data.error.cause.message
+    )
+    assert leaky.query("SELECT * FROM daily_counts ORDER BY ALL") == before
