@@ -102,9 +102,9 @@ def test_range_backfill_of_three_days_shows_three_partition_row_counts_in_the_ui
     # The raw schema check has a verdict per landing day too (not "skipped"): the files carry schema
     # v1, an accepted change from the current v3, so each day's check failed with WARN severity.
     for day in DAYS:
-        executions = graphql(
-            CHECK_EXECUTIONS, {"key": {"path": ["raw_events"]}, "check": "schema", "partition": day}
-        )["assetCheckExecutions"]
+        executions = graphql(CHECK_EXECUTIONS, {"key": {"path": ["raw_events"]}, "check": "schema", "partition": day})[
+            "assetCheckExecutions"
+        ]
         assert [(e["runId"], e["partition"], e["status"], e["evaluation"]["success"]) for e in executions] == [
             (raw.run_id, day, "FAILED", False)
         ], day

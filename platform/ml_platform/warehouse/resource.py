@@ -60,7 +60,7 @@ class Warehouse(DuckDBResource):
     @contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only view; falls back to read-write before the file exists."""
-        con = connect(self.database, read_only=Path(self.database).exists())
+        con = connect(self.database, read_only=Path(self.database).exists(), config=self.connection_config)
         try:
             yield con
         finally:
