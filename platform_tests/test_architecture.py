@@ -40,6 +40,8 @@ FORBIDDEN = {
     "checks": {"source_kinds", "clean", "curated", "sources", "features", "discovery"},
     "curated": {"ingestion", "source_kinds", "clean", "sources", "features", "discovery"},
     "source_kinds": {"clean", "curated", "sources", "features", "discovery"},
+    # Reading training data works on warehouse tables, not on how they were built.
+    "training": {"ingestion", "source_kinds", "clean", "checks", "results", "sources"},
     # Instances declare; they use the public spec classes and contract columns only.
     "sources": {"clean", "curated", "checks", "warehouse", "discovery", "ingestion"},
     "features": {"ingestion", "source_kinds", "clean", "checks", "warehouse", "sources", "discovery"},

@@ -89,3 +89,33 @@ def test_readme_example_source_works_with_no_other_change(tmp_path):
     assert out["quarantine"] == [["t3", "priority:isin"]]
     assert out["curated_deps"] == ["clean_support_tickets"]
     assert out["curated"] == [["c1", "2026-11-20", 1, 1], ["c2", "2026-11-20", 1, 0]]
+
+
+SNIPPET = re.compile(r"<!-- readme-snippet: point-in-time -->\n```python\n(.*?)```", re.S)
+
+
+def test_readme_point_in_time_snippet(tmp_path, monkeypatch):
+    """README's point-in-time example, run as written against a warehouse holding `user_spend`."""
+    import duckdb
+
+    [snippet] = SNIPPET.findall((REPO / "README.md").read_text())
+    (tmp_path / "data").mkdir()
+    con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"))
+    con.execute(
+        """CREATE TABLE user_spend AS SELECT * FROM (VALUES
+            ('u1', TIMESTAMP '2026-11-20 00:00', TIMESTAMP '2026-11-20 01:00', 30.0),
+            ('u1', TIMESTAMP '2026-11-20 00:00', TIMESTAMP '2026-11-22 09:00', 35.0),  -- corrected later
+            ('u2', TIMESTAMP '2026-11-21 00:00', TIMESTAMP '2026-11-21 02:00', 12.5)   -- not yet written at 00:00
+        ) t(user_id, as_of, created_at, spend_7d)"""
+    )
+    con.close()
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    training = namespace["training"]
+    assert list(training.columns) == ["user_id", "event_timestamp", "spend_7d"]
+    assert training["user_id"].tolist() == ["u1", "u2"]
+    # u1 gets the value known at 14:05 on the 20th, not the correction of the 22nd; u2's row of the
+    # 21st was written at 02:00, after its entity time.
+    assert training["spend_7d"].tolist()[0] == 30.0
+    assert training["spend_7d"].isna().tolist() == [False, True]
