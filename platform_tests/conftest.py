@@ -84,6 +84,14 @@ def runner(defs, instance, data_dir) -> Runner:
     return Runner(defs, instance, data_dir)
 
 
+@pytest.fixture
+def ticker(defs, instance):
+    """The automation sensor's evaluations, tick after tick (see helpers.Ticker)."""
+    from helpers import Ticker
+
+    return Ticker(defs, instance)
+
+
 def write_landing(data_dir: Path, source: str, landing_date: str | None, name: str, text: str) -> Path:
     folder = data_dir / "landing" / source / (landing_date or "")
     folder.mkdir(parents=True, exist_ok=True)

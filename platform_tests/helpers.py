@@ -5,6 +5,7 @@
 - `run_metadata` reads an asset's run-level materialization metadata; in a single-run range
   backfill every partition carries it, plus its own `dagster/partition_row_count` and figures,
   which `partition_metadata` returns per partition.
+- `Ticker` evaluates the automation conditions tick after tick, as the automation sensor does.
 - `run_check` is a run's check result for the whole run (the only one of a one-partition run,
   the unpartitioned one of a range); `partition_checks` the per-partition ones of a range.
 """
@@ -69,3 +70,32 @@ def partition_checks(result: dg.ExecuteInProcessResult, asset: str | None = None
         for e in result.get_asset_check_evaluations()
         if e.partition is not None and (asset is None or e.asset_key == dg.AssetKey(asset))
     }
+
+
+class Ticker:
+    """The automation sensor's view: evaluations that carry the cursor from tick to tick.
+
+    `leave_out`: assets whose conditions are not evaluated (a test about one chain of assets
+    leaves out others downstream of the same tables). `now`: the evaluation time (default: now).
+    """
+
+    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, leave_out: tuple[str, ...] = (), now=None):
+        self.defs, self.instance, self.cursor, self.now = defs, instance, None, now
+        self.selection = dg.AssetSelection.all() - dg.AssetSelection.assets(*leave_out) if leave_out else None
+
+    def tick(self) -> dict[dg.AssetKey, set[str | None]]:
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs,
+            instance=self.instance,
+            cursor=self.cursor,
+            asset_selection=self.selection,
+            evaluation_time=self.now,
+        )
+        self.cursor = result.cursor
+        requested = {}
+        for key in self.defs.resolve_asset_graph().get_all_asset_keys():
+            partitions = set(result.get_requested_partitions(key))
+            if partitions:
+                requested[key] = partitions
+        assert result.total_requested == sum(len(p) for p in requested.values())
+        return requested

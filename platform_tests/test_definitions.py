@@ -61,6 +61,8 @@ def test_asset_specs_snapshot(defs):
         "checks": ["contract"],
         "automated": True,
     }
+    # A feature view reads the 30 days before its partition, and the users history as of then.
+    expected["user_activity"] = dict(expected["user_daily_features"])
     assert snapshot == expected
 
 
@@ -123,3 +125,12 @@ def test_every_spec_is_discovered_once():
         "users",
         "weather",
     ]
+
+
+def test_feature_view_reads_the_30_days_before_its_partition(defs):
+    """Late data on day D updates the activity of D+1 … D+30 through this mapping."""
+    graph = defs.resolve_asset_graph()
+    mapping = graph.get_partition_mapping(dg.AssetKey("user_activity"), dg.AssetKey("clean_events"))
+    assert (type(mapping).__name__, mapping.start_offset, mapping.end_offset) == ("TimeWindowPartitionMapping", -30, -1)
+    same_day = graph.get_partition_mapping(dg.AssetKey("user_daily_features"), dg.AssetKey("clean_events"))
+    assert (same_day.start_offset, same_day.end_offset) == (0, 0)

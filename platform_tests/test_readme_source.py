@@ -15,6 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from conftest import write_landing
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = re.compile(r"<!-- readme-example: (\S+) -->\n```\w*\n(.*?)```", re.S)
 
@@ -91,31 +93,35 @@ def test_readme_example_source_works_with_no_other_change(tmp_path):
     assert out["curated"] == [["c1", "2026-11-20", 1, 1], ["c2", "2026-11-20", 1, 0]]
 
 
-SNIPPET = re.compile(r"<!-- readme-snippet: point-in-time -->\n```python\n(.*?)```", re.S)
+SNIPPET = re.compile(r"<!-- readme-snippet: training-set -->\n```python\n(.*?)```", re.S)
+USERS = "user_id,signup_date,country,plan\n"
+EVENTS = "event_id,user_id,event_type,event_time,product_id,amount\n"
 
 
-def test_readme_point_in_time_snippet(tmp_path, monkeypatch):
-    """README's point-in-time example, run as written against a warehouse holding `user_spend`."""
-    import duckdb
+def test_readme_training_set_snippet(runner, data_dir, monkeypatch):
+    """README's "Build a training set", run as written on a warehouse the platform built."""
+    write_landing(data_dir, "users", "2026-11-01", "users.csv", USERS + "u1,2026-10-01,DE,free\nu2,2026-10-15,US,pro\n")
+    write_landing(data_dir, "users", "2026-11-07", "users.csv", USERS + "u1,2026-10-01,DE,plus\nu2,2026-10-15,US,pro\n")
+    write_landing(
+        data_dir,
+        "events",
+        "2026-11-03",
+        "a.csv",
+        EVENTS + "a1,u1,purchase,2026-11-03T10:00:00Z,P1,12.5\nb1,u2,page_view,2026-11-03T11:00:00Z,,\n",
+    )
+    write_landing(data_dir, "events", "2026-11-07", "b.csv", EVENTS + "a2,u1,purchase,2026-11-07T08:00:00Z,P2,99.0\n")
+    runner.run("raw_users", range_=("2026-11-01", "2026-11-07"))
+    runner.run("clean_users")
+    runner.run("raw_events", range_=("2026-11-03", "2026-11-07"))
+    runner.run("clean_events", range_=("2026-11-03", "2026-11-07"))
+    runner.run("user_activity", range_=("2026-11-04", "2026-11-08"))
 
     [snippet] = SNIPPET.findall((REPO / "README.md").read_text())
-    (tmp_path / "data").mkdir()
-    con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"))
-    con.execute(
-        """CREATE TABLE user_spend AS SELECT * FROM (VALUES
-            ('u1', TIMESTAMP '2026-11-20 00:00', TIMESTAMP '2026-11-20 01:00', 30.0),
-            ('u1', TIMESTAMP '2026-11-20 00:00', TIMESTAMP '2026-11-22 09:00', 35.0),  -- corrected later
-            ('u2', TIMESTAMP '2026-11-21 00:00', TIMESTAMP '2026-11-21 02:00', 12.5)   -- not yet written at 00:00
-        ) t(user_id, as_of, created_at, spend_7d)"""
-    )
-    con.close()
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(data_dir.parent)
     namespace: dict = {}
     exec(compile(snippet, "README.md", "exec"), namespace)
     training = namespace["training"]
-    assert list(training.columns) == ["user_id", "event_timestamp", "spend_7d"]
-    assert training["user_id"].tolist() == ["u1", "u2"]
-    # u1 gets the value known at 14:05 on the 20th, not the correction of the 22nd; u2's row of the
-    # 21st was written at 02:00, after its entity time.
-    assert training["spend_7d"].tolist()[0] == 30.0
-    assert training["spend_7d"].isna().tolist() == [False, True]
+    assert list(training.columns) == ["user_id", "event_timestamp", "spend_7d", "plan"]
+    # u1 at 14:05 on the 7th: the 99.0 purchase of that morning is not in the features as of the 7th,
+    # and the upgrade in the 7th's snapshot is not known yet. u2 on the 8th: no purchases, plan pro.
+    assert training[["user_id", "spend_7d", "plan"]].values.tolist() == [["u1", 12.5, "free"], ["u2", 0.0, "pro"]]

@@ -21,6 +21,9 @@ from ml_platform.partitions import daily_partitions, run_window, window_keys, wi
 from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse, sql
 from ml_platform.warehouse.writer import ContractTable
 
+# Late data older than this (in days after its event day) is not expected; sources' tolerances are smaller.
+LATE_ARRIVAL_DAYS = 7
+
 
 @dataclass(frozen=True, kw_only=True)
 class CuratedTable:
@@ -32,6 +35,10 @@ class CuratedTable:
     sql: str
     # Upstream tables whose new partitions trigger this one.
     reads: tuple[str, ...]
+    # Which days of a partitioned upstream a partition reads, as offsets from its own day:
+    # (0, 0) the same day; (-30, -1) the 30 days before it. A late upstream day D then updates
+    # exactly the partitions whose window holds D (D+1 … D+30 for (-30, -1)).
+    reads_days: tuple[int, int] = (0, 0)
     # Upstream tables that must exist with passing checks but do not trigger it (e.g. a dimension
     # that changes daily and would otherwise rebuild every partition).
     gated_by: tuple[str, ...] = ()
@@ -49,6 +56,16 @@ class CuratedTable:
                 )
         if "$start" not in self.sql or "$end" not in self.sql:
             raise ValueError(f"curated table {self.name}: its SQL must select the window with $start and $end")
+        if self.reads_days[0] > self.reads_days[1]:
+            raise ValueError(f"curated table {self.name}: reads_days must be (first, last) with first <= last")
+
+    @property
+    def automated_days(self) -> int | None:
+        """How many latest days automation keeps current: all for a same-day table. For a window:
+        data at most LATE_ARRIVAL_DAYS old changes partitions from its day + 1 up to today (later
+        ones do not exist yet), so the latest LATE_ARRIVAL_DAYS + 1 days (see `ml_platform.automation`)."""
+        first, _ = self.reads_days
+        return None if first >= 0 else LATE_ARRIVAL_DAYS + 1
 
     @property
     def table(self) -> ContractTable:
@@ -71,7 +88,7 @@ def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
             name=curated.name,
             group_name=curated.group,
             kinds={"duckdb", "pandera"},
-            deps=[*curated.reads, *curated.gated_by],
+            deps=[*(_read_dep(key, curated.reads_days) for key in curated.reads), *curated.gated_by],
             partitions_def=partitions_def,
             backfill_policy=dg.BackfillPolicy.single_run(),
             pool=WAREHOUSE_POOL,
@@ -83,7 +100,7 @@ def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
                 "contract": curated.contract.__name__,
             },
             check_specs=[contract_check_spec(key, curated.contract, partitions_def)],
-            automation_condition=on_upstream_update(ignore=ignore),
+            automation_condition=on_upstream_update(ignore=ignore, recent_days=curated.automated_days),
         )
         def _curated(context: dg.AssetExecutionContext, warehouse: Warehouse):
             window = run_window(context)
@@ -99,3 +116,14 @@ def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
             yield from publish_contract_table(context, warehouse, table, window, partition_rows, verdicts, metadata)
 
     return _curated
+
+
+def _read_dep(key: str, days: tuple[int, int]) -> dg.AssetDep | str:
+    if days == (0, 0):
+        return key
+    # Windows reach before the first partition on the first days: those days simply hold nothing.
+    with acknowledged("allow_nonexistent_upstream_partitions"):
+        mapping = dg.TimeWindowPartitionMapping(
+            start_offset=days[0], end_offset=days[1], allow_nonexistent_upstream_partitions=True
+        )
+    return dg.AssetDep(key, partition_mapping=mapping)
