@@ -36,9 +36,18 @@ RUN = textwrap.dedent(
         for name in ("raw_support_tickets", "clean_support_tickets", "customer_daily_tickets"):
             dg.materialize([defs.get_assets_def(name)], instance=instance, resources=defs.resources,
                            partition_key=request.partition_key, raise_on_error=False)
+        # The feature view as of the day after the tickets' day (its window is the 7 days before).
+        dg.materialize([defs.get_assets_def("customer_tickets_7d")], instance=instance, resources=defs.resources,
+                       partition_key="2026-11-21", raise_on_error=False)
     import duckdb
+    import pandas as pd
     from ml_platform import settings
+    from ml_platform.training import get_training_set
     con = duckdb.connect(str(settings.warehouse_path()), read_only=True)
+    entities = pd.DataFrame({"customer_id": ["c1", "c1"],
+                             "event_timestamp": pd.to_datetime(["2026-11-21 12:00", "2026-11-20 23:00"])})
+    training = [list(map(str, row)) for row in
+                get_training_set(con, entities, ["customer_tickets_7d:tickets_7d"]).fetchall()]
     print(json.dumps({
         "keys": keys,
         "partition": request.partition_key,
@@ -48,6 +57,9 @@ RUN = textwrap.dedent(
         "curated": con.execute("SELECT customer_id, strftime(day, '%Y-%m-%d'), tickets, high_priority"
                                " FROM customer_daily_tickets ORDER BY 1").fetchall(),
         "curated_deps": sorted(k.to_user_string() for k in graph.get(dg.AssetKey("customer_daily_tickets")).parent_keys),
+        "view": con.execute("SELECT customer_id, strftime(as_of_date, '%Y-%m-%d'), strftime(created_at, '%Y-%m-%d %H:%M'),"
+                            " tickets_7d, high_priority_7d FROM customer_tickets_7d ORDER BY 1").fetchall(),
+        "training": training,
     }))
     """
 )
@@ -59,6 +71,7 @@ def test_readme_example_source_works_with_no_other_change(tmp_path):
         "sources/support_tickets.py",
         "landing/support_tickets/2026-11-20/tickets.csv",
         "features/customer_daily_tickets.py",
+        "features/customer_tickets_7d.py",
     ]
     src = tmp_path / "src"
     shutil.copytree(
@@ -91,6 +104,12 @@ def test_readme_example_source_works_with_no_other_change(tmp_path):
     assert out["quarantine"] == [["t3", "priority:isin"]]
     assert out["curated_deps"] == ["clean_support_tickets"]
     assert out["curated"] == [["c1", "2026-11-20", 1, 1], ["c2", "2026-11-20", 1, 0]]
+    # The feature view: as of 11-21, from the tickets of 11-20, known at the end of their landing day.
+    assert out["view"] == [
+        ["c1", "2026-11-21", "2026-11-21 00:00", 1, 1],
+        ["c2", "2026-11-21", "2026-11-21 00:00", 1, 0],
+    ]
+    assert out["training"] == [["c1", "2026-11-21 12:00:00", "1"], ["c1", "2026-11-20 23:00:00", "None"]]
 
 
 SNIPPET = re.compile(r"<!-- readme-snippet: training-set -->\n```python\n(.*?)```", re.S)
