@@ -113,3 +113,13 @@ def test_rows_outside_the_window_are_refused_and_nothing_changes(instance, data_
         "1 of 2 written rows fall outside day 2026-11-03..2026-11-03" in failure.step_failure_data.error.cause.message
     )
     assert leaky.query("SELECT * FROM daily_counts ORDER BY ALL") == before
+
+
+def test_a_feature_view_must_name_its_keys_and_times():
+    from ml_platform.curated import FeatureView
+
+    common = dict(name="v", description="", contract=DailyCounts, partition_column="day", sql=WINDOWED, reads=())
+    with pytest.raises(ValueError, match="entity_columns must name its key column"):
+        FeatureView(**common, timestamp_column="day")
+    with pytest.raises(ValueError, match="created_column 'created_at' is not a column of DailyCounts"):
+        FeatureView(**common, entity_columns=("day",), timestamp_column="day")

@@ -113,16 +113,9 @@ def _quarantine_figures(spec: SourceSpec, acc: CleanAccounting, partitions: list
         return QuarantineFigures(
             spec.quarantine_table, spec.max_quarantine_fraction, {None: acc.quarantined}, {None: acc.rows_in_scope}
         )
-    figures = {p: acc.by_partition.get(p, {}) for p in partitions}
     return QuarantineFigures(
         spec.quarantine_table,
         spec.max_quarantine_fraction,
-        {p: f.get("quarantined", 0) for p, f in figures.items()},
-        {
-            p: f.get("accepted", 0)
-            + f.get("quarantined", 0)
-            + f.get("duplicates_removed", 0)
-            + f.get("deleted_at_source", 0)
-            for p, f in figures.items()
-        },
+        {p: acc.by_partition.get(p, {}).get("quarantined", 0) for p in partitions},
+        {p: acc.owned_by(p) for p in partitions},
     )

@@ -77,6 +77,11 @@ class CleanAccounting:
         """Rows the written partitions own: the quarantine threshold's denominator."""
         return self.accepted + self.quarantined + self.duplicates + self.deleted
 
+    def owned_by(self, partition: str) -> int:
+        """Rows one partition owns (the same terms as `rows_in_scope`, for that partition)."""
+        figures = self.by_partition.get(partition, {})
+        return sum(figures.get(k, 0) for k in ("accepted", "quarantined", "duplicates_removed", "deleted_at_source"))
+
 
 def clean_table(spec: SourceSpec) -> ContractTable:
     return ContractTable(spec.clean_table, spec.contract, spec.partition_column)

@@ -19,7 +19,6 @@ from ml_platform.training.point_in_time import FeatureTable
 
 @dataclass(frozen=True, kw_only=True)
 class FeatureView(CuratedTable):
-    entity_columns: tuple[str, ...]
     timestamp_column: str
     created_column: str = "created_at"
     # Values older than this at the entity's time are NULL; None keeps them forever.
@@ -27,12 +26,10 @@ class FeatureView(CuratedTable):
 
     def __post_init__(self):
         super().__post_init__()
+        if not self.entity_columns:
+            raise ValueError(f"feature view {self.name}: entity_columns must name its key column(s)")
         columns = tc.column_names(self.contract)
-        for role, column in (
-            *(("entity column", c) for c in self.entity_columns),
-            ("timestamp_column", self.timestamp_column),
-            ("created_column", self.created_column),
-        ):
+        for role, column in (("timestamp_column", self.timestamp_column), ("created_column", self.created_column)):
             if column not in columns:
                 raise ValueError(
                     f"feature view {self.name}: {role} {column!r} is not a column of {self.contract.__name__}"

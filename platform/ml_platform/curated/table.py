@@ -42,15 +42,18 @@ class CuratedTable:
     # Upstream tables that must exist with passing checks but do not trigger it (e.g. a dimension
     # that changes daily and would otherwise rebuild every partition).
     gated_by: tuple[str, ...] = ()
-    # Column counted distinct in the run's metadata (e.g. the entity key).
-    entity_column: str | None = None
+    # The entity key columns (e.g. user_id); the run's metadata counts distinct entities.
+    entity_columns: tuple[str, ...] = ()
     owner: str = "team:ml-platform"
     group: str = "features"
 
     def __post_init__(self):
         columns = tc.column_names(self.contract)
-        for role, column in (("partition_column", self.partition_column), ("entity_column", self.entity_column)):
-            if column is not None and column not in columns:
+        for role, column in (
+            ("partition_column", self.partition_column),
+            *(("entity column", c) for c in self.entity_columns),
+        ):
+            if column not in columns:
                 raise ValueError(
                     f"curated table {self.name}: {role} {column!r} is not a column of {self.contract.__name__}"
                 )
@@ -107,9 +110,10 @@ def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
             with warehouse.transaction() as con:
                 partition_rows = table.replace(con, window, curated.select_sql(window))
                 metadata = {}
-                if curated.entity_column:
+                if curated.entity_columns:
                     metadata["entities"] = con.execute(
-                        f"SELECT count(DISTINCT {sql.ident(curated.entity_column)}) FROM ({table.relation(window)})"
+                        f"SELECT count(DISTINCT ({sql.columns_list(curated.entity_columns)}))"
+                        f" FROM ({table.relation(window)})"
                     ).fetchone()[0]
             context.log.info(f"{curated.name} {window_label(window)}: {sum(partition_rows.values())} rows")
             verdicts = evaluate_contract(warehouse, table, window, window_keys(window))

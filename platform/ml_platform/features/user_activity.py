@@ -130,7 +130,6 @@ TABLE = FeatureView(
     reads=("clean_events",),
     reads_days=(-30, -1),
     gated_by=("clean_users",),
-    entity_column="user_id",
     entity_columns=("user_id",),
     timestamp_column="as_of",
     created_column="created_at",

@@ -92,5 +92,5 @@ TABLE = CuratedTable(
     reads=("clean_events",),
     # The users snapshot gates (must exist, checks passed) but does not re-trigger every day.
     gated_by=("clean_users",),
-    entity_column="user_id",
+    entity_columns=("user_id",),
 )

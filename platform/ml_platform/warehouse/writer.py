@@ -23,7 +23,6 @@ from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
 
 PREVIEW_ROWS = 5
-WHOLE_TABLE = None  # the window of a table without partitions
 
 
 @dataclass(frozen=True)
@@ -33,10 +32,6 @@ class ContractTable:
     name: str
     contract: type[pa.DataFrameModel]
     partition_column: str | None
-
-    @property
-    def columns(self) -> list[str]:
-        return [c.name for c in tc.columns(self.contract)]
 
     def create(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(tc.create_table_sql(self.contract, self.name))
@@ -56,7 +51,7 @@ class ContractTable:
         transaction, and return the rows per partition. Rows the SELECT puts outside the window
         (or without a partition value) would escape later replacements: the write is refused."""
         self.create(con)
-        cols = sql.columns_list(self.columns)
+        cols = sql.columns_list(tc.column_names(self.contract))
         con.execute(f"DELETE FROM {sql.ident(self.name)} WHERE {self.scope(window)}")
         inserted = con.execute(
             f"INSERT INTO {sql.ident(self.name)} ({cols}) SELECT {cols} FROM ({select_sql})"
