@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT ?= 3000
 export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean
+.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit
 
 install: $(VENV)/.installed
 
@@ -57,12 +57,12 @@ test: install system-deps lint
 # Lint for bug classes, import order, outdated syntax and needlessly complex code; the format is checked too
 # (`make format` applies it).
 lint: install
-	$(VENV)/bin/ruff check platform platform_tests
-	$(VENV)/bin/ruff format --check platform platform_tests
+	$(VENV)/bin/ruff check platform platform_tests benchmarks
+	$(VENV)/bin/ruff format --check platform platform_tests benchmarks
 
 format: install
-	$(VENV)/bin/ruff check --fix platform platform_tests
-	$(VENV)/bin/ruff format platform platform_tests
+	$(VENV)/bin/ruff check --fix platform platform_tests benchmarks
+	$(VENV)/bin/ruff format platform platform_tests benchmarks
 
 # Everything but the slow end-to-end tests (dagster dev, browser).
 test-fast: install
@@ -71,6 +71,22 @@ test-fast: install
 # README's lineage picture, taken from a real `dagster dev` run on demo data.
 screenshot: install system-deps
 	cd platform_tests && ../$(PY) lineage_screenshot.py ../docs/lineage.png
+
+# Point-in-time join benchmark against a hand-written ASOF join and Feast (benchmarks/README.md).
+# Its own venv: Feast needs pandas<3, so it gets constraints.txt less the pandas pin. Flags: BENCH_ARGS.
+BENCH_VENV := .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_ARGS ?=
+
+$(BENCH_VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install -q --upgrade pip
+	grep -v '^pandas==' constraints.txt > $(BENCH_VENV)/constraints.txt
+	$(BENCH_PY) -m pip install -q -c $(BENCH_VENV)/constraints.txt -e '.[bench]'
+	touch $@
+
+bench-pit: $(BENCH_VENV)/.installed
+	$(BENCH_PY) benchmarks/point_in_time.py $(BENCH_ARGS)
 
 clean:
 	rm -rf "$(DAGSTER_HOME)" "$(DATA_DIR)" test-artifacts .pytest_cache

@@ -12,11 +12,9 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from browser import chromium, expand_lineage_groups
+from browser import CURATED_GRAPH, chromium, expand_all_groups, graph_box, hide_sidebars
 from ml_platform.demo import generate
 from platform_server import running_platform
-
-PICTURED = ("raw_events", "clean_events", "raw_users", "clean_users", "user_daily_features")
 
 
 def main(target: Path) -> None:
@@ -33,22 +31,29 @@ def main(target: Path) -> None:
         )
         with running_platform(root, sensor_interval=3, name="screenshot") as platform:
             platform.wait_for(
-                lambda: platform.materialized_partitions("user_daily_features") and platform.idle(),
+                lambda: platform.materialized_partitions("user_activity") and platform.idle(),
                 600,
                 interval=3,
                 what="the demo data to reach the features",
             )
             with chromium(root / "profile") as context:
                 page = context.new_page()
-                # The clickstream pipeline and its users dimension: the whole graph of every source
-                # is too wide to read in one picture.
-                selection = " or ".join(f"key:{asset}" for asset in PICTURED)
-                page.goto(f"{platform.base_url}/asset-groups~{urllib.parse.quote(selection)}/")
+                # Tall enough for the six clean tables stacked in one column at a readable zoom.
+                page.set_viewport_size({"width": 1800, "height": 1700})
+                selection = " or ".join(f"key:{asset}" for asset in CURATED_GRAPH)
+                url = f"{platform.base_url}/asset-groups~{urllib.parse.quote(selection)}/"
+                page.goto(url)
                 page.wait_for_load_state("networkidle")
-                expand_lineage_groups(page)
-                page.wait_for_timeout(1500)  # the layout animates after expanding
+                expand_all_groups(page)
+                # The graph is zoomed to fit when the page loads, not when groups open (they stay
+                # open across loads): load it again so the expanded graph fills the frame.
+                page.goto(url)
+                page.wait_for_load_state("networkidle")
+                hide_sidebars(page)
+                page.wait_for_timeout(2000)  # the layout animates
                 target.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=target)
+                # Cropped to the graph (and a margin), so the graph fills the picture.
+                page.screenshot(path=target, clip=graph_box(page, margin=24))
     print(f"wrote {target}")
 
 

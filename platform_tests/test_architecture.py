@@ -41,11 +41,20 @@ FORBIDDEN = {
     "curated": {"ingestion", "source_kinds", "clean", "sources", "features", "discovery"},
     "source_kinds": {"clean", "curated", "sources", "features", "discovery"},
     # Reading training data works on warehouse tables, not on how they were built.
-    "training": {"ingestion", "source_kinds", "clean", "checks", "results", "sources"},
+    "training": {"ingestion", "source_kinds", "clean", "checks", "results", "sources", "modeling"},
+    # Training sets, models and serving build on curated tables and the training API, never on
+    # ingestion or the instances (the assembler hands them over).
+    "modeling": {"ingestion", "source_kinds", "clean", "checks", "sources", "features", "labels", "training_sets"},
     # Instances declare; they use the public spec classes and contract columns only.
     "sources": {"clean", "curated", "checks", "warehouse", "discovery", "ingestion"},
     "features": {"ingestion", "source_kinds", "clean", "checks", "warehouse", "sources", "discovery"},
+    "labels": {"ingestion", "source_kinds", "clean", "checks", "warehouse", "sources", "discovery"},
+    "training_sets": {"ingestion", "source_kinds", "clean", "checks", "warehouse", "sources", "discovery", "curated"},
 }
+
+
+# Rooms of instances: one module per source, feature view, label or training set.
+INSTANCES = {"sources", "features", "labels", "training_sets"}
 
 
 def _modules() -> dict[str, ast.Module]:
@@ -107,7 +116,7 @@ def test_nothing_but_discovery_imports_the_instances():
         module
         for module, tree in MODULES.items()
         for imported, _ in _imports(tree)
-        if _room(imported) in {"sources", "features"} and _room(module) not in {"sources", "features"}
+        if _room(imported) in INSTANCES and _room(module) not in INSTANCES
     }
     assert importers == {"ml_platform.discovery"}
 

@@ -46,9 +46,16 @@ def _affected_event_days(landing_date: str, defs: dg.Definitions) -> set[str]:
 
 @pytest.fixture
 def ticker(defs, instance) -> Ticker:
-    from ml_platform.training import feature_views
-
-    return Ticker(defs, instance, leave_out=tuple(feature_views()))
+    """Raw → clean → the same-day features: what these tests are about. Feature views, labels,
+    training sets and models have their own automation tests (test_user_activity, test_labels, …)."""
+    graph = defs.resolve_asset_graph()
+    kept = {"raw", "clean"}
+    leave_out = [
+        key.to_user_string()
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).group_name not in kept and key.to_user_string() != "user_daily_features"
+    ]
+    return Ticker(defs, instance, leave_out=tuple(leave_out))
 
 
 USERS_DAY = "2026-11-01"

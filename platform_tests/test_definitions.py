@@ -63,6 +63,35 @@ def test_asset_specs_snapshot(defs):
     }
     # A feature view reads the 30 days before its partition, and the users history as of then.
     expected["user_activity"] = dict(expected["user_daily_features"])
+
+    def curated(*deps, group="features"):
+        return {**expected["user_daily_features"], "group": group, "deps": sorted(deps)}
+
+    expected["device_health"] = curated("clean_telemetry")
+    expected["weather"] = curated("clean_weather")
+    expected["product_features"] = curated("clean_products")
+    expected["user_transactions"] = curated("clean_transactions")
+    expected["churn_label"] = curated("clean_events", group="labels")
+    expected["device_failure_label"] = curated("clean_telemetry", "clean_maintenance", group="labels")
+
+    def unpartitioned(*deps, group="training", pool=("duckdb",)):
+        return {
+            "group": group,
+            "deps": sorted(deps),
+            "partitioned": False,
+            "single_run_backfill": False,
+            "pool": set(pool),
+            "checks": [],
+            "automated": True,
+        }
+
+    views = ["device_health", "product_features", "user_activity", "user_transactions", "weather"]
+    expected["latest_features"] = unpartitioned(*views, group="serving")
+    expected["churn_training_set"] = unpartitioned("churn_label", "user_activity", "user_transactions")
+    expected["device_failure_training_set"] = unpartitioned("device_failure_label", "device_health", "weather")
+    for name in ("churn", "device_failure"):
+        for model in (f"{name}_model", f"{name}_leaky_model"):
+            expected[model] = unpartitioned(f"{name}_training_set", pool=())
     assert snapshot == expected
 
 

@@ -417,7 +417,7 @@ def test_telemetry_matches_manifest(tmp_path, generated, hours):
         == 0
     )
     assert q("SELECT count(*) FROM (SELECT device_id FROM t GROUP BY 1 HAVING count(DISTINCT location) > 1)") == 0
-    assert q("SELECT count(*) FROM t WHERE location NOT IN ('plant-a', 'plant-b', 'plant-c')") == 0
+    assert q("SELECT count(*) FROM t WHERE location NOT IN ('berlin', 'london', 'new_york')") == 0
     assert not [p for p in root.rglob(".*")]
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser import chromium, expand_lineage_groups
+from browser import CURATED_GRAPH, chromium, expand_all_groups, expand_lineage_groups
 from ml_platform.demo.generator import write_drip_file, write_events_file
 from ml_platform.warehouse import connect
 from platform_server import ARTIFACTS, Platform, running_platform, write_demo_users
@@ -138,9 +138,11 @@ def wait_raw_by_sensor(platform: Platform, day: str, timeout: float = 60):
     return platform.wait_for(run, timeout, what=f"the sensor's raw_events run for {day}")
 
 
-def graph_edges(page: Page) -> set[tuple[str, str]]:
+def graph_edges(page: Page, assets: tuple[str, ...] = ASSETS) -> set[tuple[str, str]]:
     """Edges drawn in the lineage SVG: an edge path starts at an upstream node's right side and
     ends at a downstream node's left side (node boxes are the graph's foreignObjects)."""
+    # A node is named by the longest asset name its text holds (clean_weather holds "weather").
+    assets = tuple(sorted(assets, key=len, reverse=True))
     return set(
         map(
             tuple,
@@ -166,7 +168,7 @@ def graph_edges(page: Page) -> set[tuple[str, str]]:
           }
           return edges;
         }""",
-                list(ASSETS),
+                list(assets),
             ),
         )
     )
@@ -211,6 +213,40 @@ def test_lineage_columns_and_checks(flow: Flow, platform: Platform):
     expect(page.get_by_text("Evaluation result", exact=True)).to_be_visible()  # its latest execution
     expect(page.get_by_text("Passed", exact=True)).to_be_visible()
     flow.shot("clean_events_checks")
+
+
+# --- a2. the curated half: feature views, labels, training sets, models -----------------------
+def test_lineage_reaches_training_sets_and_models(flow: Flow, platform: Platform):
+    # What Dagster knows (GraphQL), restricted to the picture: the chains ML users follow.
+    expected = {(up, down) for up, down in platform.lineage_edges() if {up, down} <= set(CURATED_GRAPH)}
+    assert {
+        ("clean_events", "user_activity"),
+        ("clean_events", "churn_label"),
+        ("user_activity", "churn_training_set"),
+        ("churn_label", "churn_training_set"),
+        ("churn_training_set", "churn_model"),
+        ("churn_training_set", "churn_leaky_model"),
+        ("clean_telemetry", "device_health"),
+        ("clean_weather", "weather"),
+        ("device_health", "device_failure_training_set"),
+        ("weather", "device_failure_training_set"),
+        ("device_failure_label", "device_failure_training_set"),
+        ("device_failure_training_set", "device_failure_model"),
+    } <= expected
+
+    page = flow.page
+    page.set_viewport_size({"width": 1800, "height": 1700})  # every node on screen, none culled
+    selection = " or ".join(f"key:{asset}" for asset in CURATED_GRAPH)
+    flow.goto(f"/asset-groups~{urllib.parse.quote(selection)}/")
+    expand_all_groups(page)
+    flow.goto(f"/asset-groups~{urllib.parse.quote(selection)}/")  # fitted to the expanded graph
+    for group in ("clean", "features", "labels", "training"):
+        expect(page.locator("svg foreignObject.group").get_by_text(group, exact=True)).to_be_visible()
+    for asset in CURATED_GRAPH:
+        expect(page.locator("svg foreignObject:not(.group)").get_by_text(asset, exact=True)).to_be_in_viewport()
+    flow.shot("curated_lineage")
+    # What the browser draws is what Dagster knows: every edge, and no other.
+    assert graph_edges(page, CURATED_GRAPH) == expected
 
 
 # --- c. a landed file runs by itself --------------------------------------------------------

@@ -96,6 +96,8 @@ def test_late_event_recomputes_the_days_it_changes_and_never_leaks(runner, data_
         dg.AssetKey("clean_events"): clean_days,
         dg.AssetKey("user_daily_features"): clean_days,  # same-day features
         ACTIVITY: set(days("2026-11-06", "2026-11-12")),
+        # Each clean day X matures the churn labels as of X - 33 (written empty: nothing before them).
+        dg.AssetKey("churn_label"): set(days("2026-10-03", "2026-10-07")),
     }
     assert ticker.tick() == {}
     for day in sorted(clean_days):

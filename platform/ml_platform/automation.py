@@ -49,3 +49,22 @@ def on_upstream_update(
     if recent_days is not None:
         condition = condition & AC.in_latest_time_window(dt.timedelta(days=recent_days))
     return condition.with_label("on_upstream_update")
+
+
+def on_new_input(ignore: dg.AssetSelection | None = None) -> dg.AutomationCondition:
+    """For an unpartitioned asset built from whole partitioned tables (a training set, a model,
+    the serving snapshot): rebuild when a dependency updates (`ignore`: ones that do not
+    trigger), never while one is running, never while a partition of one fails its blocking
+    check. Unlike `on_upstream_update` it does not wait for every dependency to have passed
+    checks: a table never materialized (a source not configured here) would hold it back forever."""
+    updated = AC.any_deps_updated()
+    if ignore is not None:
+        updated = updated.ignore(ignore)
+    return (
+        updated.since_last_handled()
+        & ~AC.any_deps_in_progress()
+        & ~AC.in_progress()
+        & ~AC.any_deps_match(AC.any_checks_match(AC.check_failed(), blocking_only=True)).with_label(
+            "no_dep_blocking_check_failed"
+        )
+    ).with_label("on_new_input")

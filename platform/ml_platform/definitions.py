@@ -1,4 +1,5 @@
-"""The Dagster code location: every source's assets and triggers, the curated tables, the warehouse.
+"""The Dagster code location: every source's assets and triggers, the curated tables and labels,
+the training sets and models, the warehouse.
 
 `workspace.yaml`, `dagster dev`, the `dagster` CLI and `dg` load `defs` from here. It is built
 lazily (`@dg.definitions`), when Dagster loads the code location, not at import time.
@@ -11,14 +12,19 @@ import functools
 import dagster as dg
 
 from ml_platform import settings
+from ml_platform.curated import FeatureView
 from ml_platform.curated.table import curated_asset
-from ml_platform.discovery import discover_curated_tables, discover_specs
+from ml_platform.discovery import discover_curated_tables, discover_labels, discover_specs, discover_training_sets
+from ml_platform.modeling.assets import modeling_assets
 from ml_platform.source_assets import source_definitions
 from ml_platform.warehouse import Warehouse
 
 
 def build_definitions() -> dg.Definitions:
-    assets: list = [curated_asset(table) for table in discover_curated_tables()]
+    curated, labels = discover_curated_tables(), discover_labels()
+    assets: list = [curated_asset(table) for table in [*curated, *labels]]
+    views = [table for table in curated if isinstance(table, FeatureView)]
+    assets += modeling_assets(discover_training_sets(), labels, views)
     sensors: list = [
         dg.AutomationConditionSensorDefinition(
             "automation",

@@ -1,7 +1,9 @@
-"""Finds what the platform is made of: every module of `ml_platform.sources` and `ml_platform.features`.
+"""Finds what the platform is made of: every module of `ml_platform.sources`, `.features`,
+`.labels` and `.training_sets`.
 
 A source module defines `SPEC` (a source spec); a feature module defines `TABLE` (a curated
-table). Adding one is adding a module; nothing else has to change. Modules whose names start
+table or feature view); a label module defines `LABEL`; a training-set module defines
+`TRAINING_SET`. Adding one is adding a module; nothing else has to change. Modules whose names start
 with `_` are private helpers and skipped.
 """
 
@@ -11,9 +13,11 @@ import importlib
 import pkgutil
 from types import ModuleType
 
-from ml_platform import features, sources
+from ml_platform import features, labels, sources, training_sets
+from ml_platform.curated.label import Label
 from ml_platform.curated.table import CuratedTable
 from ml_platform.ingestion.spec import SourceSpec
+from ml_platform.modeling.spec import TrainingSet
 
 
 def _discover(package: ModuleType, attribute: str, kind: type, example: str) -> list:
@@ -41,3 +45,13 @@ def discover_specs() -> list[SourceSpec]:
 def discover_curated_tables() -> list[CuratedTable]:
     """Every curated table, in module-name order."""
     return _discover(features, "TABLE", CuratedTable, "CuratedTable(...)")
+
+
+def discover_labels() -> list[Label]:
+    """Every label, in module-name order."""
+    return _discover(labels, "LABEL", Label, "Label(...)")
+
+
+def discover_training_sets() -> list[TrainingSet]:
+    """Every training set, in module-name order."""
+    return _discover(training_sets, "TRAINING_SET", TrainingSet, "TrainingSet(...)")

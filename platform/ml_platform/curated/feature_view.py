@@ -5,6 +5,12 @@ describes (`as_of`), the column saying when the row's information became availab
 (`created_at`: when its inputs landed) and a TTL. That is what point-in-time retrieval needs:
 `ml_platform.training.get_training_set` asks for features by `view:feature` name and never
 returns a value from the future, nor one whose inputs landed after the entity's time.
+
+Those rows give *snapshot* accuracy: a feature as of the last midnight before the entity's time.
+A view may also declare `temporal` versions of some features (`TemporalFeature`: a source table,
+an aggregate and a window), computed as of the entity row's exact time from the source rows
+available then: `get_training_set(..., accuracy="temporal")`. They are keyed by the view's entity
+columns, which the source table must have under the same names.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 from ml_platform.contracts import table_contract as tc
 from ml_platform.curated.table import CuratedTable
 from ml_platform.training.point_in_time import FeatureTable
+from ml_platform.training.temporal import TemporalFeature, TemporalView
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +30,8 @@ class FeatureView(CuratedTable):
     created_column: str = "created_at"
     # Values older than this at the entity's time are NULL; None keeps them forever.
     ttl: dt.timedelta | None = None
+    # Features also served with temporal accuracy (as of the entity's exact time), by feature name.
+    temporal: tuple[TemporalFeature, ...] = ()
 
     def __post_init__(self):
         super().__post_init__()
@@ -34,6 +43,13 @@ class FeatureView(CuratedTable):
                 raise ValueError(
                     f"feature view {self.name}: {role} {column!r} is not a column of {self.contract.__name__}"
                 )
+        names = [t.name for t in self.temporal]
+        unknown = [n for n in names if n not in self.features]
+        if unknown:
+            raise ValueError(f"feature view {self.name}: temporal {unknown} are not features of it: {self.features}")
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"feature view {self.name}: temporal {duplicated} declared more than once")
 
     @property
     def features(self) -> list[str]:
@@ -50,3 +66,6 @@ class FeatureView(CuratedTable):
             created_column=self.created_column,
             ttl=self.ttl,
         )
+
+    def temporal_view(self) -> TemporalView:
+        return TemporalView(name=self.name, entity_columns=self.entity_columns, features=self.temporal)

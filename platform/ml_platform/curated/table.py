@@ -44,6 +44,10 @@ class CuratedTable:
     gated_by: tuple[str, ...] = ()
     # The entity key columns (e.g. user_id); the run's metadata counts distinct entities.
     entity_columns: tuple[str, ...] = ()
+    # How many latest days automation keeps current, when reads_days cannot tell: an unpartitioned
+    # upstream (a dimension's history) updates every partition at once, though a refresh can only
+    # change the latest days. None: derived from reads_days (see `automated_days`).
+    recent_days: int | None = None
     owner: str = "team:ml-platform"
     group: str = "features"
 
@@ -67,8 +71,15 @@ class CuratedTable:
         """How many latest days automation keeps current: all for a same-day table. For a window:
         data at most LATE_ARRIVAL_DAYS old changes partitions from its day + 1 up to today (later
         ones do not exist yet), so the latest LATE_ARRIVAL_DAYS + 1 days (see `ml_platform.automation`)."""
+        if self.recent_days is not None:
+            return self.recent_days
         first, _ = self.reads_days
         return None if first >= 0 else LATE_ARRIVAL_DAYS + 1
+
+    @property
+    def trigger_days(self) -> tuple[int, int]:
+        """Which upstream days' updates request a partition, as offsets: the days it reads."""
+        return self.reads_days
 
     @property
     def table(self) -> ContractTable:
@@ -91,7 +102,7 @@ def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
             name=curated.name,
             group_name=curated.group,
             kinds={"duckdb", "pandera"},
-            deps=[*(_read_dep(key, curated.reads_days) for key in curated.reads), *curated.gated_by],
+            deps=[*(_read_dep(key, curated.trigger_days) for key in curated.reads), *curated.gated_by],
             partitions_def=partitions_def,
             backfill_policy=dg.BackfillPolicy.single_run(),
             pool=WAREHOUSE_POOL,

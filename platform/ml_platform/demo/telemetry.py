@@ -17,7 +17,8 @@ from pathlib import Path
 from ml_platform.demo.files import count, write_bytes, write_csv
 
 N_DEVICES = 20
-LOCATIONS = ("plant-a", "plant-b", "plant-c")
+# The weather API's locations (demo/weather_api.py), so telemetry joins the weather by location.
+LOCATIONS = ("berlin", "london", "new_york")
 TELEMETRY_DUPLICATE_RATE = 0.01
 TEMPERATURE_BAD_RATE = 0.005
 VIBRATION_BAD_RATE = 0.005

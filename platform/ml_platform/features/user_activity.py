@@ -24,6 +24,7 @@ from pandera.ibis import DataFrameModel, Field
 
 from ml_platform.contracts.lineage import UtcTimestamp
 from ml_platform.curated import FeatureView
+from ml_platform.training.temporal import TemporalFeature
 
 
 class UserActivity(DataFrameModel):
@@ -117,6 +118,34 @@ LEFT JOIN sessions s USING (as_of_date, user_id)
 LEFT JOIN attributes a USING (as_of_date, user_id)
 """
 
+
+def _from_events(name: str, aggregate: str, days: int) -> TemporalFeature:
+    # Availability is `ingested_at`, when the raw layer ingested the event's file: the only
+    # per-row time the platform itself observed (landing_date is a folder name, a day at best).
+    # Re-ingesting a file (a re-run of its landing day) moves it later, so an event can only look
+    # available later than it was, never earlier: conservative. History ingested in one backfill
+    # is available from that backfill on, so temporal values of older entity rows leave it out.
+    return TemporalFeature(
+        name=name,
+        source_table="clean_events",
+        timestamp_column="event_time",
+        available_column="ingested_at",
+        aggregate=aggregate,
+        window=dt.timedelta(days=days),
+    )
+
+
+# The windowed features as of an entity row's exact time, aggregated like SQL above (0.0 spend
+# and 0 events when the window is empty), over [t - window, t) instead of [midnight - window, midnight).
+SPEND = "coalesce(sum(amount) FILTER (WHERE event_type = 'purchase'), 0.0)"
+TEMPORAL = (
+    _from_events("spend_7d", SPEND, 7),
+    _from_events("spend_30d", SPEND, 30),
+    _from_events("events_7d", "count(*)", 7),
+    _from_events("events_30d", "count(*)", 30),
+    _from_events("sessions_30d", "count(DISTINCT session_id)", 30),
+)
+
 TABLE = FeatureView(
     name="user_activity",
     description=(
@@ -135,4 +164,5 @@ TABLE = FeatureView(
     created_column="created_at",
     # A daily view: one missing day is tolerated, an older value is too stale to use.
     ttl=dt.timedelta(days=2),
+    temporal=TEMPORAL,
 )

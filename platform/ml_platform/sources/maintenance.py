@@ -34,7 +34,8 @@ SPEC = FileSourceSpec(
     key_columns=("record_id",),
     event_time_column="event_time",
     partition_column="event_date",
-    late_tolerance_days=7,
+    # Corrections to the log arrive within two days; failure labels settle by then.
+    late_tolerance_days=2,
     formats=("csv",),
     schema_policy="strict",
     schema_versions={"v1": ("record_id", "device_id", "event_time", "event_type", "component", "downtime_minutes")},

@@ -102,3 +102,23 @@ def rows_per_day(con: duckdb.DuckDBPyConnection, table: str, date_column: str, w
         ).fetchall()
     )
     return {day: counted.get(day, 0) for day in window_keys(window)}
+
+
+def partition_fingerprints(
+    con: duckdb.DuckDBPyConnection, table: str, date_column: str, window: DateWindow | None = None
+) -> dict[str, tuple[int, str]]:
+    """Rows and a content fingerprint per partition of `table` (within `window`, if given).
+
+    The fingerprint sums a hash of every whole row, so it does not depend on row order and
+    changes with any value, any added, removed or duplicated row. Days without rows are absent.
+    """
+    scope = sql.in_window(date_column, window, table_alias="t")
+    return {
+        day: (rows, f"{fingerprint:032x}")
+        for day, rows, fingerprint in con.execute(
+            f"SELECT strftime(t.{sql.ident(date_column)}, '%Y-%m-%d'), count(*),"
+            # A HUGEINT sum of 64-bit hashes: exact, no overflow below 2^64 rows.
+            f" sum(hash(t))"
+            f" FROM {sql.ident(table)} t WHERE {scope} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    }

@@ -1,0 +1,93 @@
+"""Model assets: the baseline retrained whenever its training set changes, and its leaky twin.
+
+The baseline (`<name>_model`) is fitted on the training set's `train` rows and scored on its
+`validation` rows (the later period); the metrics are numeric metadata, so the asset's page
+plots them over retrainings. The fitted pipeline is saved under `<data>/models/`. While the
+set cannot train a model yet (no rows, one class only; the demo week is shorter than the churn
+horizon), the run succeeds and says why in its metadata instead of failing the lineage.
+
+The leaky variant (`<name>_leaky_model`) adds the spec's all-history columns, scales with every
+row's statistics and splits at random (`ml_platform.modeling.baseline.fit_leaky`): its better
+score is the leak, shown side by side with the honest one.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the `context` annotation at definition time.
+import pickle
+
+import dagster as dg
+import pandas as pd
+
+from ml_platform import settings
+from ml_platform.automation import on_new_input
+from ml_platform.curated import Label
+from ml_platform.modeling.baseline import NotTrainable, fit_leaky, fit_time_split
+from ml_platform.modeling.spec import TrainingSet
+from ml_platform.modeling.training_set_asset import SPLIT_COLUMN
+from ml_platform.training import ENTITY_TIMESTAMP
+from ml_platform.warehouse import Warehouse, sql
+
+
+def model_assets(spec: TrainingSet, label: Label) -> list[dg.AssetsDefinition]:
+    training_set = dg.AssetKey(f"{spec.name}_training_set")
+    bookkeeping = {*label.entity_row_columns, ENTITY_TIMESTAMP, label.label_column, SPLIT_COLUMN}
+    # Retrain when the training set is rebuilt, never while it is being rebuilt.
+    retrain = on_new_input()
+
+    @dg.asset(
+        name=f"{spec.name}_model",
+        group_name=spec.group,
+        kinds={"scikitlearn"},
+        deps=[training_set],
+        owners=[spec.owner],
+        description=f"Baseline logistic regression on {spec.table}: fitted on its train rows, scored on validation.",
+        automation_condition=retrain,
+    )
+    def _model(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        frame = _read(warehouse, spec.table)
+        features = [c for c in frame.columns if c not in bookkeeping]
+        return _fitted_result(context, spec.name, lambda: fit_time_split(frame, label.label_column, features))
+
+    assets = [_model]
+    if spec.leaky is not None:
+        leaky = spec.leaky
+
+        @dg.asset(
+            name=f"{spec.name}_leaky_model",
+            group_name=spec.group,
+            kinds={"scikitlearn"},
+            deps=[training_set],
+            owners=[spec.owner],
+            description=f"Do not deploy: {leaky.description}",
+            automation_condition=retrain,
+        )
+        def _leaky_model(context: dg.AssetExecutionContext, warehouse: Warehouse):
+            keys = sql.columns_list(label.entity_columns)
+            frame = _read(warehouse, spec.table, join=f"LEFT JOIN ({leaky.sql}) USING ({keys})")
+            features = [c for c in frame.columns if c not in bookkeeping]
+            return _fitted_result(context, f"{spec.name}_leaky", lambda: fit_leaky(frame, label.label_column, features))
+
+        assets.append(_leaky_model)
+    return assets
+
+
+def _read(warehouse: Warehouse, table: str, join: str = "") -> pd.DataFrame:
+    # A training set is model input: it is meant to be loaded whole (the platform's tables are not).
+    with warehouse.read() as con:
+        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()[0]
+        if not exists:
+            return pd.DataFrame()
+        return con.execute(f"SELECT * FROM {sql.ident(table)} {join} ORDER BY ALL").df()
+
+
+def _fitted_result(context: dg.AssetExecutionContext, name: str, fit) -> dg.MaterializeResult:
+    try:
+        fitted = fit()
+    except (NotTrainable, KeyError) as exc:
+        reason = str(exc) if isinstance(exc, NotTrainable) else "the training set has not been built yet"
+        context.log.warning(f"{name}: not trained: {reason}")
+        return dg.MaterializeResult(metadata={"trained": False, "reason": reason})
+    path = settings.data_dir() / "models" / f"{name}.pkl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(fitted.model))
+    context.log.info(f"{name}: " + ", ".join(f"{k}={v:.4g}" for k, v in fitted.metrics.items()))
+    return dg.MaterializeResult(metadata={"trained": True, "model_path": str(path), **fitted.metrics})
