@@ -36,7 +36,6 @@ class Contender:
     setup: Callable[[Inputs, dt.timedelta, dict], Prepared]
     slow: bool = False  # repeated --slow-repeat times instead of --repeat
     semantics: str = ""
-    variant: bool = False  # a suggested change, not run unless asked for (--variants)
 
 
 def load_entities(inputs: Inputs) -> pd.DataFrame:
@@ -55,7 +54,31 @@ def _warehouse(inputs: Inputs) -> duckdb.DuckDBPyConnection:
 
 
 def setup_api(inputs: Inputs, ttl: dt.timedelta, options: dict) -> Prepared:
-    """`point_in_time_join` on the warehouse file, entity rows as a DataFrame, result as a DataFrame."""
+    """`point_in_time_join` on a feature view as the platform writes it: the writer keeps the
+    view's frontier table (`refresh_frontier`, built here once on a copy of the warehouse; its
+    build time is reported, not timed). Entity rows as a DataFrame, result as a DataFrame."""
+    from ml_platform.training.frontier import refresh_frontier
+    from ml_platform.training.point_in_time import FeatureTable, point_in_time_join
+
+    database = options["work_dir"] / "warehouse_view.duckdb"
+    shutil.copyfile(inputs.database, database)
+    con = duckdb.connect(str(database))
+    con.execute("SET TimeZone = 'UTC'")
+    start = time.perf_counter()
+    refresh_frontier(con, "features", ("user_id",), "ts", "created", None)
+    notes = {"frontier_build_s": round(time.perf_counter() - start, 3)}
+    entities = load_entities(inputs)
+    view = FeatureTable("activity", "features", ("user_id",), "ts", "created", ttl=ttl)
+
+    def run() -> pd.DataFrame:
+        return point_in_time_join(con, entities, [(view, list(FEATURES))]).df()
+
+    return Prepared(run, notes)
+
+
+def setup_api_table(inputs: Inputs, ttl: dt.timedelta, options: dict) -> Prepared:
+    """`point_in_time_join` on a table the platform did not write (no kept frontier: it is
+    computed in the query)."""
     from ml_platform.training.point_in_time import FeatureTable, point_in_time_join
 
     con, entities = _warehouse(inputs), load_entities(inputs)
@@ -206,84 +229,6 @@ def _setup_feast(offline_store: str) -> Callable[[Inputs, dt.timedelta, dict], P
     return setup
 
 
-# --- suggested variants of the API's plan (not the platform's code) --------------------------------
-
-# (ts, created) as one HUGEINT, ordered as the pair is: ts in the high 64 bits, created (shifted to
-# be non-negative) in the low ones. Comparing it is far cheaper than comparing a STRUCT.
-PAIR_KEY = "(epoch_us(ts)::HUGEINT * 18446744073709551616 + (epoch_us(created)::HUGEINT + 9223372036854775808))"
-AMBIGUOUS = "SELECT count(*) FROM (SELECT 1 FROM features GROUP BY user_id, ts, created HAVING count(*) > 1)"
-
-
-def setup_variant_key(inputs: Inputs, ttl: dt.timedelta, options: dict) -> Prepared:
-    """The API's plan (ambiguity check, running best row by availability, ASOF on availability,
-    rowid join back), with the running `arg_max` over a HUGEINT key instead of a STRUCT."""
-    con, entities = _warehouse(inputs), load_entities(inputs)
-    query = f"""
-        SELECT e.*, {_ttl_guarded("b", ttl)}
-        FROM entities_frame e ASOF LEFT JOIN (
-            SELECT user_id, greatest(ts, created) AS available,
-                   arg_max(rowid, {PAIR_KEY}) OVER (
-                       PARTITION BY user_id ORDER BY greatest(ts, created)
-                       RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS best_rowid
-            FROM features WHERE ts IS NOT NULL
-        ) a ON e.user_id = a.user_id AND e.event_timestamp >= a.available
-        LEFT JOIN features b ON b.rowid = a.best_rowid
-        ORDER BY e.row_id
-    """
-
-    def run() -> pd.DataFrame:
-        assert con.execute(AMBIGUOUS).fetchone()[0] == 0
-        con.register("entities_frame", entities)
-        return con.sql(query).df()
-
-    return Prepared(run)
-
-
-# The rows that can ever be the answer: those no row of the same user beats on (ts, created) while
-# being available as early. Along them availability rises with (ts, created), so the best usable
-# row at t is simply the one of greatest availability <= t: one plain ASOF join.
-FRONTIER = f"""
-    CREATE TABLE frontier AS
-    SELECT user_id, available, ts, {", ".join(FEATURES)}
-    FROM (
-        SELECT *, greatest(ts, created) AS available,
-               min(greatest(ts, created)) OVER (
-                   PARTITION BY user_id ORDER BY ts DESC, created DESC
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS available_of_better
-        FROM features WHERE ts IS NOT NULL
-    )
-    WHERE available_of_better IS NULL OR available < available_of_better
-"""
-
-
-def setup_variant_frontier(inputs: Inputs, ttl: dt.timedelta, options: dict) -> Prepared:
-    """Full semantics as one ASOF join on a `frontier` table built when the feature table is
-    written (here in setup, on a copy of the warehouse; its build time is reported, not timed)."""
-    database = options["work_dir"] / "warehouse_frontier.duckdb"
-    shutil.copyfile(inputs.database, database)
-    con = duckdb.connect(str(database))
-    start = time.perf_counter()
-    assert con.execute(AMBIGUOUS).fetchone()[0] == 0
-    con.execute(FRONTIER)
-    notes = {
-        "frontier_build_s": round(time.perf_counter() - start, 3),
-        "frontier_rows": con.execute("SELECT count(*) FROM frontier").fetchone()[0],
-    }
-    entities = load_entities(inputs)
-    query = f"""
-        SELECT e.*, {_ttl_guarded("f", ttl)}
-        FROM entities_frame e ASOF LEFT JOIN frontier f
-          ON e.user_id = f.user_id AND e.event_timestamp >= f.available
-        ORDER BY e.row_id
-    """
-
-    def run() -> pd.DataFrame:
-        con.register("entities_frame", entities)
-        return con.sql(query).df()
-
-    return Prepared(run, notes)
-
-
 FEAST_SEMANTICS = (
     "ts <= t, TTL as a lower bound, greatest (ts, created) kept; with filter_by_created_timestamp"
     " (on unless --no-feast-created-filter) rows created after t are blanked, else they leak"
@@ -291,9 +236,14 @@ FEAST_SEMANTICS = (
 
 CONTENDERS: dict[str, Contender] = {
     "api": Contender(
-        "platform API point_in_time_join",
+        "platform API on a feature view (frontier kept by the writer)",
         setup_api,
         semantics="full: ts <= t, created <= t, greatest (ts, created), TTL, every row once in input order",
+    ),
+    "api-table": Contender(
+        "platform API on a table without a kept frontier",
+        setup_api_table,
+        semantics="full, the frontier computed in the query",
     ),
     "asof": Contender(
         "hand-written DuckDB ASOF LEFT JOIN",
@@ -321,17 +271,5 @@ CONTENDERS: dict[str, Contender] = {
         _setup_feast("file"),
         slow=True,
         semantics=FEAST_SEMANTICS,
-    ),
-    "variant-key": Contender(
-        "variant: API plan, HUGEINT key instead of STRUCT",
-        setup_variant_key,
-        semantics="full (suggested change, measured here)",
-        variant=True,
-    ),
-    "variant-frontier": Contender(
-        "variant: ASOF on a frontier table built at write time",
-        setup_variant_frontier,
-        semantics="full (suggested change, measured here)",
-        variant=True,
     ),
 }

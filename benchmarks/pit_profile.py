@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import duckdb
-from pit_contenders import AMBIGUOUS, load_entities
+from pit_contenders import load_entities
 from pit_data import FEATURES, Inputs
+
+AMBIGUOUS = "SELECT count(*) FROM (SELECT 1 FROM features GROUP BY user_id, ts, created HAVING count(*) > 1)"
 
 
 def _operators(node: dict) -> list[dict]:
@@ -46,7 +48,9 @@ def profile_api(inputs: Inputs, ttl: dt.timedelta, work_dir: Path, runs: int = 3
     """The API's call and run times (best of `runs`) and its query's top operators."""
     from ml_platform.training.point_in_time import FeatureTable, point_in_time_join
 
-    con = duckdb.connect(str(inputs.database), read_only=True)
+    # The feature view as the platform writes it (its frontier kept), when the api contender made it.
+    view_copy = work_dir / "warehouse_view.duckdb"
+    con = duckdb.connect(str(view_copy if view_copy.exists() else inputs.database), read_only=True)
     try:
         con.execute("SET TimeZone = 'UTC'")
         entities = load_entities(inputs)

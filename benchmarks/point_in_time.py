@@ -58,10 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed ones")
     parser.add_argument(
         "--contenders",
-        default=",".join(n for n, c in CONTENDERS.items() if not c.variant),
+        default=",".join(CONTENDERS),
         help=f"comma-separated subset of {', '.join(CONTENDERS)}",
     )
-    parser.add_argument("--variants", action="store_true", help="also time the suggested variants of the API's plan")
     parser.add_argument(
         "--no-feast-created-filter",
         dest="feast_created_filter",
@@ -231,7 +230,6 @@ def check_outputs(names: list[str], args: argparse.Namespace, spec: Spec) -> tup
 def parent(args: argparse.Namespace) -> int:
     spec = spec_of(args)
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]
-    names += [n for n, c in CONTENDERS.items() if c.variant and args.variants and n not in names]
     unknown = sorted(set(names) - set(CONTENDERS))
     if unknown:
         raise SystemExit(f"unknown contenders {unknown}; there are {list(CONTENDERS)}")

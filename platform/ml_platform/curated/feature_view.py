@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from ml_platform.contracts import table_contract as tc
 from ml_platform.curated.table import CuratedTable
+from ml_platform.training.frontier import available_since, refresh_frontier
 from ml_platform.training.point_in_time import FeatureTable
 from ml_platform.training.temporal import TemporalFeature, TemporalView
 
@@ -56,6 +57,18 @@ class FeatureView(CuratedTable):
         """The feature columns: everything but keys, timestamps and the partition column."""
         bookkeeping = {*self.entity_columns, self.timestamp_column, self.created_column, self.partition_column}
         return [c for c in tc.column_names(self.contract) if c not in bookkeeping]
+
+    def write(self, con, window) -> dict[str | None, int]:
+        """Replace the window's rows and keep the view's frontier (`training.frontier`) in step:
+        only rows available from the earliest changed row on are recomputed."""
+        self.table.create(con)
+        scope = self.table.scope(window)
+        before = available_since(con, self.name, self.timestamp_column, self.created_column, scope)
+        partition_rows = super().write(con, window)
+        after = available_since(con, self.name, self.timestamp_column, self.created_column, scope)
+        since = min((s for s in (before, after) if s is not None), default=None)
+        refresh_frontier(con, self.name, self.entity_columns, self.timestamp_column, self.created_column, since)
+        return partition_rows
 
     def feature_table(self) -> FeatureTable:
         return FeatureTable(

@@ -88,6 +88,10 @@ class CuratedTable:
     def select_sql(self, window) -> str:
         return sql.render(self.sql, start=window[0], end=window[1])
 
+    def write(self, con, window) -> dict[str | None, int]:
+        """Replace the window's rows in the caller's transaction; the rows per partition."""
+        return self.table.replace(con, window, self.select_sql(window))
+
 
 def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
     key = dg.AssetKey(curated.name)
@@ -119,7 +123,7 @@ def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
         def _curated(context: dg.AssetExecutionContext, warehouse: Warehouse):
             window = run_window(context)
             with warehouse.transaction() as con:
-                partition_rows = table.replace(con, window, curated.select_sql(window))
+                partition_rows = curated.write(con, window)
                 metadata = {}
                 if curated.entity_columns:
                     metadata["entities"] = con.execute(

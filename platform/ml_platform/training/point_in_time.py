@@ -22,15 +22,13 @@ Two rows with the same keys, `ts` and `created` cannot be told apart. They make 
 ambiguous, so the join refuses them, naming the table.
 
 How it runs, set-based and in one pass per feature table: a row is usable at t exactly when its
-*availability* `greatest(ts, created)` is <= t. A row can be the answer at some time only if it
-became available before every better row of its key (greater (ts, created)): that is its
-"frontier", found with one running min over the key's rows ordered best first. Along the
-frontier, availability and (ts, created) rise together, so one DuckDB `ASOF JOIN` on
-availability picks, for each entity row, the best row usable at t, with its features. Equal
-availabilities cannot tie there (the worse row is not on the frontier), which also avoids
-DuckDB's arbitrary choice among equal ASOF keys (its issue 25536). Measured in
-`benchmarks/` (100 k entity rows x 1 M feature rows): 2.6x a plain ASOF join that ignores
-`created` and ties, down from 4.3x for the running STRUCT `arg_max` this replaced.
+*availability* `greatest(ts, created)` is <= t. Only a key's *frontier* rows can ever be the
+answer (`ml_platform.training.frontier`), and along the frontier availability and (ts, created)
+rise together, so one DuckDB `ASOF JOIN` on availability picks, for each entity row, the best
+row usable at t, with its features. Equal availabilities cannot tie there (the worse row is not
+on the frontier), which also avoids DuckDB's arbitrary choice among equal ASOF keys (its issue
+25536). Feature views keep their frontier in a table as they are written; any other table's is
+computed in the query. Measured in `benchmarks/` (100 k entity rows x 1 M feature rows).
 """
 
 from __future__ import annotations
@@ -43,6 +41,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from ml_platform.training.frontier import AVAILABLE, frontier_rows, frontier_table
 from ml_platform.warehouse import sql
 
 ENTITY_TIMESTAMP = "event_timestamp"
@@ -61,6 +60,8 @@ class FeatureTable:
     # When each row became available (written, or its inputs landed); None: at its timestamp.
     created_column: str | None = None
     ttl: dt.timedelta | None = None
+    # Read its frontier from `<table>__frontier` when the writer keeps one (see `frontier`).
+    use_frontier: bool = True
 
 
 class AmbiguousFeatureRows(ValueError):
@@ -84,7 +85,7 @@ def point_in_time_join(
     joins: list[str] = []
     for i, (view, columns) in enumerate(features):
         _refuse_ambiguous_rows(con, view)
-        join, values = _best_row_join(view, columns, f"__best_{i}", entity_timestamp)
+        join, values = _best_row_join(con, view, columns, f"__best_{i}", entity_timestamp)
         joins.append(join)
         for column in columns:
             name = f"{view.name}__{column}" if full_feature_names else column
@@ -136,28 +137,26 @@ def _refuse_ambiguous_rows(con: duckdb.DuckDBPyConnection, view: FeatureTable) -
         )
 
 
-def _best_row_join(view: FeatureTable, columns: Sequence[str], alias: str, entity_timestamp: str) -> tuple[str, dict]:
+def _best_row_join(
+    con: duckdb.DuckDBPyConnection, view: FeatureTable, columns: Sequence[str], alias: str, entity_timestamp: str
+) -> tuple[str, dict]:
     """An ASOF JOIN attaching, under `alias`, the best row of `view` usable at each entity's time,
     and the expression of each requested column (NULL past the TTL)."""
     keys = [sql.ident(k) for k in view.entity_columns]
-    ts = sql.ident(view.timestamp_column)
-    created = sql.ident(view.created_column) if view.created_column else ts
-    available = f"greatest({ts}, {created})"
+    if view.use_frontier and _exists(con, frontier_table(view.table)):
+        rows = sql.ident(frontier_table(view.table))  # kept by the writer
+    else:
+        rows = f"({frontier_rows(view.table, view.entity_columns, view.timestamp_column, view.created_column, columns=tuple(columns))})"
     t = f"CAST(__entities.{sql.ident(entity_timestamp)} AS TIMESTAMP)"
-    carried = ", ".join(sql.ident(c) for c in dict.fromkeys(columns))
     join = f"""
-        ASOF LEFT JOIN (
-            SELECT * EXCLUDE (__available_of_better) FROM (
-                SELECT {", ".join(keys)}, {ts} AS __ts, {available} AS __available, {carried},
-                       min({available}) OVER (
-                           PARTITION BY {", ".join(keys)} ORDER BY {ts} DESC, {created} DESC
-                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS __available_of_better
-                FROM {sql.ident(view.table)} WHERE {ts} IS NOT NULL
-            )
-            WHERE __available_of_better IS NULL OR __available < __available_of_better
-        ) {alias} ON {" AND ".join(f"__entities.{k} = {alias}.{k}" for k in keys)} AND {t} >= {alias}.__available"""
+        ASOF LEFT JOIN {rows} {alias}
+          ON {" AND ".join(f"__entities.{k} = {alias}.{k}" for k in keys)} AND {t} >= {alias}.{AVAILABLE}"""
     if view.ttl is None:
         return join, {c: f"{alias}.{sql.ident(c)}" for c in columns}
     micros = int(view.ttl / dt.timedelta(microseconds=1))
-    fresh = f"{alias}.__ts >= {t} - to_microseconds({sql.literal(micros)})"
+    fresh = f"{alias}.{sql.ident(view.timestamp_column)} >= {t} - to_microseconds({sql.literal(micros)})"
     return join, {c: f"CASE WHEN {fresh} THEN {alias}.{sql.ident(c)} END" for c in columns}
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()[0] > 0
