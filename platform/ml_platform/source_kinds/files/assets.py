@@ -7,7 +7,7 @@ from ml_platform.dagster_previews import acknowledged
 from ml_platform.ingestion.raw_asset import RawSide, publish_raw, raw_asset_args, raw_outcome
 from ml_platform.ingestion.raw_table import ingestion_time, replace_raw_window, schema_versions_label
 from ml_platform.partitions import run_window, window_label
-from ml_platform.source_kinds.files.landing import landed_files, unsupported_files
+from ml_platform.source_kinds.files.landing import landed_files, refused_files, unsupported_files
 from ml_platform.source_kinds.files.reader import ingest_file
 from ml_platform.source_kinds.files.sensor import landing_sensor
 from ml_platform.source_kinds.files.spec import FileSourceSpec
@@ -40,15 +40,19 @@ def file_raw_asset(spec: FileSourceSpec) -> dg.AssetsDefinition:
                     p.relative_to(settings.landing_dir()).as_posix()
                     for p in unsupported_files(settings.landing_dir(), spec.landing_folder, spec.formats)
                 ]
+                refused = refused_files(settings.landing_dir(), spec.landing_folder)
                 outcome = raw_outcome(con, spec, window)
                 metadata = {
                     "rows_ingested": rows,
                     "files": len(files),
                     "schema_versions": schema_versions_label(ledger),
                     "ignored_files": dg.MetadataValue.json(ignored),
+                    "refused_files": dg.MetadataValue.json(refused),
                     "ingested_files": dg.MetadataValue.json(ledger),
                 }
             context.log.info(f"{spec.raw_table} {window_label(window)}: {len(files)} files, {rows} rows")
+            if refused:
+                context.log.warning(f"files in landing that {spec.name} refuses to read: {refused}")
             if ignored:
                 context.log.warning(f"files in landing that {spec.name} cannot read (left in place): {ignored}")
             yield from publish_raw(context, spec, outcome, metadata)

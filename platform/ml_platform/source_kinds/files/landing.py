@@ -4,6 +4,11 @@ Layout: `landing/<source>/<YYYY-MM-DD>/<file>`; the folder is the landing date (
 partition the file belongs to. Names starting with `.`
 or `_` are in-flight or private files and are ignored, so writers can land atomically by
 renaming.
+
+Only regular files that stay inside the landing root are read. A symbolic link (to a file or as a
+date folder) could point anywhere on the machine, a system file included, whose content would then
+reach the warehouse and the UI's check samples: it is refused, with the reason, never followed
+(`refused_files`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,20 @@ def _is_visible(path: Path) -> bool:
     return path.is_file() and not path.name.startswith((".", "_"))
 
 
+def refusal(path: Path, landing_root: Path) -> str | None:
+    """Why a landed path is not read, or None: symbolic links anywhere below the root, and
+    anything that resolves outside it, are refused."""
+    root = landing_root.resolve()
+    relative = path.relative_to(landing_root)
+    for depth in range(1, len(relative.parts) + 1):
+        if (landing_root / Path(*relative.parts[:depth])).is_symlink():
+            linked = Path(*relative.parts[:depth]).as_posix()
+            return f"{linked} is a symbolic link: links are never followed (land the file itself)"
+    if not path.resolve().is_relative_to(root):
+        return "resolves outside the landing root"
+    return None
+
+
 def parse_landing_date(folder_name: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(folder_name)
@@ -60,7 +79,7 @@ def landed_files(
     for day, folder in sorted(folders):
         for path in sorted(folder.iterdir()):
             fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
-            if fmt in formats and _is_visible(path):
+            if fmt in formats and _is_visible(path) and refusal(path, landing_root) is None:
                 stat = path.stat()
                 found.append(
                     LandedFile(
@@ -93,3 +112,21 @@ def unsupported_files(landing_root: Path, source: str, formats: tuple[str, ...])
             or p.parent.parent != source_dir
         )
     )
+
+
+def refused_files(landing_root: Path, source: str) -> dict[str, str]:
+    """Visible entries of the source's date folders that are not read, by path under the landing
+    root, with the reason (see `refusal`)."""
+    source_dir = landing_root / source
+    if not source_dir.is_dir():
+        return {}
+    refused = {}
+    for folder in sorted(source_dir.iterdir()):
+        if folder.name.startswith((".", "_")) or parse_landing_date(folder.name) is None:
+            continue
+        entries = [folder] if folder.is_symlink() else sorted(folder.iterdir()) if folder.is_dir() else []
+        for path in entries:
+            reason = None if path.name.startswith((".", "_")) else refusal(path, landing_root)
+            if reason:
+                refused[path.relative_to(landing_root).as_posix()] = reason
+    return refused
