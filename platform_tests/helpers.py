@@ -6,6 +6,7 @@
   backfill every partition carries it, plus its own `dagster/partition_row_count` and figures,
   which `partition_metadata` returns per partition.
 - `Ticker` evaluates the automation conditions tick after tick, as the automation sensor does.
+- `create_table`, `entity_frame`, `connect`: the point-in-time property tests' inputs in DuckDB.
 - `run_check` is a run's check result for the whole run (the only one of a one-partition run,
   the unpartitioned one of a range); `partition_checks` the per-partition ones of a range.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+import duckdb
+import pandas as pd
 
 
 def _per_partition(key: str) -> bool:
@@ -99,3 +102,34 @@ class Ticker:
                 requested[key] = partitions
         assert result.total_requested == sum(len(p) for p in requested.values())
         return requested
+
+
+# --- point-in-time property tests: inputs built in an in-memory DuckDB ---------------------------
+
+
+def create_table(con: duckdb.DuckDBPyConnection, name: str, types: dict[str, str], rows: list[dict]) -> None:
+    columns = ", ".join(f'"{c}" {t}' for c, t in types.items())
+    con.execute(f'CREATE TABLE "{name}" ({columns})')
+    if rows:
+        placeholders = ", ".join("?" for _ in types)
+        con.executemany(f'INSERT INTO "{name}" VALUES ({placeholders})', [[r[c] for c in types] for r in rows])
+
+
+def entity_frame(rows: list[dict], types: dict[str, str]) -> pd.DataFrame:
+    """A DataFrame of entity rows: object columns for strings (None kept), datetime64 for times."""
+    data = {}
+    for column, kind in types.items():
+        values = [r[column] for r in rows]
+        if kind == "TIMESTAMP":
+            data[column] = pd.Series(pd.to_datetime(values), dtype="datetime64[ns]")
+        elif kind == "VARCHAR":
+            data[column] = pd.Series(values, dtype=object)
+        else:
+            data[column] = pd.Series(values, dtype="int64")
+    return pd.DataFrame(data)
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    return con

@@ -186,3 +186,20 @@ def postgres_server(db: str = "shop", user: str = "ml_reader") -> Iterator[Postg
             server.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# The payments table the PostgreSQL source reads (as `ml_reader`), as the tests create it.
+TRANSACTIONS_SCHEMA = """
+DROP TABLE IF EXISTS public.transactions;
+CREATE TABLE public.transactions (
+  transaction_id text PRIMARY KEY,
+  user_id text NOT NULL,
+  amount numeric(12, 2) NOT NULL,
+  currency text NOT NULL,
+  status text NOT NULL,
+  created_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL,
+  deleted_at timestamptz
+);
+GRANT SELECT ON public.transactions TO ml_reader;
+"""

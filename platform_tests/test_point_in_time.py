@@ -12,10 +12,10 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
-import duckdb
 import pandas as pd
 import pytest
 
+from helpers import connect, create_table, entity_frame
 from ml_platform.training.point_in_time import AmbiguousFeatureRows, FeatureTable, point_in_time_join
 
 T0 = dt.datetime(2026, 3, 1)
@@ -81,34 +81,6 @@ def test_reference_on_a_hand_case():
 
 
 # --- building the inputs in DuckDB --------------------------------------------------------------
-
-
-def create_table(con: duckdb.DuckDBPyConnection, name: str, types: dict[str, str], rows: list[dict]) -> None:
-    columns = ", ".join(f'"{c}" {t}' for c, t in types.items())
-    con.execute(f'CREATE TABLE "{name}" ({columns})')
-    if rows:
-        placeholders = ", ".join("?" for _ in types)
-        con.executemany(f'INSERT INTO "{name}" VALUES ({placeholders})', [[r[c] for c in types] for r in rows])
-
-
-def entity_frame(rows: list[dict], types: dict[str, str]) -> pd.DataFrame:
-    """A DataFrame of entity rows: object columns for strings (None kept), datetime64 for times."""
-    data = {}
-    for column, kind in types.items():
-        values = [r[column] for r in rows]
-        if kind == "TIMESTAMP":
-            data[column] = pd.Series(pd.to_datetime(values), dtype="datetime64[ns]")
-        elif kind == "VARCHAR":
-            data[column] = pd.Series(values, dtype=object)
-        else:
-            data[column] = pd.Series(values, dtype="int64")
-    return pd.DataFrame(data)
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone='UTC'")
-    return con
 
 
 # --- property test ---------------------------------------------------------------------------

@@ -14,24 +14,11 @@ from helpers import tick as sensor_tick
 from ml_platform.source_kinds.postgres import PostgresSourceSpec
 from ml_platform.source_kinds.postgres import connection as postgres_connection
 from ml_platform.source_kinds.postgres import extract as postgres_extract
+from postgres_server import TRANSACTIONS_SCHEMA as SCHEMA
 from postgres_server import PostgresServer, postgres_server
 
 RAW, CLEAN, SENSOR = "raw_transactions", "clean_transactions", "transactions_change_sensor"
 
-SCHEMA = """
-DROP TABLE IF EXISTS public.transactions;
-CREATE TABLE public.transactions (
-  transaction_id text PRIMARY KEY,
-  user_id text NOT NULL,
-  amount numeric(12, 2) NOT NULL,
-  currency text NOT NULL,
-  status text NOT NULL,
-  created_at timestamptz NOT NULL,
-  updated_at timestamptz NOT NULL,
-  deleted_at timestamptz
-);
-GRANT SELECT ON public.transactions TO ml_reader;
-"""
 
 # Creation days in UTC: t1, t3 -> 11-01; t2, t5 -> 11-02; t4 -> 11-03 (offsets move t2 and t3 across midnight).
 SEED = """

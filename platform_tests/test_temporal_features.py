@@ -23,6 +23,7 @@ import pytest
 from pandera.ibis import DataFrameModel, Field
 
 from conftest import write_landing
+from helpers import connect, create_table, entity_frame
 from ml_platform.contracts.lineage import UtcTimestamp
 from ml_platform.curated import FeatureView
 from ml_platform.training import TemporalFeature, TemporalView, get_training_set, temporal_join
@@ -297,34 +298,6 @@ def random_case(seed: int) -> Case:
             }
         )
     return Case(views, snapshot_rows, sources, entity_types, entity_rows, t_name, full_names, requested, undeclared)
-
-
-def create_table(con: duckdb.DuckDBPyConnection, name: str, types: dict[str, str], rows: list[dict]) -> None:
-    columns = ", ".join(f'"{c}" {t}' for c, t in types.items())
-    con.execute(f'CREATE TABLE "{name}" ({columns})')
-    if rows:
-        placeholders = ", ".join("?" for _ in types)
-        con.executemany(f'INSERT INTO "{name}" VALUES ({placeholders})', [[r[c] for c in types] for r in rows])
-
-
-def entity_frame(rows: list[dict], types: dict[str, str]) -> pd.DataFrame:
-    """Entity rows as a DataFrame: object columns for strings (None kept), datetime64 for times."""
-    data = {}
-    for column, kind in types.items():
-        values = [r[column] for r in rows]
-        if kind == "TIMESTAMP":
-            data[column] = pd.Series(pd.to_datetime(values), dtype="datetime64[ns]")
-        elif kind == "VARCHAR":
-            data[column] = pd.Series(values, dtype=object)
-        else:
-            data[column] = pd.Series(values, dtype="int64")
-    return pd.DataFrame(data)
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone='UTC'")
-    return con
 
 
 def load(case: Case) -> duckdb.DuckDBPyConnection:

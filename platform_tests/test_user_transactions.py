@@ -14,26 +14,13 @@ import pytest
 from conftest import days
 from ml_platform.training import get_training_set
 from ml_platform.warehouse import connect
+from postgres_server import TRANSACTIONS_SCHEMA as SCHEMA
 from postgres_server import PostgresServer, postgres_server
 
 RAW, CLEAN = "raw_transactions", "clean_transactions"
 VIEW = dg.AssetKey("user_transactions")
 THIRD = 1 / 3
 
-SCHEMA = """
-DROP TABLE IF EXISTS public.transactions;
-CREATE TABLE public.transactions (
-  transaction_id text PRIMARY KEY,
-  user_id text NOT NULL,
-  amount numeric(12, 2) NOT NULL,
-  currency text NOT NULL,
-  status text NOT NULL,
-  created_at timestamptz NOT NULL,
-  updated_at timestamptz NOT NULL,
-  deleted_at timestamptz
-);
-GRANT SELECT ON public.transactions TO ml_reader;
-"""
 
 # Creation days (UTC): a1 10-10, a2 10-20, a3 11-12, a4 11-15, a5 11-18, a6 11-19 (23:00 at -05:00 is
 # 04:00 UTC on 11-19), b1 11-14, b2 11-16, c1 11-17. b1 and c1 were deleted the day they were made.

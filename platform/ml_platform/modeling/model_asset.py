@@ -28,46 +28,51 @@ from ml_platform.warehouse import Warehouse, sql
 
 
 def model_assets(spec: TrainingSet, label: Label) -> list[dg.AssetsDefinition]:
-    training_set = dg.AssetKey(f"{spec.name}_training_set")
+    assets = [
+        _model_asset(
+            spec,
+            label,
+            f"{spec.name}_model",
+            f"Baseline logistic regression on {spec.table}: fitted on its train rows, scored on validation.",
+            join="",
+            fit=fit_time_split,
+        )
+    ]
+    if spec.leaky is not None:
+        keys = sql.columns_list(label.entity_columns)
+        assets.append(
+            _model_asset(
+                spec,
+                label,
+                f"{spec.name}_leaky_model",
+                f"Do not deploy: {spec.leaky.description}",
+                join=f"LEFT JOIN ({spec.leaky.sql}) USING ({keys})",
+                fit=fit_leaky,
+            )
+        )
+    return assets
+
+
+def _model_asset(spec: TrainingSet, label: Label, name: str, description: str, join: str, fit) -> dg.AssetsDefinition:
+    """A model asset: reads the training set (with `join`'s extra columns), fits with `fit`."""
     bookkeeping = {*label.entity_row_columns, ENTITY_TIMESTAMP, label.label_column, SPLIT_COLUMN}
-    # Retrain when the training set is rebuilt, never while it is being rebuilt.
-    retrain = on_new_input()
 
     @dg.asset(
-        name=f"{spec.name}_model",
+        name=name,
         group_name=spec.group,
         kinds={"scikitlearn"},
-        deps=[training_set],
+        deps=[dg.AssetKey(f"{spec.name}_training_set")],
         owners=[spec.owner],
-        description=f"Baseline logistic regression on {spec.table}: fitted on its train rows, scored on validation.",
-        automation_condition=retrain,
+        description=description,
+        # Retrain when the training set is rebuilt, never while it is being rebuilt.
+        automation_condition=on_new_input(),
     )
     def _model(context: dg.AssetExecutionContext, warehouse: Warehouse):
-        frame = _read(warehouse, spec.table)
+        frame = _read(warehouse, spec.table, join)
         features = [c for c in frame.columns if c not in bookkeeping]
-        return _fitted_result(context, spec.name, lambda: fit_time_split(frame, label.label_column, features))
+        return _fitted_result(context, name.removesuffix("_model"), lambda: fit(frame, label.label_column, features))
 
-    assets = [_model]
-    if spec.leaky is not None:
-        leaky = spec.leaky
-
-        @dg.asset(
-            name=f"{spec.name}_leaky_model",
-            group_name=spec.group,
-            kinds={"scikitlearn"},
-            deps=[training_set],
-            owners=[spec.owner],
-            description=f"Do not deploy: {leaky.description}",
-            automation_condition=retrain,
-        )
-        def _leaky_model(context: dg.AssetExecutionContext, warehouse: Warehouse):
-            keys = sql.columns_list(label.entity_columns)
-            frame = _read(warehouse, spec.table, join=f"LEFT JOIN ({leaky.sql}) USING ({keys})")
-            features = [c for c in frame.columns if c not in bookkeeping]
-            return _fitted_result(context, f"{spec.name}_leaky", lambda: fit_leaky(frame, label.label_column, features))
-
-        assets.append(_leaky_model)
-    return assets
+    return _model
 
 
 def _read(warehouse: Warehouse, table: str, join: str = "") -> pd.DataFrame:
