@@ -10,6 +10,7 @@ import json
 import dagster as dg
 
 from conftest import write_landing
+from helpers import run_metadata
 from ml_platform.discovery import discover_labels, discover_specs
 
 EVENTS = "event_id,user_id,event_type,event_time,product_id,amount,device_type,session_id\n"
@@ -89,6 +90,14 @@ def test_a_churn_partition_is_written_when_it_matures(runner, data_dir, instance
         ("u1", False),
         ("u2", False),
     ]
+
+
+def test_a_label_run_before_its_upstream_table_exists_writes_nothing(runner, data_dir):
+    """Automation can start a label's run before the first clean run of the same tick has written
+    its table: the label partition is written empty (not final) instead of failing."""
+    run = runner.run("churn_label", partition="2026-09-08")
+    assert runner.query("SELECT count(*) FROM churn_label") == [(0,)]
+    assert run_metadata(run, "churn_label")["dagster/partition_row_count"] == 0
 
 
 def _reading(device: str, time: str, location: str = "berlin") -> dict:

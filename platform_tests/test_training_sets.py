@@ -172,12 +172,14 @@ def test_the_baseline_is_fitted_on_the_training_window_only_and_the_leaky_twin_s
 
 
 def test_a_model_waits_for_a_trainable_set_without_failing(runner, data_dir):
-    run = runner.run("churn_training_set", "churn_model")
+    run = runner.run("churn_training_set", "churn_model", "churn_leaky_model")
     assert run_metadata(run, "churn_training_set")["dagster/row_count"] == 0
-    assert run_metadata(run, "churn_model") == {
+    waiting = {
         "trained": False,
         "reason": "the training rows hold 0 row(s) and 0 label class(es); a model needs both classes",
     }
+    assert run_metadata(run, "churn_model") == waiting
+    assert run_metadata(run, "churn_leaky_model") == waiting
 
 
 def test_every_training_set_names_features_of_existing_views_and_a_label(defs):

@@ -58,13 +58,13 @@ class FeatureView(CuratedTable):
         bookkeeping = {*self.entity_columns, self.timestamp_column, self.created_column, self.partition_column}
         return [c for c in tc.column_names(self.contract) if c not in bookkeeping]
 
-    def write(self, con, window) -> dict[str | None, int]:
+    def write(self, con, window, empty: bool = False) -> dict[str | None, int]:
         """Replace the window's rows and keep the view's frontier (`training.frontier`) in step:
         only rows available from the earliest changed row on are recomputed."""
         self.table.create(con)
         scope = self.table.scope(window)
         before = available_since(con, self.name, self.timestamp_column, self.created_column, scope)
-        partition_rows = super().write(con, window)
+        partition_rows = super().write(con, window, empty)
         after = available_since(con, self.name, self.timestamp_column, self.created_column, scope)
         since = min((s for s in (before, after) if s is not None), default=None)
         refresh_frontier(con, self.name, self.entity_columns, self.timestamp_column, self.created_column, since)

@@ -19,7 +19,7 @@ from ml_platform.contracts import table_contract as tc
 from ml_platform.dagster_previews import acknowledged
 from ml_platform.partitions import daily_partitions, run_window, window_keys, window_label
 from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse, sql
-from ml_platform.warehouse.writer import ContractTable
+from ml_platform.warehouse.writer import ContractTable, table_exists
 
 # Late data older than this (in days after its event day) is not expected; sources' tolerances are smaller.
 LATE_ARRIVAL_DAYS = 7
@@ -88,9 +88,11 @@ class CuratedTable:
     def select_sql(self, window) -> str:
         return sql.render(self.sql, start=window[0], end=window[1])
 
-    def write(self, con, window) -> dict[str | None, int]:
-        """Replace the window's rows in the caller's transaction; the rows per partition."""
-        return self.table.replace(con, window, self.select_sql(window))
+    def write(self, con, window, empty: bool = False) -> dict[str | None, int]:
+        """Replace the window's rows in the caller's transaction (with none when `empty`); the
+        rows per partition."""
+        rows = f"SELECT * FROM {sql.ident(self.name)} WHERE FALSE" if empty else self.select_sql(window)
+        return self.table.replace(con, window, rows)
 
 
 def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
@@ -123,7 +125,12 @@ def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
         def _curated(context: dg.AssetExecutionContext, warehouse: Warehouse):
             window = run_window(context)
             with warehouse.transaction() as con:
-                partition_rows = curated.write(con, window)
+                missing = [t for t in (*curated.reads, *curated.gated_by) if not table_exists(con, t)]
+                if missing:
+                    # Automation can start this run before the first run of an upstream table in
+                    # the same tick has written it; it is requested again once that table updates.
+                    context.log.warning(f"{curated.name}: {missing} not materialized yet; the window is written empty")
+                partition_rows = curated.write(con, window, empty=bool(missing))
                 metadata = {}
                 if curated.entity_columns:
                     metadata["entities"] = con.execute(

@@ -78,6 +78,7 @@ def fit_time_split(frame: pd.DataFrame, label: str, features: list[str], split_c
 
 def fit_leaky(frame: pd.DataFrame, label: str, features: list[str]) -> Fitted:
     """The seeds' way: standardize with statistics of every row, then a random 75/25 split."""
+    _require_trainable(frame, frame, label)  # before the scaler, which refuses an empty frame
     numeric, categorical = feature_kinds(frame, features)
     inputs = _inputs(frame, features).copy()
     # Fitted on all rows, the validation rows included: the leak the baseline avoids.

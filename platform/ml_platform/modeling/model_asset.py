@@ -25,6 +25,7 @@ from ml_platform.modeling.spec import TrainingSet
 from ml_platform.modeling.training_set_asset import SPLIT_COLUMN
 from ml_platform.training import ENTITY_TIMESTAMP
 from ml_platform.warehouse import Warehouse, sql
+from ml_platform.warehouse.writer import table_exists
 
 
 def model_assets(spec: TrainingSet, label: Label) -> list[dg.AssetsDefinition]:
@@ -78,9 +79,10 @@ def _model_asset(spec: TrainingSet, label: Label, name: str, description: str, j
 def _read(warehouse: Warehouse, table: str, join: str = "") -> pd.DataFrame:
     # A training set is model input: it is meant to be loaded whole (the platform's tables are not).
     with warehouse.read() as con:
-        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()[0]
-        if not exists:
+        if not table_exists(con, table):
             return pd.DataFrame()
+        if not con.execute(f"SELECT count(*) FROM {sql.ident(table)}").fetchone()[0]:
+            join = ""  # nothing to add columns to (and the join's tables may not exist yet)
         return con.execute(f"SELECT * FROM {sql.ident(table)} {join} ORDER BY ALL").df()
 
 

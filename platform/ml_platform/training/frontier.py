@@ -22,6 +22,7 @@ import datetime as dt
 import duckdb
 
 from ml_platform.warehouse import sql
+from ml_platform.warehouse.writer import table_exists
 
 AVAILABLE = "__available"
 
@@ -48,10 +49,7 @@ def refresh_frontier(
     """Bring `<table>__frontier` up to date after rows available from `since` on changed (created
     from the whole table when it does not exist yet; nothing to do when `since` is None)."""
     target = sql.ident(frontier_table(table))
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [frontier_table(table)]
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(con, frontier_table(table)):
         con.execute(f"CREATE TABLE {target} AS {frontier_rows(table, keys, ts, created)}")
         return
     if since is None:

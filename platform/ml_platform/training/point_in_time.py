@@ -43,6 +43,7 @@ import pandas as pd
 
 from ml_platform.training.frontier import AVAILABLE, frontier_rows, frontier_table
 from ml_platform.warehouse import sql
+from ml_platform.warehouse.writer import table_exists
 
 ENTITY_TIMESTAMP = "event_timestamp"
 ENTITY_ROW = "__entity_row"  # the input position of each entity row
@@ -143,7 +144,7 @@ def _best_row_join(
     """An ASOF JOIN attaching, under `alias`, the best row of `view` usable at each entity's time,
     and the expression of each requested column (NULL past the TTL)."""
     keys = [sql.ident(k) for k in view.entity_columns]
-    if view.use_frontier and _exists(con, frontier_table(view.table)):
+    if view.use_frontier and table_exists(con, frontier_table(view.table)):
         rows = sql.ident(frontier_table(view.table))  # kept by the writer
     else:
         rows = f"({frontier_rows(view.table, view.entity_columns, view.timestamp_column, view.created_column, columns=tuple(columns))})"
@@ -156,7 +157,3 @@ def _best_row_join(
     micros = int(view.ttl / dt.timedelta(microseconds=1))
     fresh = f"{alias}.{sql.ident(view.timestamp_column)} >= {t} - to_microseconds({sql.literal(micros)})"
     return join, {c: f"CASE WHEN {fresh} THEN {alias}.{sql.ident(c)} END" for c in columns}
-
-
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()[0] > 0

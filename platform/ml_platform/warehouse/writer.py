@@ -122,3 +122,7 @@ def partition_fingerprints(
             f" FROM {sql.ident(table)} t WHERE {scope} GROUP BY 1 ORDER BY 1"
         ).fetchall()
     }
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()[0] > 0
