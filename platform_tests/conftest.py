@@ -79,6 +79,20 @@ class Runner:
             con.close()
 
 
+def source_runner(spec, instance: dg.DagsterInstance, data_dir: Path, extra_assets=()) -> Runner:
+    """A Runner over one source's assets built from `spec` (e.g. a variant of a real source),
+    plus `extra_assets`, on the test's warehouse."""
+    from ml_platform import settings
+    from ml_platform.source_assets import source_definitions
+    from ml_platform.warehouse import Warehouse
+
+    defs = dg.Definitions(
+        assets=[*source_definitions(spec).assets, *extra_assets],
+        resources={"warehouse": Warehouse(database=str(settings.warehouse_path()))},
+    )
+    return Runner(defs, instance, data_dir)
+
+
 @pytest.fixture
 def runner(defs, instance, data_dir) -> Runner:
     return Runner(defs, instance, data_dir)

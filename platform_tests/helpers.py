@@ -55,24 +55,30 @@ def partition_metadata(result: dg.ExecuteInProcessResult, asset: str | None = No
     return {m.partition: {k: v.value for k, v in m.metadata.items()} for m in _materializations(result, asset)}
 
 
-def run_check(result: dg.ExecuteInProcessResult, asset: str | None = None) -> dg.AssetCheckEvaluation:
-    """The check result covering the whole run."""
-    evaluations = [
-        e for e in result.get_asset_check_evaluations() if asset is None or e.asset_key == dg.AssetKey(asset)
+def _evaluations(result: dg.ExecuteInProcessResult, asset: str | None, check: str | None) -> list:
+    return [
+        e
+        for e in result.get_asset_check_evaluations()
+        if (asset is None or e.asset_key == dg.AssetKey(asset)) and (check is None or e.check_name == check)
     ]
+
+
+def run_check(
+    result: dg.ExecuteInProcessResult, asset: str | None = None, check: str | None = None
+) -> dg.AssetCheckEvaluation:
+    """The check result covering the whole run (of `check`, when the asset has several)."""
+    evaluations = _evaluations(result, asset, check)
     if len(evaluations) > 1:
         evaluations = [e for e in evaluations if e.partition is None]
     [evaluation] = evaluations
     return evaluation
 
 
-def partition_checks(result: dg.ExecuteInProcessResult, asset: str | None = None) -> dict[str, dg.AssetCheckEvaluation]:
+def partition_checks(
+    result: dg.ExecuteInProcessResult, asset: str | None = None, check: str | None = None
+) -> dict[str, dg.AssetCheckEvaluation]:
     """The per-partition check results of a range run, by partition key."""
-    return {
-        e.partition: e
-        for e in result.get_asset_check_evaluations()
-        if e.partition is not None and (asset is None or e.asset_key == dg.AssetKey(asset))
-    }
+    return {e.partition: e for e in _evaluations(result, asset, check) if e.partition is not None}
 
 
 class Ticker:

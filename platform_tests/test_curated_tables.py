@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-import dagster as dg
 import ibis.expr.datatypes as ibis_dt
 import pytest
 from pandera.ibis import DataFrameModel, Field
 
-from conftest import Runner, write_landing
+from conftest import Runner, source_runner, write_landing
 from helpers import partition_checks, partition_metadata, run_metadata
-from ml_platform import settings
 from ml_platform.curated import CuratedTable
 from ml_platform.curated.table import curated_asset
-from ml_platform.source_assets import source_definitions
 from ml_platform.sources.events import SPEC as EVENTS
-from ml_platform.warehouse import Warehouse
 
 HEADER = "event_id,user_id,event_type,event_time,product_id,amount\n"
 
@@ -46,12 +42,7 @@ WINDOWED = (
 
 
 def _runner(table: CuratedTable, instance, data_dir) -> Runner:
-    built = source_definitions(EVENTS)
-    defs = dg.Definitions(
-        assets=[*built.assets, curated_asset(table)],
-        resources={"warehouse": Warehouse(database=str(settings.warehouse_path()))},
-    )
-    return Runner(defs, instance, data_dir)
+    return source_runner(EVENTS, instance, data_dir, extra_assets=[curated_asset(table)])
 
 
 def _land(data_dir, day: str, n: int) -> None:

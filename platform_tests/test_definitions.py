@@ -26,14 +26,15 @@ def test_asset_specs_snapshot(defs):
             "automated": node.automation_condition is not None,
         }
 
-    def raw():
+    def raw(source):
         return {
             "group": "raw",
             "deps": [],
             "partitioned": True,
             "single_run_backfill": True,
             "pool": {"duckdb"},
-            "checks": ["schema"],
+            # File sources also check that every landed file was read in full.
+            "checks": ["schema"] if source in {"transactions", "weather"} else ["files", "schema"],
             "automated": False,
         }
 
@@ -50,7 +51,7 @@ def test_asset_specs_snapshot(defs):
 
     sources = ["events", "maintenance", "products", "telemetry", "transactions", "users", "weather"]
     snapshots = {"products", "users"}
-    expected = {f"raw_{s}": raw() for s in sources}
+    expected = {f"raw_{s}": raw(s) for s in sources}
     expected.update({f"clean_{s}": clean(s, partitioned=s not in snapshots) for s in sources})
     expected["user_daily_features"] = {
         "group": "features",

@@ -102,7 +102,7 @@ def test_maintenance_log_is_strict(runner, data_dir):
     assert runner.query("SELECT record->>'record_id', rule FROM quarantine_maintenance") == [
         ("M0003", "_schema:strict(columns differ from the current version)")
     ]
-    schema = run_check(raw)
+    schema = run_check(raw, "raw_maintenance", "schema")
     assert (schema.passed, schema.metadata["rejected_batches"].value) == (False, 1)
     assert schema.metadata["changes"].value == [
         {

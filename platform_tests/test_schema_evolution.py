@@ -11,12 +11,9 @@ import dataclasses
 import dagster as dg
 import pytest
 
-from conftest import Runner, write_landing
-from helpers import run_metadata
-from ml_platform import settings
-from ml_platform.source_assets import source_definitions
+from conftest import Runner, source_runner, write_landing
+from helpers import run_check, run_metadata
 from ml_platform.sources.events import SPEC as EVENTS
-from ml_platform.warehouse import Warehouse
 
 DAY = "2026-11-02"
 FILES = {
@@ -44,11 +41,7 @@ REJECT_RULE = {
 
 def _runner(policy: str, instance, data_dir) -> Runner:
     spec = dataclasses.replace(EVENTS, schema_policy=policy, max_quarantine_fraction=1.0)
-    built = source_definitions(spec)
-    defs = dg.Definitions(
-        assets=built.assets, resources={"warehouse": Warehouse(database=str(settings.warehouse_path()))}
-    )
-    return Runner(defs, instance, data_dir)
+    return source_runner(spec, instance, data_dir)
 
 
 def _land(data_dir, versions):
@@ -79,7 +72,7 @@ def test_policy_outcome(policy, versions, instance, data_dir):
     assert len(accepted) + len(rejected) == sum(len(ROWS[v]) for v in versions)
 
     # The raw schema check raises every change: WARN when accepted, ERROR when rejected.
-    [schema] = raw.get_asset_check_evaluations()
+    schema = run_check(raw, "raw_events", "schema")
     changed = [v for v in versions if v != "v3"]
     assert schema.passed is (not changed)
     assert schema.metadata["changed_batches"].value == len(changed)

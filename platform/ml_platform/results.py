@@ -34,6 +34,16 @@ class Verdict:
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
 
 
+@dataclass
+class CheckOutcome:
+    """One check's verdicts in a run: for the run, and for each partition it wrote."""
+
+    name: str
+    run_verdict: Verdict
+    partition_verdicts: dict[str, Verdict]
+    blocking: bool = False
+
+
 def publish(
     context: dg.AssetExecutionContext,
     *,
@@ -41,10 +51,7 @@ def publish(
     partition_rows: dict[str | None, int],
     total_rows: int,
     metadata: dict,
-    check_name: str,
-    run_verdict: Verdict,
-    partition_verdicts: dict[str, Verdict],
-    blocking: bool,
+    checks: list[CheckOutcome],
     partition_metadata: dict[str, dict] | None = None,
 ) -> Iterator:
     """Yield the run's materialization and check results (an asset body `yield from`s it).
@@ -68,16 +75,20 @@ def publish(
         **({"dagster/partition_row_count": partition_rows[keys[0]]} if len(keys) == 1 else {}),
         **metadata,
     }
-    check = dg.AssetCheckResult(
-        check_name=check_name,
-        passed=run_verdict.passed,
-        severity=run_verdict.severity,
-        metadata=run_verdict.metadata,
-        description=run_verdict.description,
-    )
-    yield dg.MaterializeResult(metadata=run_metadata, check_results=[check])
+    results = [
+        dg.AssetCheckResult(
+            check_name=check.name,
+            passed=check.run_verdict.passed,
+            severity=check.run_verdict.severity,
+            metadata=check.run_verdict.metadata,
+            description=check.run_verdict.description,
+        )
+        for check in checks
+    ]
+    yield dg.MaterializeResult(metadata=run_metadata, check_results=results)
     if ranged:
-        yield from partition_check_evaluations(context, check_name, partition_verdicts, blocking)
+        for check in checks:
+            yield from partition_check_evaluations(context, check.name, check.partition_verdicts, check.blocking)
 
 
 def partition_check_evaluations(

@@ -21,7 +21,7 @@ import pandera.ibis as pa
 
 from ml_platform.contracts import table_contract as tc
 from ml_platform.dagster_previews import acknowledged
-from ml_platform.results import Verdict, publish
+from ml_platform.results import CheckOutcome, Verdict, publish
 from ml_platform.warehouse import Warehouse, sql
 from ml_platform.warehouse.sql import DateWindow
 from ml_platform.warehouse.writer import ContractTable
@@ -206,9 +206,6 @@ def publish_contract_table(
         partition_rows=partition_rows,
         total_rows=total,
         metadata={**metadata, "preview": preview},
-        check_name=CONTRACT_CHECK,
-        run_verdict=run_verdict,
-        partition_verdicts=partition_verdicts,
-        blocking=True,
+        checks=[CheckOutcome(CONTRACT_CHECK, run_verdict, partition_verdicts, blocking=True)],
         partition_metadata=partition_metadata,
     )

@@ -28,7 +28,11 @@ from ml_platform.warehouse.sql import DateWindow
 RULE_UNPARSABLE_TIME = "unparsable_timestamp"
 RULE_TOO_LATE = "later_than_tolerance"
 RULE_FUTURE = "after_landing_date"
+RULE_NOT_SCALAR = "not_a_scalar"
+RULE_CONTROL_CHARACTERS = "control_characters"
 SCHEMA_RULE_COLUMN = "_schema"
+# C0 controls and DEL (NUL included), in RE2 syntax: never part of a key a person could type.
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
 
 
 def raw_window(spec: SourceSpec, window: DateWindow) -> DateWindow:
@@ -37,9 +41,29 @@ def raw_window(spec: SourceSpec, window: DateWindow) -> DateWindow:
 
 
 def _text_of(spec: SourceSpec, column: str) -> str:
-    """The column's text in a raw record, under its contract name or any of its aliases."""
+    """The column's text in a raw record, under its contract name or any of its aliases; the
+    source's null markers (e.g. 'NA') read as NULL."""
     paths = [sql.json_text("record", name) for name in spec.names_for(column)]
-    return paths[0] if len(paths) == 1 else f"COALESCE({', '.join(paths)})"
+    text = paths[0] if len(paths) == 1 else f"COALESCE({', '.join(paths)})"
+    if not spec.null_values:
+        return text
+    return f"(CASE WHEN {text} IN ({', '.join(sql.literal(v) for v in spec.null_values)}) THEN NULL ELSE {text} END)"
+
+
+def _value_rules(spec: SourceSpec) -> list[tc.RowRule]:
+    """Values no contract type can hold as they arrived: a JSON array or object where a column
+    expects one value (never stringified into it), and control characters (NUL...) in a key."""
+    rules = []
+    for column in spec.source_columns:
+        kinds = [f"json_type(record, {sql.json_path(name)})" for name in spec.names_for(column)]
+        nested = " OR ".join(f"{kind} IN ('ARRAY', 'OBJECT')" for kind in kinds)
+        rules.append(tc.RowRule(f"{column}:{RULE_NOT_SCALAR}", column, f"({nested})"))
+    for key in spec.key_columns:
+        if key in spec.source_columns:
+            text = sql.ident(key + "__text")
+            control = f"regexp_matches({text}, {sql.literal(CONTROL_CHARACTERS)})"
+            rules.append(tc.RowRule(f"{key}:{RULE_CONTROL_CHARACTERS}", key, f"coalesce({control}, false)"))
+    return rules
 
 
 def staged_rows_sql(spec: SourceSpec, window: DateWindow | None, rejected_batches: list[str] = ()) -> str:
@@ -68,7 +92,7 @@ def staged_rows_sql(spec: SourceSpec, window: DateWindow | None, rejected_batche
   FROM {sql.ident(spec.raw_table)} r
   JOIN {sql.ident(LEDGER_TABLE)} l ON l.source = {sql.literal(spec.name)} AND l.source_file = r.source_file
     AND l.landing_date = r.landing_date AND l.ingested_at = r.ingested_at"""
-    type_rules = [*schema_policy_rules(spec, rejected_batches), *type_rules]
+    type_rules = [*schema_policy_rules(spec, rejected_batches), *_value_rules(spec), *type_rules]
     if window is None:
         # Snapshot source: every landing day is a full snapshot and owns its own rows.
         return _verdict_sql(spec, select_raw, typed, type_rules, [], "landing_date")

@@ -45,8 +45,11 @@ daily AS (
     count(*) AS event_count,
     count(*) FILTER (WHERE event_type = 'purchase') AS transaction_count,
     count(DISTINCT product_id) AS unique_products,
-    coalesce(sum(amount) FILTER (WHERE event_type = 'purchase'), 0.0) AS daily_spend,
-    avg(amount) FILTER (WHERE event_type = 'purchase') AS avg_transaction_value,
+    -- Floating-point sums depend on the order rows are added in, which varies with how threads
+    -- split them: adding in event_id order (the key, unique within a day) makes a re-run write
+    -- the same values, to the last bit.
+    coalesce(sum(amount ORDER BY event_id) FILTER (WHERE event_type = 'purchase'), 0.0) AS daily_spend,
+    avg(amount ORDER BY event_id) FILTER (WHERE event_type = 'purchase') AS avg_transaction_value,
     max(amount) FILTER (WHERE event_type = 'purchase') AS max_transaction_value,
     count(*) FILTER (WHERE event_type = 'add_to_cart') AS cart_adds
   FROM events

@@ -18,7 +18,7 @@ from ml_platform.checks.schema import SCHEMA_CHECK, evaluate_schema, schema_chec
 from ml_platform.ingestion.raw_table import raw_partition_counts
 from ml_platform.ingestion.spec import SourceSpec
 from ml_platform.partitions import daily_partitions
-from ml_platform.results import Verdict, publish
+from ml_platform.results import CheckOutcome, publish
 from ml_platform.warehouse import WAREHOUSE_POOL, sql
 from ml_platform.warehouse.sql import DateWindow
 
@@ -33,8 +33,11 @@ class RawSide:
     resources: dict = field(default_factory=dict)
 
 
-def raw_asset_args(spec: SourceSpec, *, kinds: Iterable[str], description: str, **extra) -> dict:
-    """Keyword arguments of `dg.asset` for the source's raw asset; `extra` adds kind-specific ones.
+def raw_asset_args(
+    spec: SourceSpec, *, kinds: Iterable[str], description: str, check_specs: Iterable = (), **extra
+) -> dict:
+    """Keyword arguments of `dg.asset` for the source's raw asset; `check_specs` adds kind-specific
+    checks beside `schema`, `extra` other arguments.
 
     Apply `dg.asset(**raw_asset_args(...))` inside `acknowledged("backfill_policy")`.
     """
@@ -50,7 +53,7 @@ def raw_asset_args(spec: SourceSpec, *, kinds: Iterable[str], description: str, 
         tags={"source": spec.name, **spec.tags},
         description=f"{spec.description}\n\n{description}",
         metadata={"dagster/table_name": spec.raw_table},
-        check_specs=[schema_check_spec(dg.AssetKey(spec.raw_table), spec, partitions_def)],
+        check_specs=[schema_check_spec(dg.AssetKey(spec.raw_table), spec, partitions_def), *check_specs],
         **extra,
     )
 
@@ -58,30 +61,29 @@ def raw_asset_args(spec: SourceSpec, *, kinds: Iterable[str], description: str, 
 @dataclass
 class RawOutcome:
     """What a raw write left, counted inside its transaction: rows per landing day, the table's
-    total, and the schema check's verdicts (for the run and per landing day)."""
+    total, and its checks' verdicts (`schema`, plus any the source kind adds)."""
 
     partition_rows: dict[str, int]
     total_rows: int
-    schema: tuple[Verdict, dict[str, Verdict]]
+    checks: list[CheckOutcome]
 
 
-def raw_outcome(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow) -> RawOutcome:
+def raw_outcome(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow, extra_checks: Iterable[CheckOutcome] = ()
+) -> RawOutcome:
     """Call inside the write transaction, after writing."""
     total = con.execute(f"SELECT count(*) FROM {sql.ident(spec.raw_table)}").fetchone()[0]
-    return RawOutcome(raw_partition_counts(con, spec, window), total, evaluate_schema(con, spec, window))
+    schema = CheckOutcome(SCHEMA_CHECK, *evaluate_schema(con, spec, window))
+    return RawOutcome(raw_partition_counts(con, spec, window), total, [schema, *extra_checks])
 
 
 def publish_raw(context: dg.AssetExecutionContext, spec: SourceSpec, outcome: RawOutcome, metadata: dict) -> Iterator:
-    """The raw run's materialization and `schema` check results (never blocking)."""
-    run_verdict, day_verdicts = outcome.schema
+    """The raw run's materialization and check results (never blocking: raw keeps what arrived)."""
     yield from publish(
         context,
         table_name=spec.raw_table,
         partition_rows=outcome.partition_rows,
         total_rows=outcome.total_rows,
         metadata=metadata,
-        check_name=SCHEMA_CHECK,
-        run_verdict=run_verdict,
-        partition_verdicts=day_verdicts,
-        blocking=False,
+        checks=outcome.checks,
     )

@@ -22,6 +22,14 @@ from ml_platform.warehouse.writer import rows_per_day
 LEDGER_TABLE = "ingest_ledger"
 UNKNOWN_VERSION = "unknown"
 
+# A batch's status in the ledger. Read: `ingested` (in full), `partly_read` (some lines rejected,
+# or a header problem), `unaccounted` (rows read + rejected differ from the file's own count: an
+# error). `unreadable`: nothing could be parsed (no rows, no columns).
+INGESTED = "ingested"
+PARTLY_READ = "partly_read"
+UNACCOUNTED = "unaccounted"
+UNREADABLE = "unreadable"
+
 RAW_COLUMNS = """
   landing_date DATE NOT NULL,
   source_file VARCHAR NOT NULL,
@@ -41,8 +49,29 @@ LEDGER_COLUMNS = """
   row_count BIGINT NOT NULL,
   columns VARCHAR[] NOT NULL,
   schema_version VARCHAR NOT NULL,
-  ingested_at TIMESTAMP NOT NULL
+  ingested_at TIMESTAMP NOT NULL,
+  rows_rejected BIGINT DEFAULT 0,
+  status VARCHAR DEFAULT 'ingested'
 """
+# Added after the first release: warehouses created before get them on their next raw write.
+LEDGER_ADDED_COLUMNS = {
+    "rows_rejected": "BIGINT DEFAULT 0",
+    "status": "VARCHAR DEFAULT 'ingested'",
+}
+LEDGER_INSERT_COLUMNS = (
+    "source",
+    "landing_date",
+    "source_file",
+    "format",
+    "size_bytes",
+    "modified_at",
+    "row_count",
+    "columns",
+    "schema_version",
+    "ingested_at",
+    "rows_rejected",
+    "status",
+)
 
 
 def ingestion_time() -> dt.datetime:
@@ -61,11 +90,20 @@ def detect_schema_version(spec: SourceSpec, columns: list[str]) -> str:
 def create_raw_tables(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(spec.raw_table)} ({RAW_COLUMNS})")
     con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(LEDGER_TABLE)} ({LEDGER_COLUMNS})")
+    for column, definition in LEDGER_ADDED_COLUMNS.items():
+        con.execute(f"ALTER TABLE {sql.ident(LEDGER_TABLE)} ADD COLUMN IF NOT EXISTS {sql.ident(column)} {definition}")
 
 
 def ledger_scope(spec: SourceSpec, window: DateWindow | None) -> str:
     """Predicate selecting the source's ledger rows of a landing window (all of them for None)."""
     return f"source = {sql.literal(spec.name)} AND {sql.in_window('landing_date', window)}"
+
+
+def ingested_files(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow) -> set[str]:
+    """The batches (source files) the ledger holds for a landing window."""
+    create_raw_tables(con, spec)
+    rows = con.execute(f"SELECT source_file FROM {sql.ident(LEDGER_TABLE)} WHERE {ledger_scope(spec, window)}")
+    return {r[0] for r in rows.fetchall()}
 
 
 def replace_raw_window(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow) -> None:
@@ -88,10 +126,17 @@ def record_batch(
     ingested_at,
     size_bytes=None,
     modified_at=None,
+    rows_rejected: int = 0,
+    status: str = INGESTED,
 ) -> dict:
-    """One ledger row for an ingested batch; returns its summary for run metadata."""
+    """One ledger row for an ingested batch; returns its summary for run metadata.
+
+    `status` and `rows_rejected` say whether the batch was read in full (see
+    `ml_platform.source_kinds.files.quarantine` for the statuses of files).
+    """
+    placeholders = ", ".join("?" for _ in LEDGER_INSERT_COLUMNS)
     con.execute(
-        f"INSERT INTO {sql.ident(LEDGER_TABLE)} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {sql.ident(LEDGER_TABLE)} ({sql.columns_list(LEDGER_INSERT_COLUMNS)}) VALUES ({placeholders})",
         [
             spec.name,
             landing_date,
@@ -103,9 +148,12 @@ def record_batch(
             columns,
             schema_version,
             ingested_at,
+            rows_rejected,
+            status,
         ],
     )
-    return {"file": source_file, "rows": row_count, "schema_version": schema_version, "columns": columns}
+    summary = {"file": source_file, "rows": row_count, "schema_version": schema_version, "columns": columns}
+    return summary if status == INGESTED else {**summary, "status": status, "rows_rejected": rows_rejected}
 
 
 def schema_versions_label(ledger: list[dict]) -> str:

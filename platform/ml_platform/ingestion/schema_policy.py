@@ -11,7 +11,7 @@ from typing import Literal
 
 import duckdb
 
-from ml_platform.ingestion.raw_table import LEDGER_TABLE, ledger_scope
+from ml_platform.ingestion.raw_table import LEDGER_TABLE, UNREADABLE, ledger_scope
 from ml_platform.ingestion.spec import SourceSpec
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
@@ -39,10 +39,14 @@ def schema_verdict(spec: SourceSpec, columns: list[str]) -> SchemaVerdict:
 
 
 def ledger_batches(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow | None) -> list[tuple]:
-    """(source_file, landing_date, columns, schema_version) of the source's batches in a landing window."""
+    """(source_file, landing_date, columns, schema_version) of the source's batches in a landing
+    window that were read and had columns (an unreadable or empty file has none to judge; the
+    `files` check reports it)."""
     return con.execute(
         f"SELECT source_file, landing_date, columns, schema_version FROM {sql.ident(LEDGER_TABLE)}"
-        f" WHERE {ledger_scope(spec, window)} ORDER BY source_file, landing_date"
+        f" WHERE {ledger_scope(spec, window)} AND status IS DISTINCT FROM {sql.literal(UNREADABLE)}"
+        " AND len(columns) > 0"
+        " ORDER BY source_file, landing_date"
     ).fetchall()
 
 

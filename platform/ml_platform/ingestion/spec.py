@@ -48,6 +48,9 @@ class SourceSpec:
     soft_delete_column: str | None = None
     # The blocking check fails when more than this share of a partition's rows is quarantined.
     max_quarantine_fraction: float = 0.05
+    # Texts that mean "no value" (e.g. 'NA', '\\N'): read as null before typing. None by default
+    # for sources with real nulls (databases, JSON APIs); file sources default to the common markers.
+    null_values: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):

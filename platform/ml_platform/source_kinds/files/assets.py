@@ -1,27 +1,66 @@
-"""Factory: a file source spec becomes its raw asset (with the schema check) and landing sensor."""
+"""Factory: a file source spec becomes its raw asset (with the `schema` and `files` checks) and
+landing sensor.
+
+A raw run replaces its landing days from what is in the landing folder now. Raw stays
+reproducible: when a file that a day's raw partition was built from has since been moved away,
+the run refuses (naming the files) instead of silently shrinking the partition; to accept the
+loss on purpose, launch the run with the tag `ml_platform/accept_missing_files=true`.
+"""
 
 import dagster as dg
 
 from ml_platform import settings
 from ml_platform.dagster_previews import acknowledged
 from ml_platform.ingestion.raw_asset import RawSide, publish_raw, raw_asset_args, raw_outcome
-from ml_platform.ingestion.raw_table import ingestion_time, replace_raw_window, schema_versions_label
-from ml_platform.partitions import run_window, window_label
-from ml_platform.source_kinds.files.landing import landed_files, refused_files, unsupported_files
+from ml_platform.ingestion.raw_table import ingested_files, ingestion_time, replace_raw_window, schema_versions_label
+from ml_platform.partitions import daily_partitions, run_window, window_label
+from ml_platform.source_kinds.files import quarantine
+from ml_platform.source_kinds.files.files_check import evaluate_files, files_check_spec
+from ml_platform.source_kinds.files.landing import (
+    LandedFile,
+    landed_files,
+    parse_landing_date,
+    refused_files,
+    unsupported_files,
+)
 from ml_platform.source_kinds.files.reader import ingest_file
 from ml_platform.source_kinds.files.sensor import landing_sensor
 from ml_platform.source_kinds.files.spec import FileSourceSpec
 from ml_platform.warehouse import Warehouse
 
+ACCEPT_MISSING_TAG = "ml_platform/accept_missing_files"
+
+
+def _landing_day(relative_path: str):
+    """The landing date of a path under the landing root (`<source>/<date>/...`), if it has one."""
+    parts = relative_path.split("/")
+    return parse_landing_date(parts[1]) if len(parts) > 2 else None
+
+
+def _refuse_shrinking(context: dg.AssetExecutionContext, previously: set[str], files: list[LandedFile]) -> None:
+    missing = sorted(previously - {f.relative_path for f in files})
+    if missing and context.run.tags.get(ACCEPT_MISSING_TAG) != "true":
+        raise dg.Failure(
+            description=(
+                f"{len(missing)} file(s) this raw partition was built from are no longer in landing: {missing}."
+                " Put them back to rebuild it; to drop their rows on purpose, re-run with the tag"
+                f" {ACCEPT_MISSING_TAG}=true."
+            ),
+            metadata={"missing_files": dg.MetadataValue.json(missing)},
+        )
+
 
 def file_raw_asset(spec: FileSourceSpec) -> dg.AssetsDefinition:
+    partitions_def = daily_partitions()
     args = raw_asset_args(
         spec,
         kinds=spec.formats,
         description=(
             f"Files from landing/{spec.landing_folder}/<YYYY-MM-DD>/ as landed: one "
-            "partition per landing day (UTC), values kept as text, with lineage."
+            "partition per landing day (UTC), values kept as text, with lineage. Files that cannot be "
+            "read in full are recorded in quarantined_files and rejected_lines."
         ),
+        check_specs=[files_check_spec(dg.AssetKey(spec.raw_table), spec, partitions_def)],
     )
 
     # Single-run range backfills: one set-based write per range (see dagster_previews).
@@ -30,34 +69,66 @@ def file_raw_asset(spec: FileSourceSpec) -> dg.AssetsDefinition:
         @dg.asset(**args)
         def _raw(context: dg.AssetExecutionContext, warehouse: Warehouse):
             window = run_window(context)
-            files = landed_files(settings.landing_dir(), spec.landing_folder, spec.formats, window)
+            root = settings.landing_dir()
+            files = landed_files(root, spec.landing_folder, spec.formats, window)
             ingested_at = ingestion_time()
+            unsupported = [
+                p.relative_to(root).as_posix() for p in unsupported_files(root, spec.landing_folder, spec.formats)
+            ]
+            refused = refused_files(root, spec.landing_folder)
             with warehouse.transaction() as con:
+                _refuse_shrinking(context, ingested_files(con, spec, window), files)
                 replace_raw_window(con, spec, window)
+                quarantine.forget_quarantine_window(con, spec, window)
                 ledger = [ingest_file(con, spec, f, ingested_at) for f in files]
+                never_read = {
+                    **{p: (quarantine.UNSUPPORTED, _unsupported_reason(spec)) for p in unsupported},
+                    **{p: (quarantine.REFUSED, reason) for p, reason in refused.items()},
+                }
+                for path, (status, reason) in sorted(never_read.items()):
+                    day = _landing_day(path)
+                    if day and window[0] <= day <= window[1]:
+                        quarantine.record_file(
+                            con,
+                            spec,
+                            landing_date=day,
+                            source_file=path,
+                            format=None,
+                            size_bytes=None,
+                            status=status,
+                            reason=reason,
+                            recorded_at=ingested_at,
+                        )
+                misplaced = [p for p in unsupported if _landing_day(p) is None]
+                outcome = raw_outcome(con, spec, window, [evaluate_files(con, spec, window, misplaced)])
                 rows = sum(entry["rows"] for entry in ledger)
-                ignored = [
-                    p.relative_to(settings.landing_dir()).as_posix()
-                    for p in unsupported_files(settings.landing_dir(), spec.landing_folder, spec.formats)
-                ]
-                refused = refused_files(settings.landing_dir(), spec.landing_folder)
-                outcome = raw_outcome(con, spec, window)
                 metadata = {
                     "rows_ingested": rows,
                     "files": len(files),
+                    "rows_rejected": sum(entry.get("rows_rejected", 0) for entry in ledger),
                     "schema_versions": schema_versions_label(ledger),
-                    "ignored_files": dg.MetadataValue.json(ignored),
+                    "ignored_files": dg.MetadataValue.json(unsupported),
                     "refused_files": dg.MetadataValue.json(refused),
                     "ingested_files": dg.MetadataValue.json(ledger),
                 }
             context.log.info(f"{spec.raw_table} {window_label(window)}: {len(files)} files, {rows} rows")
+            for entry in ledger:
+                if "reason" in entry:
+                    context.log.warning(f"{entry['file']}: {entry['status']}: {entry['reason']}")
             if refused:
                 context.log.warning(f"files in landing that {spec.name} refuses to read: {refused}")
-            if ignored:
-                context.log.warning(f"files in landing that {spec.name} cannot read (left in place): {ignored}")
+            if unsupported:
+                context.log.warning(f"files in landing that {spec.name} cannot read (left in place): {unsupported}")
             yield from publish_raw(context, spec, outcome, metadata)
 
     return _raw
+
+
+def _unsupported_reason(spec: FileSourceSpec) -> str:
+    return (
+        f"not a format {spec.name} reads ({', '.join(spec.formats)}): rename it with its real extension,"
+        " or add the format to the source's formats"
+    )
 
 
 def file_raw_side(spec: FileSourceSpec) -> RawSide:

@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMAT_BY_SUFFIX = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+FORMAT_BY_SUFFIX = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,10 @@ def landed_files(
         for path in sorted(folder.iterdir()):
             fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
             if fmt in formats and _is_visible(path) and refusal(path, landing_root) is None:
-                stat = path.stat()
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # moved away between listing and now: not landed
+                    continue
                 found.append(
                     LandedFile(
                         path,

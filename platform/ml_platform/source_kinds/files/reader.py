@@ -1,74 +1,128 @@
-"""Reads one landed file into the raw table: every row kept, every value kept as text.
+"""Reads one landed file into the raw table: every readable row kept, every value kept as text,
+and everything else recorded.
 
 Each row becomes a JSON object of the file's own column names and text values, with lineage
 (file, row number, landing date, ingestion time, detected schema version), and the file gets
-its ingest-ledger row (see `ml_platform.ingestion.raw_table`).
+its ingest-ledger row (see `ml_platform.ingestion.raw_table`). The format's reader parses the
+file on a scratch connection (see `scan`); then, inside the raw write's transaction, its records
+go to the raw table and its rejected lines to `rejected_lines`. A file that cannot be read at all,
+or only in part, or whose rows do not add up to its own count, is also recorded in
+`quarantined_files` with a reason; it never stops the other files of its day.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 
 import duckdb
 
-from ml_platform.ingestion.raw_table import detect_schema_version, record_batch
+from ml_platform.ingestion.raw_table import (
+    INGESTED,
+    PARTLY_READ,
+    UNACCOUNTED,
+    UNKNOWN_VERSION,
+    UNREADABLE,
+    detect_schema_version,
+    record_batch,
+)
+from ml_platform.source_kinds.files import quarantine
+from ml_platform.source_kinds.files.csv_file import read_csv_file
+from ml_platform.source_kinds.files.json_file import read_json_file, read_json_lines
 from ml_platform.source_kinds.files.landing import LandedFile
+from ml_platform.source_kinds.files.parquet_file import read_parquet_file
+from ml_platform.source_kinds.files.scan import RECORDS, REJECTS, FileRead, UnreadableFile
 from ml_platform.source_kinds.files.spec import FileSourceSpec
 from ml_platform.warehouse import sql
 
-
-class UnreadableFileError(ValueError):
-    """A landed file the platform cannot parse; names the file so it can be fixed or replaced."""
+READERS = {"csv": read_csv_file, "jsonl": read_json_lines, "json": read_json_file, "parquet": read_parquet_file}
 
 
-def _records_sql(file: LandedFile) -> str:
-    """SELECT (source_row, record) for the file, values as text."""
-    path = sql.literal(str(file.path))
-    if file.format == "csv":
-        scan = f"read_csv({path}, all_varchar = true, header = true)"
-        return f"SELECT row_number() OVER () AS source_row, to_json(t) AS record FROM {scan} t"
-    if file.format == "jsonl":
-        scan = f"read_json_objects({path}, format = 'newline_delimited')"
-        return f"SELECT row_number() OVER () AS source_row, json AS record FROM {scan}"
-    if file.format == "parquet":
-        return f"SELECT row_number() OVER () AS source_row, to_json(t) AS record FROM read_parquet({path}) t"
-    raise UnreadableFileError(f"{file.relative_path}: unsupported format {file.format!r}")
+def _read(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: LandedFile) -> FileRead:
+    try:
+        return READERS[file.format](scratch, spec, file)
+    except UnreadableFile:
+        raise
+    except (duckdb.Error, OSError, csv.Error, UnicodeError) as exc:
+        raise UnreadableFile(f"cannot be read as {file.format}: fix or re-export the file", str(exc)) from exc
 
 
-def _file_columns(con: duckdb.DuckDBPyConnection, records_sql: str) -> list[str]:
-    rows = con.execute(f"SELECT DISTINCT unnest(json_keys(record)) AS k FROM ({records_sql}) ORDER BY k").fetchall()
-    return [r[0] for r in rows]
+def _status(read: FileRead) -> tuple[str, str | None]:
+    """The file's status and, unless it was ingested in full, the reason in words."""
+    if not read.accounted:
+        missing = read.expected_units - read.accounted_units
+        return UNACCOUNTED, (
+            f"{read.expected_units} {read.unit} in the file but {read.accounted_units} read or rejected"
+            f" ({missing:+d} unaccounted for): rows may be lost, check the file and the reader"
+        )
+    problems = [*read.notes]
+    if not read.columns and not read.rows_read and not read.rows_rejected:
+        problems.append("empty file: no columns, no records")
+    if read.rows_rejected:
+        problems.insert(0, f"{read.rows_rejected} line(s) rejected, see rejected_lines")
+    return (PARTLY_READ, "; ".join(problems)) if problems else (INGESTED, None)
 
 
 def ingest_file(
     con: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: LandedFile, ingested_at: dt.datetime
 ) -> dict:
-    """Append one file to the raw table and the ingest ledger; returns its ledger summary."""
-    records_sql = _records_sql(file)
-    try:
-        columns = _file_columns(con, records_sql)
-        version = detect_schema_version(spec, columns)
-        inserted = con.execute(
-            f"""
-            INSERT INTO {sql.ident(spec.raw_table)}
-            SELECT {sql.literal(file.landing_date)}, {sql.literal(file.relative_path)}, source_row,
-                   {sql.literal(ingested_at)}, {sql.literal(version)}, record
-            FROM ({records_sql})
-            """
-        ).fetchone()[0]
-    except duckdb.Error as exc:
-        raise UnreadableFileError(f"{file.relative_path}: cannot be read as {file.format}: {exc}") from exc
+    """Append one file to the raw table, the ledger and, when not read in full, the quarantine
+    tables; returns its ledger summary."""
     modified_at = dt.datetime.fromtimestamp(file.mtime_ns / 1e9, tz=dt.UTC).replace(tzinfo=None)
-    return record_batch(
-        con,
-        spec,
+    batch = dict(
         landing_date=file.landing_date,
         source_file=file.relative_path,
         format=file.format,
-        row_count=inserted,
-        columns=columns,
-        schema_version=version,
         ingested_at=ingested_at,
         size_bytes=file.size,
         modified_at=modified_at,
     )
+    where = dict(landing_date=file.landing_date, source_file=file.relative_path)
+    # What quarantined_files records of the file, whatever went wrong.
+    facts = dict(**where, format=file.format, size_bytes=file.size, recorded_at=ingested_at)
+    with duckdb.connect() as scratch:
+        try:
+            read = _read(scratch, spec, file)
+        except UnreadableFile as unreadable:
+            quarantine.record_file(
+                con, spec, **facts, status=UNREADABLE, reason=unreadable.reason, reader_error=unreadable.reader_error
+            )
+            summary = record_batch(
+                con, spec, **batch, row_count=0, columns=[], schema_version=UNKNOWN_VERSION, status=UNREADABLE
+            )
+            return {**summary, "reason": unreadable.reason}
+        version = detect_schema_version(spec, read.columns)
+        con.register(
+            "landed_records",
+            scratch.execute(f"SELECT source_row, CAST(record AS VARCHAR) AS record FROM {RECORDS}").to_arrow_reader(),
+        )
+        inserted = con.execute(
+            f"""
+            INSERT INTO {sql.ident(spec.raw_table)}
+            SELECT {sql.literal(file.landing_date)}, {sql.literal(file.relative_path)}, source_row,
+                   {sql.literal(ingested_at)}, {sql.literal(version)}, CAST(record AS JSON)
+            FROM landed_records
+            """
+        ).fetchone()[0]
+        con.unregister("landed_records")
+        if read.rows_rejected:
+            con.register("landed_rejects", scratch.execute(f"SELECT * FROM {REJECTS}").to_arrow_table())
+            quarantine.record_rejected_lines(con, spec, **where, rejects_sql="SELECT * FROM landed_rejects")
+            con.unregister("landed_rejects")
+    status, reason = _status(read)
+    summary = record_batch(
+        con,
+        spec,
+        **batch,
+        row_count=inserted,
+        columns=read.columns,
+        schema_version=version,
+        rows_rejected=read.rows_rejected,
+        status=status,
+    )
+    if reason is None:
+        return summary
+    quarantine.record_file(
+        con, spec, **facts, status=status, reason=reason, rows_read=inserted, rows_rejected=read.rows_rejected
+    )
+    return {**summary, "reason": reason}

@@ -1,4 +1,4 @@
-"""The file source kind's spec: files landing in `landing/<folder>/<YYYY-MM-DD>/`."""
+"""The file source kind's spec: files landing in `landing/<folder>/<YYYY-MM-DD>/`, and how to read them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ from typing import Literal, get_args
 
 from ml_platform.ingestion.spec import SourceSpec
 
-FileFormat = Literal["csv", "jsonl", "parquet"]
+# json: a JSON array of records, or JSON Lines written with a `.json` name (told apart by content).
+FileFormat = Literal["csv", "jsonl", "json", "parquet"]
 FILE_FORMATS: tuple[str, ...] = get_args(FileFormat)
+# The encodings DuckDB's CSV reader decodes without an extension download.
+FileEncoding = Literal["utf-8", "latin-1", "utf-16"]
+FILE_ENCODINGS: tuple[str, ...] = get_args(FileEncoding)
+# What R, pandas and database exports write for a missing value.
+DEFAULT_NULL_VALUES = ("", "NA", "NULL", "\\N")
+# DuckDB's own default line limit: a longer line is rejected (recorded with its line number).
+DEFAULT_MAX_LINE_BYTES = 2_097_152
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,12 +26,25 @@ class FileSourceSpec(SourceSpec):
     formats: tuple[FileFormat, ...] = FILE_FORMATS
     # Folder under the landing root (`ML_PLATFORM_DATA_DIR/landing/`); the source's name by default.
     landing: str | None = None
+    # Text files (CSV, JSON Lines, JSON) are decoded with this; lines that do not decode are rejected.
+    encoding: FileEncoding = "utf-8"
+    # CSV field separator; None detects it per file (DuckDB's sniffer), falling back to ','.
+    delimiter: str | None = None
+    null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    # The raw `files` check turns ERROR when more than this share of a day's files cannot be read
+    # at all (below it, WARN: the readable files are ingested and the day goes on).
+    max_unreadable_file_share: float = 0.2
 
     def __post_init__(self):
         super().__post_init__()
         unknown = set(self.formats) - set(FILE_FORMATS)
         if unknown:
             raise ValueError(f"source {self.name}: unsupported formats {sorted(unknown)}")
+        if self.encoding not in FILE_ENCODINGS:
+            raise ValueError(f"source {self.name}: encoding must be one of {FILE_ENCODINGS}")
+        if self.delimiter is not None and len(self.delimiter) != 1:
+            raise ValueError(f"source {self.name}: delimiter must be one character")
 
     @property
     def landing_folder(self) -> str:

@@ -1,0 +1,103 @@
+"""What every file format's reader shares: the outcome of reading one file, a file that cannot be
+read at all, and the file's own line count that rows read and rejected must add up to.
+
+A format reader parses one file on a scratch in-memory DuckDB connection, never on the
+warehouse's: in DuckDB a failed statement aborts its whole transaction, so a broken file parsed
+inside the raw write would undo the other files of its day. The reader leaves two scratch tables,
+`RECORDS` (source_row, record: a JSON object of text values) and `REJECTS` (line, reason,
+reader_error, content), which the raw write copies over.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from ml_platform.warehouse import sql
+
+RECORDS = "records"
+REJECTS = "rejects"
+
+# A run of line breaks inside a value (RE2 syntax): each run starts one more non-blank line.
+LINE_BREAK_RUN = r"\r?\n(?:\r?\n)*"
+ESCAPED_LF = r"\n"
+_BLANK_LINE = re.compile(rb"(?<=\n)\r?\n")
+_CHUNK = 1 << 20
+
+
+def create_empty(scratch: duckdb.DuckDBPyConnection, *tables: str) -> None:
+    """Create RECORDS and/or REJECTS empty, for a reader that has nothing to put in them."""
+    ddl = {
+        RECORDS: "source_row BIGINT, record JSON",
+        REJECTS: "line BIGINT, reason VARCHAR, reader_error VARCHAR, content VARCHAR",
+    }
+    for table in tables:
+        scratch.execute(f"CREATE TABLE {table} ({ddl[table]})")
+
+
+class UnreadableFile(Exception):
+    """Nothing in the file can be read. `reason` says what to do about it; `reader_error` is the
+    reader's own message."""
+
+    def __init__(self, reason: str, reader_error: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.reader_error = reader_error
+
+
+@dataclass
+class FileRead:
+    """What reading one file gave."""
+
+    columns: list[str]
+    rows_read: int
+    rows_rejected: int
+    # The rows the file holds by a count independent of the parser (lines, array elements,
+    # Parquet row count), and the rows read + rejected as counted the same way. They must match.
+    expected_units: int
+    accounted_units: int
+    unit: str = "lines"
+    # File-level problems in words (e.g. duplicate header names), beside any rejected rows.
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def accounted(self) -> bool:
+        return self.expected_units == self.accounted_units
+
+
+def nonblank_lines(path: Path) -> int:
+    """Lines of the file that are not empty (an unterminated last line counts)."""
+    lines, blank = line_counts(path)
+    return lines - blank
+
+
+def line_counts(path: Path) -> tuple[int, int]:
+    """(lines, empty lines) of the file, counted as bytes, so an undecodable line still counts.
+    Line breaks are LF or CRLF; an unterminated last line counts."""
+    newlines = blank = 0
+    tail = b"\n"  # the start of the file behaves like the end of a line
+    last = b""
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            data = tail + chunk
+            if b"\n\n" in data or b"\n\r\n" in data:
+                blank += sum(1 for m in _BLANK_LINE.finditer(data) if m.end() > len(tail))
+            newlines += chunk.count(b"\n")
+            tail, last = data[-2:], chunk[-1:]
+    unterminated = 1 if last and last != b"\n" else 0
+    return newlines + unterminated, blank
+
+
+def extra_lines_sql(text: str) -> str:
+    """SQL: how many more non-blank lines than one a text value spans (its runs of line breaks)."""
+    return f"coalesce(length(regexp_extract_all({text}, {sql.literal(LINE_BREAK_RUN)})), 0)"
+
+
+def record_lines_sql(record: str) -> str:
+    """SQL: the non-blank lines a record (JSON object of text values) spans in a text file."""
+    # JSON text never holds a raw line break; the escaped `\\n` marks values worth measuring.
+    spanning = f"list_sum(list_transform(json_extract_string({record}, '$.*'), v -> {extra_lines_sql('v')}))"
+    return f"1 + CASE WHEN contains(CAST({record} AS VARCHAR), {sql.literal(ESCAPED_LF)}) THEN coalesce({spanning}, 0) ELSE 0 END"

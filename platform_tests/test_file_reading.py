@@ -1,0 +1,136 @@
+"""How file sources read what lands, one property at a time: declared encoding, delimiter and null
+markers; the `files` check's WARN and ERROR; files outside any date folder; and a raw partition
+that refuses to shrink silently when a landing file it was built from is moved away."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import dagster as dg
+
+from conftest import source_runner, write_landing
+from helpers import run_check
+from ml_platform.sources.events import SPEC as EVENTS
+
+DAY = "2026-11-02"
+HEADER = "event_id,user_id,event_type,event_time,product_id,amount,device_type,session_id\n"
+
+
+def _row(event_id: str, session: str = "s1", amount: str = "", sep: str = ",") -> str:
+    return sep.join([event_id, "u1", "purchase", f"{DAY}T10:00:00Z", "p1", amount, "mobile", session]) + "\n"
+
+
+def test_a_declared_encoding_reads_latin1_files_whole(instance, data_dir):
+    path = data_dir / "landing" / "events" / DAY / "latin1.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes((HEADER + _row("e1", "séance") + _row("e2", "crème")).encode("latin-1"))
+
+    undeclared = source_runner(EVENTS, instance, data_dir)
+    undeclared.run("raw_events", partition=DAY)
+    assert undeclared.query("SELECT line, reason FROM rejected_lines ORDER BY 1") == [
+        (2, "not valid utf-8 text (declare the source's encoding, e.g. 'latin-1')"),
+        (3, "not valid utf-8 text (declare the source's encoding, e.g. 'latin-1')"),
+    ]
+
+    declared = source_runner(dataclasses.replace(EVENTS, encoding="latin-1"), instance, data_dir)
+    declared.run("raw_events", "clean_events", partition=DAY)
+    assert declared.query("SELECT event_id, session_id FROM clean_events ORDER BY 1") == [
+        ("e1", "séance"),
+        ("e2", "crème"),
+    ]
+    assert declared.query("SELECT count(*) FROM rejected_lines") == [(0,)]
+
+
+def test_a_declared_delimiter_keeps_commas_inside_values(instance, data_dir):
+    text = HEADER.replace(",", ";") + _row("e1", "a,b", sep=";") + _row("e2", "c,d,e", sep=";")
+    write_landing(data_dir, "events", DAY, "semicolons.csv", text)
+    runner = source_runner(dataclasses.replace(EVENTS, delimiter=";"), instance, data_dir)
+    runner.run("raw_events", "clean_events", partition=DAY)
+    assert runner.query("SELECT event_id, session_id FROM clean_events ORDER BY 1") == [("e1", "a,b"), ("e2", "c,d,e")]
+
+
+def test_null_markers_are_nulls_by_default_and_values_when_not_declared(instance, data_dir):
+    text = HEADER + _row("e1", "NA", "NA") + _row("e2", "\\N", "NULL") + _row("e3", "s", "12.5")
+    write_landing(data_dir, "events", DAY, "exported_by_r.csv", text)
+    runner = source_runner(EVENTS, instance, data_dir)
+    runner.run("raw_events", "clean_events", partition=DAY)
+    assert runner.query("SELECT event_id, session_id, amount FROM clean_events ORDER BY 1") == [
+        ("e1", None, None),
+        ("e2", None, None),
+        ("e3", "s", 12.5),
+    ]
+    # Without the markers, 'NA' is a value: a type error in a numeric column, quarantined.
+    strict = source_runner(dataclasses.replace(EVENTS, null_values=(), max_quarantine_fraction=1.0), instance, data_dir)
+    strict.run("raw_events", "clean_events", partition=DAY)
+    assert strict.query("SELECT record->>'event_id', rule FROM quarantine_events ORDER BY 1") == [
+        ("e1", "amount:type(DOUBLE)"),
+        ("e2", "amount:type(DOUBLE)"),
+    ]
+
+
+def _land_good(data_dir, n: int) -> None:
+    for i in range(n):
+        write_landing(data_dir, "events", DAY, f"good_{i}.csv", HEADER + _row(f"g{i}"))
+
+
+def test_an_unreadable_file_warns_and_the_rest_of_the_day_is_ingested(instance, data_dir):
+    _land_good(data_dir, 4)
+    (data_dir / "landing" / "events" / DAY / "image.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(300))
+    runner = source_runner(EVENTS, instance, data_dir)
+    raw = runner.run("raw_events", "clean_events", partition=DAY)
+
+    assert [r[0] for r in runner.query("SELECT event_id FROM clean_events ORDER BY 1")] == ["g0", "g1", "g2", "g3"]
+    assert runner.query("SELECT source_file, status, reason FROM quarantined_files") == [
+        (
+            f"events/{DAY}/image.csv",
+            "unreadable",
+            "the header line is not utf-8 text: a binary file, or declare the source's encoding",
+        )
+    ]
+    files = run_check(raw, "raw_events", "files")
+    assert (files.passed, files.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert files.description.startswith(f"1 of 5 file(s) not read in full: events/{DAY}/image.csv (unreadable: ")
+    assert files.metadata["unreadable_share"].value == 0.2
+
+    # Above the source's share of unreadable files, the check is an ERROR.
+    strict = source_runner(dataclasses.replace(EVENTS, max_unreadable_file_share=0.1), instance, data_dir)
+    files = run_check(strict.run("raw_events", partition=DAY), "raw_events", "files")
+    assert (files.passed, files.severity) == (False, dg.AssetCheckSeverity.ERROR)
+
+
+def test_files_outside_a_date_folder_are_named_and_warn(instance, data_dir):
+    _land_good(data_dir, 1)
+    write_landing(data_dir, "events", None, "loose.csv", HEADER + _row("x1"))
+    write_landing(data_dir, "events", "2026-11-02'; DROP TABLE raw_events; --", "e.csv", HEADER + _row("x2"))
+    runner = source_runner(EVENTS, instance, data_dir)
+    files = run_check(runner.run("raw_events", partition=DAY), "raw_events", "files")
+    assert (files.passed, files.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert [(p["file"], p["status"]) for p in files.metadata["problems"].value] == [
+        ("events/2026-11-02'; DROP TABLE raw_events; --/e.csv", "misplaced"),
+        ("events/loose.csv", "misplaced"),
+    ]
+    assert runner.query("SELECT record->>'event_id' FROM raw_events") == [("g0",)]
+
+
+def test_raw_refuses_to_shrink_when_a_landed_file_is_moved_away(instance, data_dir, tmp_path):
+    _land_good(data_dir, 3)
+    runner = source_runner(EVENTS, instance, data_dir)
+    runner.run("raw_events", partition=DAY)
+    (data_dir / "landing" / "events" / DAY / "good_1.csv").rename(tmp_path / "moved.csv")
+
+    refused = runner.run("raw_events", partition=DAY, expect_success=False)
+    [failure] = [e for e in refused.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert f"['events/{DAY}/good_1.csv']" in failure.event_specific_data.error.message
+    assert sorted(r[0] for r in runner.query("SELECT record->>'event_id' FROM raw_events")) == ["g0", "g1", "g2"]
+
+    # Dropping the file's rows on purpose: the tag says so.
+    accepted = dg.materialize(
+        [runner.defs.get_assets_def("raw_events")],
+        instance=instance,
+        resources=runner.defs.resources,
+        partition_key=DAY,
+        tags={"ml_platform/accept_missing_files": "true"},
+    )
+    assert accepted.success
+    assert sorted(r[0] for r in runner.query("SELECT record->>'event_id' FROM raw_events")) == ["g0", "g2"]
