@@ -9,6 +9,10 @@ process group. When the body raised, the dagster dev log is kept under test-arti
     with running_platform(tmp_path, sensor_interval=3) as platform:
         write_drip_file(platform.data_dir, day, seq=1, seed=1)
         platform.wait_for(lambda: day in platform.materialized_partitions("raw_events"), 120)
+
+`platform.crash()` kills the whole process group at once (SIGKILL, as a power cut or an OOM kill
+would: no run gets to finish or record its end), and `platform.start()` starts `dagster dev`
+again on the same DAGSTER_HOME and data folder (on a new port), as an operator would.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import requests
 
@@ -62,6 +66,19 @@ query ($filter: RunsFilter, $limit: Int) { runsOrError(filter: $filter, limit: $
     assetSelection { path } tags { key value } } } } }
 """
 _GRAPH_QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
+_LAUNCH_RUN = """
+mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on Error { message } } }
+"""
+_RUN_LOGS_QUERY = """
+query ($runId: ID!, $after: String) { logsForRun(runId: $runId, afterCursor: $after, limit: 1000) { __typename
+  ... on EventConnection { events { __typename ... on MessageEvent { message timestamp }
+    ... on ExecutionStepFailureEvent { error { message } } } cursor hasMore } } }
+"""
+_SENSOR_CURSOR_QUERY = """
+query ($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename
+  ... on Sensor { sensorState { typeSpecificData { ... on SensorData { lastCursor } } } } } }
+"""
 
 
 class GraphQLError(AssertionError):
@@ -96,6 +113,12 @@ class Run:
         return self.tags.get("dagster/sensor_name")
 
 
+class LogEvent(NamedTuple):
+    kind: str  # the GraphQL type: RunStartEvent, ExecutionStepStartEvent, RunFailureEvent, ...
+    message: str
+    time: float  # Unix time
+
+
 @dataclass
 class Platform:
     base_url: str
@@ -103,6 +126,7 @@ class Platform:
     dagster_home: Path
     process: subprocess.Popen
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)  # dagster dev's environment, for a restart
 
     @property
     def warehouse_path(self) -> Path:
@@ -222,9 +246,76 @@ class Platform:
         except Exception as exc:  # only for a failure message
             return f"  (runs unavailable: {exc})"
 
+    # --- process ------------------------------------------------------------------------
+    def crash(self) -> None:
+        """Kill dagster dev and everything it started (webserver, daemon, code server, run workers)
+        with SIGKILL, all at once: nothing is shut down cleanly, in-flight runs stay recorded as
+        started, as after a crash."""
+        pgid = self.pgid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and process_group_alive(pgid):
+            time.sleep(0.1)
+        if process_group_alive(pgid):
+            raise AssertionError(f"processes of group {pgid} survived SIGKILL")
+
+    def start(self) -> None:
+        """Start dagster dev (again) on this DAGSTER_HOME and data folder, on a free port; returns
+        once the code location is loaded. The log is appended to."""
+        if self.process.poll() is None:
+            raise AssertionError("dagster dev is still running: crash() or stop it first")
+        port = _free_port()
+        self.process = _launch(self.env, port, self.log_path)
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.wait_for(lambda: _location_loaded(self), STARTUP_TIMEOUT, what="the code location to load")
+
     def idle(self) -> bool:
         """No run queued, starting or running."""
         return not [r for r in self.runs() if r.status not in FINISHED]
+
+    def launch_run(self, asset: str, partition: str | None = None, tags: dict[str, str] | None = None) -> str:
+        """Materialize `asset` (one partition) in a new run, as the asset page's button does (its checks
+        included); returns the run id. The run queues like any other."""
+        tags = {**(tags or {}), **({"dagster/partition": partition} if partition else {})}
+        params = {
+            "selector": {
+                "repositoryLocationName": "ml_platform",
+                "repositoryName": "__repository__",
+                "jobName": "__ASSET_JOB",
+                "assetSelection": [{"path": [asset]}],
+            },
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+        }
+        result = self.graphql(_LAUNCH_RUN, {"params": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise GraphQLError(f"launching {asset} {partition}: {result}")
+        return result["run"]["runId"]
+
+    def run_log(self, run_id: str) -> list[LogEvent]:
+        """Every event of a run's log, oldest first; a step failure's message ends with its error's."""
+        events, cursor = [], None
+        while True:
+            page = self.graphql(_RUN_LOGS_QUERY, {"runId": run_id, "after": cursor})["logsForRun"]
+            if page["__typename"] != "EventConnection":
+                raise GraphQLError(f"{run_id}: {page}")
+            for e in page["events"]:
+                error = (e.get("error") or {}).get("message")
+                message = "\n".join(filter(None, [e.get("message"), error]))
+                events.append(LogEvent(e["__typename"], message, int(e.get("timestamp") or 0) / 1000))
+            cursor = page["cursor"]
+            if not page["hasMore"]:
+                return events
+
+    def sensor_cursor(self, name: str) -> str | None:
+        """The cursor a sensor stored after its last tick (as the daemon keeps it across restarts)."""
+        selector = {"repositoryLocationName": "ml_platform", "repositoryName": "__repository__", "sensorName": name}
+        sensor = self.graphql(_SENSOR_CURSOR_QUERY, {"s": selector})["sensorOrError"]
+        if sensor["__typename"] != "Sensor":
+            raise GraphQLError(f"{name}: {sensor}")
+        return sensor["sensorState"]["typeSpecificData"]["lastCursor"]
 
     def set_sensor(self, name: str, running: bool) -> None:
         """Start or stop a sensor of the code location (as the Automation page's toggle does)."""
@@ -332,16 +423,9 @@ def running_platform(tmp_path: Path, sensor_interval: int = 3, name: str = "dags
     }
     env.pop("ML_PLATFORM_WAREHOUSE", None)
     log_path = tmp_path / f"{name}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    platform = Platform(f"http://127.0.0.1:{port}", data_dir, home, process, log_path)
+    log_path.unlink(missing_ok=True)
+    process = _launch(env, port, log_path)
+    platform = Platform(f"http://127.0.0.1:{port}", data_dir, home, process, log_path, env)
     failed = True
     try:
         platform.wait_for(lambda: _location_loaded(platform), STARTUP_TIMEOUT, what="the code location to load")
@@ -350,7 +434,21 @@ def running_platform(tmp_path: Path, sensor_interval: int = 3, name: str = "dags
         yield platform
         failed = False
     finally:
-        _stop(process)
-        log.close()
+        # The current process: a test may have crashed and restarted it.
+        _stop(platform.process)
         if failed:
             platform.save_log()
+
+
+def _launch(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
+    """`dagster dev` in its own process group (so the whole tree can be stopped), logging to
+    `log_path` (appended: a restart keeps the first run's log)."""
+    with log_path.open("ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
