@@ -66,8 +66,11 @@ def _value_rules(spec: SourceSpec) -> list[tc.RowRule]:
     return rules
 
 
-def staged_rows_sql(spec: SourceSpec, window: DateWindow | None, rejected_batches: list[str] = ()) -> str:
-    """`rejected_batches`: batches (`source_file@landing_date`) the schema policy rejects."""
+def staged_rows_sql(
+    spec: SourceSpec, window: DateWindow | None, rejected_batches: list[str] = (), snapshots_from=None
+) -> str:
+    """`rejected_batches`: batches (`source_file@landing_date`) the schema policy rejects.
+    `snapshots_from` (snapshot sources): stage only the snapshots of that landing day and later."""
     types = {c.name: c.duckdb_type for c in tc.columns(spec.contract)}
     text_cols = ",\n    ".join(f"{_text_of(spec, c)} AS {sql.ident(c + '__text')}" for c in spec.source_columns)
     typed = []
@@ -95,6 +98,8 @@ def staged_rows_sql(spec: SourceSpec, window: DateWindow | None, rejected_batche
     type_rules = [*schema_policy_rules(spec, rejected_batches), *_value_rules(spec), *type_rules]
     if window is None:
         # Snapshot source: every landing day is a full snapshot and owns its own rows.
+        if snapshots_from is not None:
+            select_raw += f"\n  WHERE r.landing_date >= {sql.literal(snapshots_from)}"
         return _verdict_sql(spec, select_raw, typed, type_rules, [], "landing_date")
 
     select_raw += f"\n  WHERE {sql.in_window('landing_date', raw_window(spec, window), table_alias='r')}"

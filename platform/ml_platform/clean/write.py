@@ -3,8 +3,8 @@
 The clean table is written through the shared writer (`ContractTable.replace`), the quarantine
 beside it, in the caller's transaction: running the same partitions twice leaves identical
 tables, and a crash leaves the previous state. Event sources replace a window of event days;
-snapshot sources rebuild their whole version history (valid_from / valid_to) from every daily
-snapshot.
+snapshot sources rebuild their version history (valid_from / valid_to) from the first daily
+snapshot that changed (`snapshot_history`).
 
 Every term of the accounting is counted on its own, from where the rows ended up, so a row lost
 anywhere on the way (a raw row without its ledger entry, a failed insert) breaks the balance:
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from ml_platform.clean import staging
+from ml_platform.clean import snapshot_history, staging
 from ml_platform.ingestion.raw_table import create_raw_tables
 from ml_platform.ingestion.schema_policy import rejected_batches
 from ml_platform.ingestion.spec import SourceSpec
@@ -97,9 +97,15 @@ def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWi
     """Replace `window` of event days (None: the snapshot source's whole history); raises
     AccountingError, rolling the caller's transaction back, when the rows do not balance."""
     create_clean_tables(con, spec)
-    landing_window = staging.raw_window(spec, window) if window else None
+    # Snapshot sources: rebuild the history from the first snapshot that changed (None: all of it).
+    start = snapshot_history.rebuild_from(con, spec) if window is None else None
+    if window:
+        landing_window = staging.raw_window(spec, window)
+    else:
+        landing_window = (start[0], snapshot_history.LATEST_DAY) if start else None
     rejected = rejected_batches(con, spec, landing_window)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {staging.staged_rows_sql(spec, window, rejected)}")
+    staged = staging.staged_rows_sql(spec, window, rejected, snapshots_from=start[0] if start else None)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {staged}")
     owned = sql.in_window("_partition", window)
     # The winning copy of each key per partition; every other valid copy is a duplicate.
     deleted = f"{sql.ident(spec.soft_delete_column)} IS NOT NULL" if spec.soft_delete_column else "FALSE"
@@ -110,7 +116,14 @@ def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWi
     )
     table = clean_table(spec)
     if window is None:
-        table.replace(con, None, history_sql(spec))
+        con.execute("ALTER TABLE _winners ADD COLUMN _carried_from DATE")
+        if start:
+            snapshot_history.carry_open_versions(con, spec, start)
+            snapshot_history.forget_from(con, spec, start[0])
+            table.insert(con, snapshot_history.history_sql(spec, previous=start[1]))
+        else:
+            table.replace(con, None, snapshot_history.history_sql(spec))
+        snapshot_history.remember_snapshots(con, spec)
         history_rows = table.total(con)
         partition_rows = {None: history_rows}
     else:
@@ -118,14 +131,16 @@ def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWi
         history_rows = None
 
     quarantine = sql.ident(spec.quarantine_table)
-    con.execute(f"DELETE FROM {quarantine} WHERE {sql.in_window('partition_date', window)}")
+    # The quarantine's window: the event days written, or the snapshot days rebuilt.
+    quarantine_window = window or landing_window
+    con.execute(f"DELETE FROM {quarantine} WHERE {sql.in_window('partition_date', quarantine_window)}")
     con.execute(
         f"""INSERT INTO {quarantine}
         SELECT _partition, _violation, split_part(_violation, ':', 1), source_file, source_row,
                landing_date, ingested_at, record, now()::TIMESTAMP
         FROM _stage WHERE _violation IS NOT NULL AND {owned}"""
     )
-    acc = _account(con, spec, window, landing_window, partition_rows)
+    acc = _account(con, spec, window, landing_window, partition_rows, quarantine_window)
     acc.history_rows = history_rows
     con.execute("DROP TABLE _stage")
     con.execute("DROP TABLE _winners")
@@ -138,51 +153,13 @@ def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWi
     return acc
 
 
-def history_sql(spec: SourceSpec) -> str:
-    """SCD2 from daily snapshots (reads `_winners`): a version starts when a key appears or its
-    attributes change, and ends at the first later snapshot where it is absent, deleted or different."""
-    keys = [sql.ident(k) for k in spec.key_columns]
-    key_list = ", ".join(keys)
-    attributes = [sql.ident(c) for c in spec.source_columns if c not in spec.key_columns]
-    attr_hash = f"md5(CAST(to_json(struct_pack({', '.join(f'{a} := {a}' for a in attributes)})) AS VARCHAR))"
-    return f"""
-        WITH snapshots AS (
-          SELECT _partition AS day, row_number() OVER (ORDER BY _partition) AS idx
-          FROM (SELECT DISTINCT _partition FROM _stage)
-        ),
-        present AS (
-          SELECT w.*, s.idx, {attr_hash} AS _hash
-          FROM _winners w JOIN snapshots s ON s.day = w._partition
-          WHERE NOT w._deleted
-        ),
-        starts AS (
-          SELECT *, CASE WHEN idx - lag(idx) OVER k = 1 AND _hash = lag(_hash) OVER k THEN 0 ELSE 1 END AS _new
-          FROM present WINDOW k AS (PARTITION BY {key_list} ORDER BY idx)
-        ),
-        versions AS (
-          SELECT *, sum(_new) OVER (PARTITION BY {key_list} ORDER BY idx) AS _version FROM starts
-        ),
-        spans AS (
-          SELECT {key_list}, _version, min(idx) AS first_idx, max(idx) AS last_idx FROM versions
-          GROUP BY {key_list}, _version
-        )
-        SELECT v.* EXCLUDE (idx, _hash, _new, _version, _partition),
-               f.day AS valid_from, t.day AS valid_to,
-               (sp.last_idx = (SELECT max(idx) FROM snapshots)) AS is_current
-        FROM spans sp
-        JOIN versions v USING ({key_list}, _version)
-        JOIN snapshots f ON f.idx = sp.first_idx
-        LEFT JOIN snapshots t ON t.idx = sp.last_idx + 1
-        WHERE v.idx = sp.first_idx
-    """
-
-
 def _account(
     con,
     spec: SourceSpec,
     window: DateWindow | None,
     landing_window: DateWindow | None,
     partition_rows: dict[str | None, int],
+    quarantine_window: DateWindow | None,
 ) -> CleanAccounting:
     """Counts each term from its own source: raw, the written tables, the staged rows."""
     raw = sql.ident(spec.raw_table)
@@ -201,7 +178,7 @@ def _account(
         ),
         quarantined AS (
           SELECT partition_date AS _partition, count(*) AS n FROM {sql.ident(spec.quarantine_table)}
-          WHERE {sql.in_window("partition_date", window)} GROUP BY 1
+          WHERE {sql.in_window("partition_date", quarantine_window)} GROUP BY 1
         )
         SELECT strftime(s._partition, '%Y-%m-%d'), coalesce(any_value(q.n), 0) AS quarantined,
                count(*) FILTER (WHERE s._violation IS NULL) AS valid, {late_sql} AS late_rows,

@@ -51,11 +51,8 @@ class ContractTable:
         transaction, and return the rows per partition. Rows the SELECT puts outside the window
         (or without a partition value) would escape later replacements: the write is refused."""
         self.create(con)
-        cols = sql.columns_list(tc.column_names(self.contract))
         con.execute(f"DELETE FROM {sql.ident(self.name)} WHERE {self.scope(window)}")
-        inserted = con.execute(
-            f"INSERT INTO {sql.ident(self.name)} ({cols}) SELECT {cols} FROM ({select_sql})"
-        ).fetchone()[0]
+        inserted = self.insert(con, select_sql)
         counts = self.partition_counts(con, window)
         if sum(counts.values()) != inserted:
             raise ValueError(
@@ -63,6 +60,13 @@ class ContractTable:
                 f"{self.partition_column} {window[0]}..{window[1]}; the query must select only the window"
             )
         return counts
+
+    def insert(self, con: duckdb.DuckDBPyConnection, select_sql: str) -> int:
+        """Append `select_sql`'s rows (columns picked by name); returns how many."""
+        cols = sql.columns_list(tc.column_names(self.contract))
+        return con.execute(f"INSERT INTO {sql.ident(self.name)} ({cols}) SELECT {cols} FROM ({select_sql})").fetchone()[
+            0
+        ]
 
     def partition_counts(self, con: duckdb.DuckDBPyConnection, window: DateWindow | None) -> dict[str | None, int]:
         """Rows per partition key of the window, zero for empty days; {None: rows} without partitions."""
