@@ -21,20 +21,32 @@ PYTHON_ENCODINGS = {"utf-8": "utf-8", "latin-1": "latin-1", "utf-16": "utf-16"}
 BOM = b"\xef\xbb\xbf"
 
 
-def _judged(source: str, number: str, text: str) -> tuple[str, str]:
-    """SQL selecting RECORDS rows and REJECTS rows from `source` (columns `number` and JSON `text`)."""
-    kind = f"CASE WHEN json_valid({text}) THEN json_type(CAST({text} AS JSON)) END"
-    records = (
-        f"SELECT {number} AS source_row, CAST({text} AS JSON) AS record FROM {source}"
-        f" WHERE json_valid({text}) AND json_type(CAST({text} AS JSON)) = 'OBJECT'"
+def _judge(scratch: duckdb.DuckDBPyConnection, source_sql: str) -> None:
+    """Split `source_sql`'s rows (n, text, kind: the JSON type, NULL when not JSON) into RECORDS
+    (objects) and REJECTS (anything else, by number, with the reason)."""
+    scratch.execute(f"CREATE TABLE judged AS {source_sql}")
+    _split_judged(scratch)
+
+
+def _split_judged(scratch: duckdb.DuckDBPyConnection) -> None:
+    scratch.execute(
+        f"CREATE TABLE {RECORDS} AS SELECT n AS source_row, CAST(text AS JSON) AS record FROM judged"
+        " WHERE kind = 'OBJECT'"
     )
-    rejects = (
-        f"SELECT {number} AS line, CASE WHEN kind IS NULL THEN 'not valid JSON'"
-        f" ELSE 'a JSON ' || lower(kind) || ', not an object' END AS reason, CAST(NULL AS VARCHAR) AS reader_error,"
-        f" CAST({text} AS VARCHAR) AS content"
-        f" FROM (SELECT *, {kind} AS kind FROM {source}) WHERE kind IS DISTINCT FROM 'OBJECT'"
+    scratch.execute(
+        f"CREATE TABLE {REJECTS} AS SELECT n AS line,"
+        " CASE WHEN kind IS NULL THEN 'not valid JSON' ELSE 'a JSON ' || lower(kind) || ', not an object' END AS reason,"
+        " CAST(NULL AS VARCHAR) AS reader_error, CAST(text AS VARCHAR) AS content"
+        " FROM judged WHERE kind IS DISTINCT FROM 'OBJECT'"
     )
-    return records, rejects
+
+
+def _parsed_sql(path: str, format: str, max_object_bytes: int) -> str:
+    """Numbered values of DuckDB's own JSON reader (each already valid JSON)."""
+    return (
+        "SELECT row_number() OVER () AS n, json AS text, json_type(json) AS kind FROM read_json_objects("
+        f"{sql.literal(path)}, format = {sql.literal(format)}, maximum_object_size = {max_object_bytes})"
+    )
 
 
 def _columns(scratch: duckdb.DuckDBPyConnection) -> list[str]:
@@ -53,21 +65,18 @@ def read_json_lines(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, fi
     if spec.encoding == "utf-8" and blank == 0:
         try:
             scratch.execute(
-                "CREATE TABLE parsed AS SELECT row_number() OVER () AS n, json FROM read_json_objects("
-                f"{sql.literal(str(file.path))}, format = 'newline_delimited', maximum_object_size = {spec.max_line_bytes})"
+                f"CREATE TABLE judged AS {_parsed_sql(str(file.path), 'newline_delimited', spec.max_line_bytes)}"
             )
         except duckdb.Error:
-            scratch.execute("DROP TABLE IF EXISTS parsed")
+            scratch.execute("DROP TABLE IF EXISTS judged")
         else:
             count, longest = scratch.execute(
-                "SELECT count(*), coalesce(max(strlen(CAST(json AS VARCHAR))), 0) FROM parsed"
+                "SELECT count(*), coalesce(max(strlen(CAST(text AS VARCHAR))), 0) FROM judged"
             ).fetchone()
             if count == lines and longest <= spec.max_line_bytes:
-                records, rejects = _judged("parsed", "n", "json")
-                scratch.execute(f"CREATE TABLE {RECORDS} AS {records}")
-                scratch.execute(f"CREATE TABLE {REJECTS} AS {rejects}")
+                _split_judged(scratch)
                 return _finish(scratch, lines)
-            scratch.execute("DROP TABLE parsed")
+            scratch.execute("DROP TABLE judged")
     return _read_line_by_line(scratch, spec, file, lines - blank)
 
 
@@ -97,9 +106,10 @@ def _read_line_by_line(
             numbers.append(number)
     lines_table = pa.table({"n": pa.array(numbers, pa.int64()), "text": pa.array(texts, pa.string())})
     scratch.register("split_lines", lines_table)
-    records, rejects = _judged("split_lines", "n", "text")
-    scratch.execute(f"CREATE TABLE {RECORDS} AS {records}")
-    scratch.execute(f"CREATE TABLE {REJECTS} AS {rejects}")
+    _judge(
+        scratch,
+        "SELECT n, text, CASE WHEN json_valid(text) THEN json_type(CAST(text AS JSON)) END AS kind FROM split_lines",
+    )
     if refused:
         scratch.executemany(f"INSERT INTO {REJECTS} VALUES (?, ?, ?, ?)", refused)
     return _finish(scratch, nonblank, extra_accounted=spaces_only)
@@ -116,12 +126,9 @@ def read_json_file(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, fil
         return read_json_lines(scratch, spec, file)
     if not head.startswith(b"["):
         raise UnreadableFile("not JSON: a .json file holds one array of objects, or one object per line")
-    path = sql.literal(str(file.path))
     try:
-        scratch.execute(
-            "CREATE TABLE parsed AS SELECT row_number() OVER () AS n, json FROM read_json_objects("
-            f"{path}, format = 'array', maximum_object_size = {max(spec.max_line_bytes, 1 << 24)})"
-        )
+        _judge(scratch, _parsed_sql(str(file.path), "array", max(spec.max_line_bytes, 1 << 24)))
+        path = sql.literal(str(file.path))
         elements = scratch.execute(
             f"SELECT json_array_length(CAST(content AS JSON)) FROM read_text({path})"
         ).fetchone()[0]
@@ -129,7 +136,4 @@ def read_json_file(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, fil
         raise UnreadableFile(
             "not a valid JSON array (truncated or malformed): fix or re-export the file", str(exc)
         ) from exc
-    records, rejects = _judged("parsed", "n", "json")
-    scratch.execute(f"CREATE TABLE {RECORDS} AS {records}")
-    scratch.execute(f"CREATE TABLE {REJECTS} AS {rejects}")
     return _finish(scratch, elements, unit="array elements")
