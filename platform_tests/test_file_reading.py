@@ -5,6 +5,7 @@ that refuses to shrink silently when a landing file it was built from is moved a
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 
 import dagster as dg
@@ -134,3 +135,41 @@ def test_raw_refuses_to_shrink_when_a_landed_file_is_moved_away(instance, data_d
     )
     assert accepted.success
     assert sorted(r[0] for r in runner.query("SELECT record->>'event_id' FROM raw_events")) == ["g0", "g2"]
+
+
+def test_a_raw_run_looks_at_its_own_date_folders_and_at_what_is_outside_any(data_dir, tmp_path):
+    """What a run reports as unsupported or refused is what the whole landing tree holds for its
+    days and outside any date folder, found without walking the other days' folders."""
+    from ml_platform.source_kinds.files.landing import refused_files, unsupported_files
+
+    secret = tmp_path / "outside.csv"
+    secret.write_text(HEADER + _row("s1"))
+    for day in ("2026-11-01", DAY, "2026-11-03"):
+        write_landing(data_dir, "events", day, "ok.csv", HEADER + _row("a"))
+        write_landing(data_dir, "events", day, "notes.txt", "not events\n")
+        write_landing(data_dir, "events", f"{day}/sub", "nested.csv", HEADER + _row("b"))
+        (data_dir / "landing" / "events" / day / "link.csv").symlink_to(secret)
+    write_landing(data_dir, "events", None, "loose.csv", HEADER + _row("c"))
+    write_landing(data_dir, "events", "misc/deep", "x.csv", HEADER + _row("d"))
+    write_landing(data_dir, "events", "2026-11-04", "_private.txt", "")
+    root = data_dir / "landing"
+    window = (dt.date(2026, 11, 2), dt.date(2026, 11, 2))
+
+    def in_run(path: str) -> bool:
+        return path.split("/")[1] not in ("2026-11-01", "2026-11-03", "2026-11-04")
+
+    everywhere = [p.relative_to(root).as_posix() for p in unsupported_files(root, "events", ("csv",))]
+    windowed = [p.relative_to(root).as_posix() for p in unsupported_files(root, "events", ("csv",), window)]
+    assert (
+        windowed
+        == [p for p in everywhere if in_run(p)]
+        == [
+            f"events/{DAY}/notes.txt",
+            f"events/{DAY}/sub/nested.csv",
+            "events/loose.csv",
+            "events/misc/deep/x.csv",
+        ]
+    )
+    refused = refused_files(root, "events", window)
+    assert refused == {p: r for p, r in refused_files(root, "events").items() if in_run(p)}
+    assert list(refused) == [f"events/{DAY}/link.csv"]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
+import pytest
 
 from conftest import USERS_CSV, write_landing
 from helpers import tick
@@ -218,5 +221,144 @@ def test_file_without_a_partition_yet_waits_and_is_requested_once_it_exists(data
     second = _tick(after, instance, first.cursor)
     [request] = _requests(second)
     assert request.partition_key == "2026-11-05"
+    assert json.loads(second.cursor)["waiting"] == []
+    assert _skipped(_tick(after, instance, second.cursor))
+
+
+# --- Cost independent of history: which date folders a tick lists -------------------------------
+# These tests shrink the clock-skew window so that "older" can be a fraction of a second here.
+EDGE_NS = 50_000_000
+SETTLE = 0.2  # seconds: longer than EDGE_NS and than coarse filesystem timestamps
+OLD_DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]
+RECENT_DAYS = ["2026-11-06", "2026-11-07", "2026-11-08"]  # the sensor's RECENT_FOLDERS newest
+
+
+@pytest.fixture
+def history(data_dir, defs, instance, monkeypatch):
+    """Eight date folders of one file each, the five oldest landed earlier than the three newest,
+    and the cursor of the tick that requested them all. `history.listed` collects the date folders
+    each later tick lists."""
+    from ml_platform.source_kinds.files import sensor
+
+    monkeypatch.setattr(sensor, "EDGE_NS", EDGE_NS)
+    for n, day in enumerate(OLD_DAYS):
+        _land(data_dir, "events", day, "a.csv", _csv(ROW.replace("e1", f"o{n}")))
+    staged = _land(data_dir, "staging", None, "moved.csv", _csv(ROW.replace("e1", "m1")))
+    _land(data_dir, "staging", "_2026-11-10", "a.csv", _csv(ROW.replace("e1", "f1")))
+    time.sleep(SETTLE)
+    for n, day in enumerate(RECENT_DAYS):
+        _land(data_dir, "events", day, "a.csv", _csv(ROW.replace("e1", f"r{n}")))
+    first = _tick(defs, instance, None)
+    assert [r.partition_key for r in _requests(first)] == OLD_DAYS + RECENT_DAYS
+    time.sleep(SETTLE)
+
+    listed: list[list[str]] = []
+    real = sensor.landed_files
+
+    def spy(*args, folders=None, **kwargs):
+        listed.append([day.isoformat() for day, _ in folders])
+        return real(*args, folders=folders, **kwargs)
+
+    monkeypatch.setattr(sensor, "landed_files", spy)
+    return SimpleNamespace(cursor=first.cursor, listed=listed, staged=staged, events=data_dir / "landing" / "events")
+
+
+def test_a_quiet_tick_lists_only_the_newest_folders_and_keeps_no_per_folder_state(defs, instance, history):
+    assert _skipped(_tick(defs, instance, history.cursor))
+    assert history.listed == [RECENT_DAYS]
+    cursor = json.loads(history.cursor)
+    assert set(cursor) == {"arrived_ns", "checked_ns", "folders", "edge", "waiting"}
+    assert cursor["folders"] == ["2026-11-01..2026-11-08"]
+
+
+def test_a_late_file_in_an_old_folder_is_requested_once(defs, instance, history):
+    _land(history.events.parent.parent, "events", "2026-11-02", "late.csv", _csv(ROW.replace("e1", "l1")))
+    result = _tick(defs, instance, history.cursor)
+    [request] = _requests(result)
+    assert (request.partition_key, request.tags["ml_platform/files"]) == ("2026-11-02", "1")
+    assert history.listed == [["2026-11-02", *RECENT_DAYS]]
+    assert _skipped(_tick(defs, instance, result.cursor))
+
+
+def test_a_file_moved_into_an_old_folder_with_old_times_is_requested_once(defs, instance, history):
+    """Written before the cursor's tick (old mtime and ctime), moved in after it: the move changes
+    the folder, and the file's ctime."""
+    history.staged.rename(history.events / "2026-11-03" / "moved.csv")
+    result = _tick(defs, instance, history.cursor)
+    [request] = _requests(result)
+    assert (request.partition_key, request.tags["ml_platform/files"]) == ("2026-11-03", "1")
+    assert _skipped(_tick(defs, instance, result.cursor))
+
+
+def test_a_whole_date_folder_landed_by_rename_is_requested_once(defs, instance, history):
+    """Its files were written before the cursor's tick (old mtime and ctime); the folder is new."""
+    (history.events.parent / "staging" / "_2026-11-10").rename(history.events / "2026-11-10")
+    result = _tick(defs, instance, history.cursor)
+    [request] = _requests(result)
+    assert (request.partition_key, request.tags["ml_platform/files"]) == ("2026-11-10", "1")
+    assert json.loads(result.cursor)["folders"] == ["2026-11-01..2026-11-08", "2026-11-10..2026-11-10"]
+    assert _skipped(_tick(defs, instance, result.cursor))
+
+
+def test_a_file_rewritten_by_rename_in_an_old_folder_is_requested_again(defs, instance, history):
+    folder = history.events / "2026-11-02"
+    before = _tick(defs, instance, None).run_requests  # the run keys of the first requests
+    staged = _land(folder.parent.parent.parent, "events", "2026-11-02", ".a.csv.tmp", _csv(ROW, ROW.replace("e1", "x")))
+    staged.rename(folder / "a.csv")
+    result = _tick(defs, instance, history.cursor)
+    [request] = _requests(result)
+    assert (request.partition_key, request.tags["ml_platform/files"]) == ("2026-11-02", "1")
+    assert request.run_key not in {r.run_key for r in before}
+    assert _skipped(_tick(defs, instance, result.cursor))
+
+
+def test_an_in_place_rewrite_in_an_old_folder_is_seen_once_its_folder_is_touched(defs, instance, history):
+    """The documented limit: rewriting a file in place leaves its folder unchanged, so in a folder
+    older than the newest RECENT_FOLDERS it is not seen, until the folder is touched."""
+    path = history.events / "2026-11-02" / "a.csv"
+    path.write_text(_csv(ROW, ROW.replace("e1", "x")))
+    os.utime(path, (T0 + 60, T0 + 60))
+    assert _skipped(_tick(defs, instance, history.cursor))
+
+    os.utime(path.parent)  # `touch landing/events/2026-11-02`
+    result = _tick(defs, instance, history.cursor)
+    [request] = _requests(result)
+    assert (request.partition_key, request.tags["ml_platform/files"]) == ("2026-11-02", "1")
+    assert _skipped(_tick(defs, instance, result.cursor))
+
+
+def test_an_in_place_rewrite_in_a_recent_folder_is_requested_once(defs, instance, history):
+    path = history.events / "2026-11-06" / "a.csv"
+    path.write_text(_csv(ROW, ROW.replace("e1", "x")))
+    os.utime(path, (T0 + 60, T0 + 60))
+    result = _tick(defs, instance, history.cursor)
+    [request] = _requests(result)
+    assert (request.partition_key, request.tags["ml_platform/files"]) == ("2026-11-06", "1")
+    assert history.listed == [RECENT_DAYS]
+    assert _skipped(_tick(defs, instance, result.cursor))
+
+
+def test_a_waiting_file_in_an_old_folder_is_requested_once_its_partition_exists(data_dir, instance, monkeypatch):
+    from ml_platform.definitions import build_definitions
+    from ml_platform.source_kinds.files import sensor
+
+    monkeypatch.setattr(sensor, "EDGE_NS", EDGE_NS)
+    monkeypatch.setenv("ML_PLATFORM_START_DATE", "2026-11-10")
+    before = build_definitions()
+    _land(data_dir, "events", "2026-11-05", "early.csv", _csv(ROW))
+    time.sleep(SETTLE)
+    recent = ["2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"]
+    for day in recent:
+        _land(data_dir, "events", day, "a.csv", _csv(ROW))
+    first = _tick(before, instance, None)
+    assert [r.partition_key for r in _requests(first)] == recent
+    time.sleep(SETTLE)
+    assert _requests(_tick(before, instance, first.cursor)) == []  # still no partition
+
+    monkeypatch.setenv("ML_PLATFORM_START_DATE", "2026-11-01")
+    after = build_definitions()
+    second = _tick(after, instance, first.cursor)
+    [request] = _requests(second)
+    assert (request.partition_key, request.tags["ml_platform/files"]) == ("2026-11-05", "1")
     assert json.loads(second.cursor)["waiting"] == []
     assert _skipped(_tick(after, instance, second.cursor))

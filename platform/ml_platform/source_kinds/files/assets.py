@@ -5,6 +5,10 @@ A raw run replaces its landing days from what is in the landing folder now. Raw 
 reproducible: when a file that a day's raw partition was built from has since been moved away,
 the run refuses (naming the files) instead of silently shrinking the partition; to accept the
 loss on purpose, launch the run with the tag `ml_platform/accept_missing_files=true`.
+
+A run looks only at its own window of the landing folder (its date folders, plus files outside
+any date folder, which belong to every run), so its cost does not grow with the landing history:
+files other days cannot read, or refuse, are reported by those days' runs.
 """
 
 import dagster as dg
@@ -73,9 +77,10 @@ def file_raw_asset(spec: FileSourceSpec) -> dg.AssetsDefinition:
             files = landed_files(root, spec.landing_folder, spec.formats, window)
             ingested_at = ingestion_time()
             unsupported = [
-                p.relative_to(root).as_posix() for p in unsupported_files(root, spec.landing_folder, spec.formats)
+                p.relative_to(root).as_posix()
+                for p in unsupported_files(root, spec.landing_folder, spec.formats, window)
             ]
-            refused = refused_files(root, spec.landing_folder)
+            refused = refused_files(root, spec.landing_folder, window)
             with warehouse.transaction() as con:
                 _refuse_shrinking(context, ingested_files(con, spec, window), files)
                 replace_raw_window(con, spec, window)

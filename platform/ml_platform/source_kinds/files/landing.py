@@ -14,6 +14,8 @@ reach the warehouse and the UI's check samples: it is refused, with the reason, 
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,50 +65,92 @@ def parse_landing_date(folder_name: str) -> dt.date | None:
         return None
 
 
-def landed_files(
-    landing_root: Path, source: str, formats: tuple[str, ...], dates: tuple[dt.date, dt.date] | None = None
-) -> list[LandedFile]:
-    """Files of `source` in landing order (date, name); `dates` limits to a landing-date range."""
-    source_dir = landing_root / source
-    if not source_dir.is_dir():
+def date_folders(
+    landing_root: Path, source: str, dates: tuple[dt.date, dt.date] | None = None
+) -> list[tuple[dt.date, str]]:
+    """The source's date folders (date, path), in date order; `dates` limits to a landing-date
+    range. One directory read, and a stat only of folders in the range, so it costs the same
+    however many files the folders hold; paths stay strings, as a tick reads every folder."""
+    try:
+        entries = list(os.scandir(landing_root / source))
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    found: list[LandedFile] = []
     folders = []
-    for folder in source_dir.iterdir():
-        day = parse_landing_date(folder.name) if folder.is_dir() else None
-        if day and (dates is None or dates[0] <= day <= dates[1]):
-            folders.append((day, folder))
-    for day, folder in sorted(folders):
-        for path in sorted(folder.iterdir()):
-            fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
-            if fmt in formats and _is_visible(path) and refusal(path, landing_root) is None:
-                try:
-                    stat = path.stat()
-                except FileNotFoundError:  # moved away between listing and now: not landed
-                    continue
-                found.append(
-                    LandedFile(
-                        path,
-                        path.relative_to(landing_root).as_posix(),
-                        day,
-                        fmt,
-                        stat.st_size,
-                        stat.st_mtime_ns,
-                        max(stat.st_mtime_ns, stat.st_ctime_ns),
-                    )
-                )
+    for entry in entries:
+        day = parse_landing_date(entry.name)
+        if day and (dates is None or dates[0] <= day <= dates[1]) and entry.is_dir():
+            folders.append((day, entry.path))
+    return sorted(folders)
+
+
+def landed_files(
+    landing_root: Path,
+    source: str,
+    formats: tuple[str, ...],
+    dates: tuple[dt.date, dt.date] | None = None,
+    folders: list[tuple[dt.date, str]] | None = None,
+) -> list[LandedFile]:
+    """Files of `source` in landing order (date, name); `dates` limits to a landing-date range,
+    `folders` (from `date_folders`) to chosen date folders."""
+    if folders is None:
+        folders = date_folders(landing_root, source, dates)
+    return [f for day, folder in folders for f in _landed_in(landing_root, day, Path(folder), formats)]
+
+
+def _landed_in(landing_root: Path, day: dt.date, folder: Path, formats: tuple[str, ...]) -> list[LandedFile]:
+    # `refusal` once for the folder (source folder or date folder a link, or outside the root):
+    # then a file is refused only when it is a link itself, which its directory entry tells
+    # without a system call. One stat per file and no path parsing: a tick lists the recent
+    # folders every time.
+    if refusal(folder, landing_root) is not None:
+        return []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):  # moved away since the folder was listed
+        return []
+    under_root = folder.relative_to(landing_root).as_posix()
+    found = []
+    for entry in entries:
+        # Path.suffix, for a name not starting with a dot: from the last dot on.
+        fmt = FORMAT_BY_SUFFIX.get(os.path.splitext(entry.name)[1].lower())
+        if fmt not in formats or entry.name.startswith((".", "_")) or entry.is_symlink():
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            stat = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # moved away between listing and now: not landed
+            continue
+        found.append(
+            LandedFile(
+                folder / entry.name,
+                f"{under_root}/{entry.name}",
+                day,
+                fmt,
+                stat.st_size,
+                stat.st_mtime_ns,
+                max(stat.st_mtime_ns, stat.st_ctime_ns),
+            )
+        )
     return found
 
 
-def unsupported_files(landing_root: Path, source: str, formats: tuple[str, ...]) -> list[Path]:
+def unsupported_files(
+    landing_root: Path, source: str, formats: tuple[str, ...], dates: tuple[dt.date, dt.date] | None = None
+) -> list[Path]:
     """Visible files the source cannot read (wrong format, or outside a date folder): reported, never
-    silently skipped."""
+    silently skipped. `dates` limits to the date folders of a landing-date range, plus everything
+    outside any date folder (which belongs to no date, so to every run)."""
     source_dir = landing_root / source
     if not source_dir.is_dir():
         return []
+    if dates is None:
+        candidates: Iterable[Path] = source_dir.rglob("*")
+    else:
+        candidates = _outside_other_dates(source_dir, dates)
     return sorted(
         p
-        for p in source_dir.rglob("*")
+        for p in candidates
         if _is_visible(p)
         and not any(part.startswith((".", "_")) for part in p.relative_to(source_dir).parts)
         and (
@@ -117,15 +161,27 @@ def unsupported_files(landing_root: Path, source: str, formats: tuple[str, ...])
     )
 
 
-def refused_files(landing_root: Path, source: str) -> dict[str, str]:
-    """Visible entries of the source's date folders that are not read, by path under the landing
-    root, with the reason (see `refusal`)."""
+def _outside_other_dates(source_dir: Path, dates: tuple[dt.date, dt.date]) -> Iterator[Path]:
+    """What `rglob("*")` yields, less the date folders outside `dates` and what they hold."""
+    for top in source_dir.iterdir():
+        day = parse_landing_date(top.name)
+        if day and not dates[0] <= day <= dates[1] and top.is_dir():
+            continue
+        yield top
+        if top.is_dir() and not top.is_symlink():  # rglob does not descend into links either
+            yield from top.rglob("*")
+
+
+def refused_files(landing_root: Path, source: str, dates: tuple[dt.date, dt.date] | None = None) -> dict[str, str]:
+    """Visible entries of the source's date folders (of a landing-date range, with `dates`) that
+    are not read, by path under the landing root, with the reason (see `refusal`)."""
     source_dir = landing_root / source
     if not source_dir.is_dir():
         return {}
     refused = {}
     for folder in sorted(source_dir.iterdir()):
-        if folder.name.startswith((".", "_")) or parse_landing_date(folder.name) is None:
+        day = None if folder.name.startswith((".", "_")) else parse_landing_date(folder.name)
+        if day is None or (dates is not None and not dates[0] <= day <= dates[1]):
             continue
         entries = [folder] if folder.is_symlink() else sorted(folder.iterdir()) if folder.is_dir() else []
         for path in entries:

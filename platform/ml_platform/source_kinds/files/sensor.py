@@ -6,20 +6,86 @@ that window: a file arriving in the same instant as the cursor (coarse filesyste
 still picked up, and one already requested is not requested again. All files of one landing
 date seen in a tick make one run, whose run_key is derived from their identities (path,
 size, mtime), so a file never triggers twice and a rewritten file triggers again.
+
+A tick costs the same whatever the history: it reads the source folder (one entry per date
+folder), stats each date folder, and lists the files of only
+- the folders that changed since the previous tick: a directory's mtime and ctime move when an
+  entry is created, renamed, moved in or removed in it, so a file landing in an old date folder
+  (late data), moved or copied in with an old mtime, or rewritten by writing a temporary name
+  and renaming it over the old one, is seen in any folder, however old;
+- the `RECENT_FOLDERS` newest date folders, always: a file rewritten *in place* (truncated and
+  written again, appended to, `cp` over it, `touch`) changes the file but not its folder;
+- the folders of files waiting for their partition;
+- date folders the previous tick did not see, whose files are all new whatever their times: a
+  whole folder landed by renaming (`mv _2026-11-05 2026-11-05`) keeps its files' old ctimes.
+Not seen: an in-place rewrite of a file in an older folder. To have it ingested again, land the
+new version by rename (or `touch` its date folder, which makes the next tick list it); or run the
+day's raw partition.
+"Changed since" is measured against the earlier of the cursor's arrival time and the previous
+tick's start (`checked_ns`), minus the clock-skew window: a folder changed while that tick ran is
+listed again by the next one. The cursor stays small: no per-folder times, and the folders seen
+as runs of consecutive dates (`folders`: a year of daily folders is one `first..last`).
 """
 
+import datetime as dt
 import hashlib
 import json
+import os
+import time
 from collections import defaultdict
 
 import dagster as dg
 
 from ml_platform import settings
-from ml_platform.source_kinds.files.landing import landed_files
+from ml_platform.source_kinds.files.landing import date_folders, landed_files
 from ml_platform.source_kinds.files.spec import FileSourceSpec
 
 # Files modified this close to the cursor are re-listed, then filtered by identity.
 EDGE_NS = 2_000_000_000
+# Date folders always listed, newest first by name (today's and the two before): where files are
+# still being written, so where an in-place rewrite is likely and must still be seen.
+RECENT_FOLDERS = 3
+
+
+def _changed_ns(folder: str) -> int:
+    """When an entry of the folder was last created, renamed or removed (or the folder moved)."""
+    try:
+        stat = os.stat(folder)
+    except FileNotFoundError:  # removed since the source folder was read: nothing to list
+        return -1
+    return max(stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _folders_to_list(
+    folders: list[tuple[dt.date, str]], cursor: dict, waiting: set[str], new_days: set[str]
+) -> list[tuple[dt.date, str]]:
+    """The date folders this tick lists (see the module docstring); all of them on a first tick."""
+    if "arrived_ns" not in cursor:
+        return folders
+    arrived = cursor["arrived_ns"]
+    since = min(arrived, cursor.get("checked_ns", arrived)) - EDGE_NS
+    always = new_days | {day.isoformat() for day, _ in folders[-RECENT_FOLDERS:]}
+    always |= {identity.split("/", 2)[1] for identity in waiting}  # `<source>/<date>/<name>:<size>:<mtime>`
+    return [(day, f) for day, f in folders if day.isoformat() in always or _changed_ns(f) >= since]
+
+
+def _as_ranges(days: list[dt.date]) -> list[str]:
+    """Sorted dates as runs of consecutive days, `first..last`: a year of daily folders is one."""
+    ranges: list[list[dt.date]] = []
+    for day in days:
+        if ranges and day - ranges[-1][1] == dt.timedelta(days=1):
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    return [f"{first}..{last}" for first, last in ranges]
+
+
+def _in_ranges(ranges: list[str]) -> set[str]:
+    days = set()
+    for text in ranges:
+        first, last = (dt.date.fromisoformat(part) for part in text.split(".."))
+        days |= {(first + dt.timedelta(days=n)).isoformat() for n in range((last - first).days + 1)}
+    return days
 
 
 def _run_key(spec: FileSourceSpec, partition: str, identities: list[str]) -> str:
@@ -38,13 +104,26 @@ def landing_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def _sensor(context: dg.SensorEvaluationContext):
+        checked = time.time_ns()
         cursor = json.loads(context.cursor) if context.cursor else {}
         since, edge = cursor.get("arrived_ns", 0), dict(cursor.get("edge", {}))
         # Files whose landing date has no partition yet (e.g. tomorrow's, written early): kept
         # here until the partition exists, so they are requested then and never lost.
         waiting = set(cursor.get("waiting", []))
-        listed = landed_files(settings.landing_dir(), spec.landing_folder, spec.formats)
-        new = [f for f in listed if f.arrived_ns >= since - EDGE_NS and f.identity not in edge]
+        root = settings.landing_dir()
+        folders = date_folders(root, spec.landing_folder)
+        # Date folders the previous tick did not see (a cursor from before they were kept: none):
+        # all their files are new, whatever their times, e.g. a whole folder landed by renaming.
+        seen = _in_ranges(cursor["folders"]) if "folders" in cursor else {day.isoformat() for day, _ in folders}
+        new_days = {day.isoformat() for day, _ in folders} - seen
+        listed = landed_files(
+            root, spec.landing_folder, spec.formats, folders=_folders_to_list(folders, cursor, waiting, new_days)
+        )
+        new = [
+            f
+            for f in listed
+            if (f.arrived_ns >= since - EDGE_NS or f.landing_date.isoformat() in new_days) and f.identity not in edge
+        ]
         candidates = new + [f for f in listed if f.identity in waiting and f not in new]
         if not candidates:
             return dg.SkipReason(f"no new files in landing/{spec.landing_folder}/")
@@ -70,7 +149,13 @@ def landing_sensor(
             )
             for key, identities in sorted(by_partition.items())
         ]
-        cursor = {"arrived_ns": high, "edge": dict(sorted(edge.items())), "waiting": sorted(waiting)}
+        cursor = {
+            "arrived_ns": high,
+            "checked_ns": checked,
+            "folders": _as_ranges([day for day, _ in folders]),
+            "edge": dict(sorted(edge.items())),
+            "waiting": sorted(waiting),
+        }
         if not runs:
             return dg.SensorResult(
                 skip_reason=f"{len(waiting)} file(s) wait for their partition", cursor=json.dumps(cursor)
