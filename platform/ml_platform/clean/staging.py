@@ -40,10 +40,30 @@ def raw_window(spec: SourceSpec, window: DateWindow) -> DateWindow:
     return (window[0] - dt.timedelta(days=1), window[1] + dt.timedelta(days=spec.late_tolerance_days))
 
 
+# Each raw record is parsed twice in all (text and JSON type of every key at once), not twice per
+# key: per-key json_extract_string/json_type calls each re-parse the record, which made JSON
+# parsing most of a clean step (profiled in benchmarks/README.md, "Pipeline").
+JSON_TEXTS = "_json_texts"
+JSON_TYPES = "_json_types"
+
+
+def _json_keys(spec: SourceSpec) -> list[str]:
+    """Every key a source column may arrive under (contract names and aliases), in a fixed order."""
+    keys: list[str] = []
+    for column in spec.source_columns:
+        keys += [name for name in spec.names_for(column) if name not in keys]
+    return keys
+
+
+def _json_item(spec: SourceSpec, values: str, key: str) -> str:
+    """`key`'s element of a list computed for every `_json_keys` key (DuckDB lists are 1-based)."""
+    return f"{values}[{_json_keys(spec).index(key) + 1}]"
+
+
 def _text_of(spec: SourceSpec, column: str) -> str:
     """The column's text in a raw record, under its contract name or any of its aliases; the
     source's null markers (e.g. 'NA') read as NULL."""
-    paths = [sql.json_text("record", name) for name in spec.names_for(column)]
+    paths = [_json_item(spec, JSON_TEXTS, name) for name in spec.names_for(column)]
     text = paths[0] if len(paths) == 1 else f"COALESCE({', '.join(paths)})"
     if not spec.null_values:
         return text
@@ -55,7 +75,7 @@ def _value_rules(spec: SourceSpec) -> list[tc.RowRule]:
     expects one value (never stringified into it), and control characters (NUL...) in a key."""
     rules = []
     for column in spec.source_columns:
-        kinds = [f"json_type(record, {sql.json_path(name)})" for name in spec.names_for(column)]
+        kinds = [_json_item(spec, JSON_TYPES, name) for name in spec.names_for(column)]
         nested = " OR ".join(f"{kind} IN ('ARRAY', 'OBJECT')" for kind in kinds)
         rules.append(tc.RowRule(f"{column}:{RULE_NOT_SCALAR}", column, f"({nested})"))
     for key in spec.key_columns:
@@ -88,21 +108,29 @@ def staged_rows_sql(
                 )
             )
     known = sql.string_list(sorted(spec.known_columns()))
+    paths = "[" + ", ".join(sql.json_path(key) for key in _json_keys(spec)) + "]"
+    parsed = f"""
+    SELECT r.source_file, r.source_row, r.landing_date, r.ingested_at, r.schema_version, r.record,
+      list_filter(l.columns, k -> NOT list_contains({known}, k)) AS _extra_columns,
+      json_extract_string(r.record, {paths}) AS {JSON_TEXTS},
+      json_type(r.record, {paths}) AS {JSON_TYPES}
+    FROM {sql.ident(spec.raw_table)} r
+    JOIN {sql.ident(LEDGER_TABLE)} l ON l.source = {sql.literal(spec.name)} AND l.source_file = r.source_file
+      AND l.landing_date = r.landing_date AND l.ingested_at = r.ingested_at"""
+    if window is not None:
+        parsed += f"\n    WHERE {sql.in_window('landing_date', raw_window(spec, window), table_alias='r')}"
+    elif snapshots_from is not None:
+        parsed += f"\n    WHERE r.landing_date >= {sql.literal(snapshots_from)}"
     select_raw = f"""
-  SELECT r.source_file, r.source_row, r.landing_date, r.ingested_at, r.schema_version, r.record,
-    list_filter(l.columns, k -> NOT list_contains({known}, k)) AS _extra_columns,
+  SELECT * EXCLUDE ({JSON_TEXTS}),
     {text_cols}
-  FROM {sql.ident(spec.raw_table)} r
-  JOIN {sql.ident(LEDGER_TABLE)} l ON l.source = {sql.literal(spec.name)} AND l.source_file = r.source_file
-    AND l.landing_date = r.landing_date AND l.ingested_at = r.ingested_at"""
+  FROM ({parsed}
+  )"""
     type_rules = [*schema_policy_rules(spec, rejected_batches), *_value_rules(spec), *type_rules]
     if window is None:
         # Snapshot source: every landing day is a full snapshot and owns its own rows.
-        if snapshots_from is not None:
-            select_raw += f"\n  WHERE r.landing_date >= {sql.literal(snapshots_from)}"
         return _verdict_sql(spec, select_raw, typed, type_rules, [], "landing_date")
 
-    select_raw += f"\n  WHERE {sql.in_window('landing_date', raw_window(spec, window), table_alias='r')}"
     t = sql.ident(spec.event_time_column)
     t_text = sql.ident(spec.event_time_column + "__text")
     day = f"CAST({t} AS DATE)"
@@ -143,7 +171,7 @@ owned AS (
   SELECT *{derived}{partition_select}
   FROM typed
 )
-SELECT *, {tc.first_violation_sql(rules)} AS _violation
+SELECT * EXCLUDE ({JSON_TYPES}), {tc.first_violation_sql(rules)} AS _violation
 FROM owned
 """
 

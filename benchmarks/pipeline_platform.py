@@ -1,0 +1,89 @@
+"""Contender 1, the platform as a user runs it: Dagster's CLI, one single-run range backfill per asset.
+
+`setup` makes a fresh DAGSTER_HOME (the repository's dagster.yaml, migrated once before any run,
+so no two processes race to create its SQLite storage) and a fresh data folder whose landing
+files are hard links to the input's (no copy, and the platform never follows symbolic links).
+`commands` are what a user types, in order: the raw backfills, the users snapshot, the clean
+events and the features, each `dagster asset materialize --select <asset> --partition-range
+A...B`, a single run including the asset's checks (the blocking contract check among them).
+
+Run as a script (`python pipeline_platform.py steps`, with DAGSTER_HOME set), it reads the runs'
+event logs back and prints, as JSON, each run's wall time and each step's own time (STEP_START
+to STEP_SUCCESS): the work the platform did, apart from launching and bookkeeping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def setup(work: Path, landing: Path) -> dict[str, str]:
+    """A fresh instance and data folder under `work`; returns the environment the CLI runs with."""
+    shutil.rmtree(work, ignore_errors=True)
+    home, data = work / "dagster_home", work / "data"
+    home.mkdir(parents=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    data.mkdir(parents=True)
+    subprocess.run(["cp", "-al", str(landing), str(data / "landing")], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_PLATFORM_", "DAGSTER_"))}
+    env |= {"DAGSTER_HOME": str(home), "ML_PLATFORM_DATA_DIR": str(data)}
+    subprocess.run([DAGSTER, "instance", "migrate"], env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    return env
+
+
+def commands(landing_days: tuple, event_days: tuple) -> list[tuple[str, list[str]]]:
+    def materialize(asset: str, days: tuple | None) -> list[str]:
+        cmd = [DAGSTER, "asset", "materialize", "-m", "ml_platform.definitions", "--select", asset]
+        return cmd + (["--partition-range", f"{days[0].isoformat()}...{days[1].isoformat()}"] if days else [])
+
+    return [
+        ("raw_events", materialize("raw_events", landing_days)),
+        ("raw_users", materialize("raw_users", landing_days)),
+        ("clean_users", materialize("clean_users", None)),
+        ("clean_events", materialize("clean_events", event_days)),
+        ("user_daily_features", materialize("user_daily_features", event_days)),
+    ]
+
+
+def steps() -> list[dict]:
+    """Every run of the instance, oldest first: its wall time (start to end) and its steps' times."""
+    import dagster as dg
+
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    kinds |= {dg.DagsterEventType.RUN_START, dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE}
+    instance = dg.DagsterInstance.get()
+    runs = []
+    for run in reversed(instance.get_runs()):
+        started, ended, step_start, step_s = None, None, {}, {}
+        for entry in instance.all_logs(run.run_id, of_type=kinds):
+            kind = entry.dagster_event.event_type
+            if kind == dg.DagsterEventType.RUN_START:
+                started = entry.timestamp
+            elif kind in (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE):
+                ended = entry.timestamp
+            elif kind == dg.DagsterEventType.STEP_START:
+                step_start[entry.step_key] = entry.timestamp
+            else:
+                step_s[entry.step_key] = entry.timestamp - step_start[entry.step_key]
+        runs.append(
+            {
+                "run_id": run.run_id,
+                "status": run.status.value,
+                "assets": sorted(k.to_user_string() for k in (run.asset_selection or ())),
+                "run_s": (ended - started) if started and ended else None,
+                "steps_s": step_s,
+            }
+        )
+    return runs
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["steps"]:
+    print(json.dumps(steps()))
