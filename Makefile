@@ -93,9 +93,11 @@ bench-pit: $(BENCH_VENV)/.installed
 #             hand-written DuckDB script and pandas, outputs asserted equal; results in
 #             benchmarks/results/pipeline.{json,md,png}. BENCH_LARGE=1 adds 10 M and 30 M events and
 #             the 10 M-row partition (tens of minutes); PIPELINE_ARGS passes other flags.
-#   dev:      parts 4-5 (`make dev` catch-up, landed file -> features latency). HOOK: wire the
-#             benchmarks/dev_*.py script in below, then add `dev` to BENCH_PARTS' default.
-BENCH_PARTS ?= pipeline
+#   dev:      parts 4-5 (`make dev` catch-up on the demo week, landed file -> features latency):
+#             benchmarks/dev_bench.py, results in benchmarks/results/dev.{json,md}; DEV_BENCH_ARGS
+#             passes its flags.
+BENCH_PARTS ?= pipeline dev
+DEV_BENCH_ARGS ?=
 BENCH_LARGE ?=
 PIPELINE_ARGS ?=
 
@@ -107,7 +109,7 @@ bench: $(VENV)/.installed-perf
 	@for part in $(BENCH_PARTS); do \
 	  case $$part in \
 	    pipeline) $(PY) benchmarks/pipeline_bench.py $(if $(BENCH_LARGE),--large) $(PIPELINE_ARGS) || exit 1 ;; \
-	    dev) echo "bench part 'dev' (parts 4-5) is not wired in yet: see the HOOK above"; exit 1 ;; \
+	    dev) $(PY) benchmarks/dev_bench.py $(DEV_BENCH_ARGS) || exit 1 ;; \
 	    *) echo "unknown bench part '$$part' (known: pipeline, dev)"; exit 1 ;; \
 	  esac; \
 	done

@@ -268,7 +268,7 @@ class Platform:
         if self.process.poll() is None:
             raise AssertionError("dagster dev is still running: crash() or stop it first")
         port = _free_port()
-        self.process = _launch(self.env, port, self.log_path)
+        self.process = launch_dagster_dev(self.env, port, self.log_path)
         self.base_url = f"http://127.0.0.1:{port}"
         self.wait_for(lambda: _location_loaded(self), STARTUP_TIMEOUT, what="the code location to load")
 
@@ -424,7 +424,7 @@ def running_platform(tmp_path: Path, sensor_interval: int = 3, name: str = "dags
     env.pop("ML_PLATFORM_WAREHOUSE", None)
     log_path = tmp_path / f"{name}.log"
     log_path.unlink(missing_ok=True)
-    process = _launch(env, port, log_path)
+    process = launch_dagster_dev(env, port, log_path)
     platform = Platform(f"http://127.0.0.1:{port}", data_dir, home, process, log_path, env)
     failed = True
     try:
@@ -440,13 +440,13 @@ def running_platform(tmp_path: Path, sensor_interval: int = 3, name: str = "dags
             platform.save_log()
 
 
-def _launch(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
-    """`dagster dev` in its own process group (so the whole tree can be stopped), logging to
-    `log_path` (appended: a restart keeps the first run's log)."""
+def launch_dagster_dev(env: dict[str, str], port: int, log_path: Path, repo: Path = REPO_ROOT) -> subprocess.Popen:
+    """`dagster dev` of `repo` in its own process group (so the whole tree can be stopped), logging
+    to `log_path` (appended: a restart keeps the first run's log)."""
     with log_path.open("ab") as log:  # the child keeps its own descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-            cwd=REPO_ROOT,
+            cwd=repo,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -13,16 +13,16 @@ computed over all history. `fit_leaky` exists to show the score leakage buys, ne
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, average_precision_score, log_loss, roc_auc_score
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+# scikit-learn is imported inside the functions that fit or score: every run's worker loads the
+# code location, which imports this module, and scikit-learn alone took about 1 s of that import
+# (`python -X importtime`), paid by every raw and clean run that never trains a model.
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 SEED = 7
 
@@ -44,6 +44,12 @@ def feature_kinds(frame: pd.DataFrame, features: list[str]) -> tuple[list[str], 
 
 
 def baseline_pipeline(numeric: list[str], categorical: list[str]) -> Pipeline:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     columns = ColumnTransformer(
         [
             (
@@ -78,6 +84,13 @@ def fit_time_split(frame: pd.DataFrame, label: str, features: list[str], split_c
 
 def fit_leaky(frame: pd.DataFrame, label: str, features: list[str]) -> Fitted:
     """The seeds' way: standardize with statistics of every row, then a random 75/25 split."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     _require_trainable(frame, frame, label)  # before the scaler, which refuses an empty frame
     numeric, categorical = feature_kinds(frame, features)
     inputs = _inputs(frame, features).copy()
@@ -109,6 +122,8 @@ def fit_leaky(frame: pd.DataFrame, label: str, features: list[str]) -> Fitted:
 
 def evaluate(model: Pipeline, validation: pd.DataFrame, label: str, features: list[str], train_rows: int) -> dict:
     """Validation metrics as plain floats (Dagster plots numeric metadata over materializations)."""
+    from sklearn.metrics import accuracy_score, average_precision_score, log_loss, roc_auc_score
+
     truth = validation[label].astype(int).to_numpy()
     probability = model.predict_proba(_inputs(validation, features))[:, 1]
     return {
