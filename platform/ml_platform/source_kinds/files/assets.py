@@ -91,19 +91,8 @@ def file_raw_asset(spec: FileSourceSpec) -> dg.AssetsDefinition:
                     **{p: (quarantine.REFUSED, reason) for p, reason in refused.items()},
                 }
                 for path, (status, reason) in sorted(never_read.items()):
-                    day = _landing_day(path)
-                    if day and window[0] <= day <= window[1]:
-                        quarantine.record_file(
-                            con,
-                            spec,
-                            landing_date=day,
-                            source_file=path,
-                            format=None,
-                            size_bytes=None,
-                            status=status,
-                            reason=reason,
-                            recorded_at=ingested_at,
-                        )
+                    if (day := _landing_day(path)) and window[0] <= day <= window[1]:
+                        quarantine.record_never_read(con, spec, day, path, status, reason, ingested_at)
                 misplaced = [p for p in unsupported if _landing_day(p) is None]
                 outcome = raw_outcome(con, spec, window, [evaluate_files(con, spec, window, misplaced)])
                 rows = sum(entry["rows"] for entry in ledger)

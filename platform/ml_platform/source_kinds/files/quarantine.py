@@ -106,6 +106,29 @@ def record_file(
     return {"file": source_file, "status": status, "reason": reason, "rows_rejected": rows_rejected}
 
 
+def record_never_read(
+    con: duckdb.DuckDBPyConnection,
+    spec: SourceSpec,
+    landing_date: dt.date,
+    source_file: str,
+    status: str,
+    reason: str,
+    recorded_at: dt.datetime,
+) -> dict:
+    """A file that was never opened (refused or unsupported): no format, size or rows to record."""
+    return record_file(
+        con,
+        spec,
+        landing_date=landing_date,
+        source_file=source_file,
+        format=None,
+        size_bytes=None,
+        status=status,
+        reason=reason,
+        recorded_at=recorded_at,
+    )
+
+
 def record_rejected_lines(
     con: duckdb.DuckDBPyConnection, spec: SourceSpec, landing_date: dt.date, source_file: str, rejects_sql: str
 ) -> int:
