@@ -142,12 +142,3 @@ def record_rejected_lines(
         FROM ({rejects_sql})
         """
     ).fetchone()[0]
-
-
-def quarantined_files(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow) -> list[tuple]:
-    """(landing_date, source_file, status, reason, rows_rejected) of the window's quarantined files."""
-    create_quarantine_tables(con)
-    return con.execute(
-        f"SELECT landing_date, source_file, status, reason, rows_rejected FROM {sql.ident(QUARANTINED_FILES_TABLE)}"
-        f" WHERE {_scope(spec, window)} ORDER BY landing_date, source_file"
-    ).fetchall()
