@@ -39,6 +39,7 @@ STARTUP_TIMEOUT = 120.0
 T = TypeVar("T")
 
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+SENSOR_STATE_SETTLE = 1.0  # seconds; a daemon tick writes back the state it read within milliseconds
 
 _LOCATION_QUERY = """
 { workspaceOrError { __typename ... on Workspace { locationEntries {
@@ -311,28 +312,46 @@ class Platform:
 
     def sensor_cursor(self, name: str) -> str | None:
         """The cursor a sensor stored after its last tick (as the daemon keeps it across restarts)."""
-        selector = {"repositoryLocationName": "ml_platform", "repositoryName": "__repository__", "sensorName": name}
-        sensor = self.graphql(_SENSOR_CURSOR_QUERY, {"s": selector})["sensorOrError"]
+        sensor = self.graphql(_SENSOR_CURSOR_QUERY, {"s": _sensor_selector(name)})["sensorOrError"]
         if sensor["__typename"] != "Sensor":
             raise GraphQLError(f"{name}: {sensor}")
         return sensor["sensorState"]["typeSpecificData"]["lastCursor"]
 
     def set_sensor(self, name: str, running: bool) -> None:
-        """Start or stop a sensor of the code location (as the Automation page's toggle does)."""
-        selector = {"repositoryLocationName": "ml_platform", "repositoryName": "__repository__", "sensorName": name}
+        """Start or stop a sensor of the code location (as the Automation page's toggle does),
+        and return once the stored state holds.
+
+        The automation daemon reads a sensor's state at the start of a tick and writes that copy
+        back a moment later; a stop that lands in between is overwritten (Dagster 1.13). So the
+        state is read back after `SENSOR_STATE_SETTLE` seconds and the toggle repeated if it did
+        not hold."""
+        for _ in range(5):
+            self._toggle_sensor(name, running)
+            time.sleep(SENSOR_STATE_SETTLE)
+            if self._sensor_state(name)["status"] == ("RUNNING" if running else "STOPPED"):
+                return
+        raise AssertionError(f"sensor {name} did not stay {'running' if running else 'stopped'}")
+
+    def _sensor_state(self, name: str) -> dict:
+        return self.graphql(
+            "query ($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename"
+            " ... on Sensor { sensorState { id status } } } }",
+            {"s": _sensor_selector(name)},
+        )["sensorOrError"]["sensorState"]
+
+    def _toggle_sensor(self, name: str, running: bool) -> None:
         if running:
             query = "mutation ($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename } }"
-            result = self.graphql(query, {"s": selector})["startSensor"]
+            result = self.graphql(query, {"s": _sensor_selector(name)})["startSensor"]
         else:
-            state = self.graphql(
-                "query ($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename"
-                " ... on Sensor { sensorState { id } } } }",
-                {"s": selector},
-            )["sensorOrError"]
             query = "mutation ($id: String!) { stopSensor(id: $id) { __typename } }"
-            result = self.graphql(query, {"id": state["sensorState"]["id"]})["stopSensor"]
+            result = self.graphql(query, {"id": self._sensor_state(name)["id"]})["stopSensor"]
         if "Error" in result["__typename"]:
             raise GraphQLError(f"{name}: {result}")
+
+
+def _sensor_selector(name: str) -> dict:
+    return {"repositoryLocationName": "ml_platform", "repositoryName": "__repository__", "sensorName": name}
 
 
 USERS_DAY = dt.date(2026, 1, 1)  # first partition: the snapshot is valid for every later day
