@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 
 import duckdb
 
@@ -301,3 +303,50 @@ def test_rows_lost_on_the_way_fail_the_write_and_change_nothing(runner, data_dir
     assert "nothing was written" in message
     tables = {r[0] for r in runner.query("SELECT table_name FROM information_schema.tables")}
     assert "clean_events" not in tables  # the whole transaction rolled back, table creation included
+
+
+def test_a_window_larger_than_the_memory_limit_spills_to_disk_and_gives_the_same_tables(runner, data_dir, monkeypatch):
+    """Every warehouse connection runs under ML_PLATFORM_DUCKDB_MEMORY_LIMIT: a clean write whose
+    staging does not fit spills it to `<warehouse>.tmp/` (removed afterwards) instead of growing
+    the process, and writes exactly what it writes without the limit."""
+    from ml_platform.demo.generator import generate
+
+    generate(data_dir, days=2, events_per_day=100_000, seed=3, end_date=dt.date(2026, 11, 3))
+    runner.run("raw_events", range_=("2026-11-02", "2026-11-03"))
+    event_days = ("2026-10-30", "2026-11-04")
+    tables = [
+        "SELECT count(*), sum(hash(COLUMNS(* EXCLUDE (ingested_at)))) FROM clean_events",
+        "SELECT count(*), sum(hash(COLUMNS(* EXCLUDE (ingested_at, quarantined_at)))) FROM quarantine_events",
+    ]
+    runner.run("clean_events", range_=event_days)
+    unlimited = [runner.query(q) for q in tables]
+    assert unlimited[0][0][0] > 150_000
+
+    monkeypatch.setenv("ML_PLATFORM_DUCKDB_MEMORY_LIMIT", "128MB")
+    spill = data_dir / "warehouse.duckdb.tmp"
+    spilled = threading.Event()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if spill.is_dir() and any(spill.iterdir()):
+                spilled.set()
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        runner.run("clean_events", range_=event_days)
+    finally:
+        done.set()
+        watcher.join()
+    assert spilled.is_set()
+    assert not spill.exists()
+    assert [runner.query(q) for q in tables] == unlimited
+    from ml_platform.warehouse.resource import connect
+
+    limited = connect(data_dir / "warehouse.duckdb", read_only=True)
+    try:
+        assert limited.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "122.0 MiB"
+    finally:
+        limited.close()

@@ -40,3 +40,14 @@ def sensor_interval_seconds() -> int:
     15 s the wait alone averaged 15 s of its latency. The price: an automation tick took
     0.4-3 s of the daemon's CPU on a loaded 2-core machine (benchmarks/dev_bench.py), now every 5 s."""
     return int(os.environ.get("ML_PLATFORM_SENSOR_INTERVAL", "5"))
+
+
+def duckdb_memory_limit() -> str:
+    """How much memory one DuckDB connection may hold before it spills to disk
+    (`ML_PLATFORM_DUCKDB_MEMORY_LIMIT`, any DuckDB size such as `512MB` or `4GB`).
+
+    The default, 512MB, keeps a step's process under 1 GB whatever the size of its window: a 10 M-row
+    partition's clean write spills its staging tables to `<warehouse>.tmp/` and takes about 20% longer
+    than with DuckDB's own default (80% of RAM, 6 GB for that write). Raise it on machines with memory
+    to spare for large backfills."""
+    return os.environ.get("ML_PLATFORM_DUCKDB_MEMORY_LIMIT", "512MB")

@@ -159,6 +159,10 @@ def _verdict_sql(spec, select_raw, typed, type_rules, time_rules, partition_expr
     if part_col:
         derived = f",\n    CAST({sql.ident(spec.event_time_column)} AS DATE) AS {sql.ident(part_col)}"
     partition_select = f",\n    CAST({partition_expr} AS DATE) AS _partition"
+    # Staged rows stay narrow: the typed columns and the verdict. The raw record is kept only where
+    # the quarantine needs it, and the column texts not at all: a 1 M-event clean write peaked at
+    # 1.5 GB with them, 0.9 GB without (0.6 GB under the default memory limit).
+    texts = ", ".join(sql.ident(c + "__text") for c in spec.source_columns)
     return f"""
 WITH extracted AS ({select_raw}
 ),
@@ -170,9 +174,14 @@ typed AS (
 owned AS (
   SELECT *{derived}{partition_select}
   FROM typed
+),
+judged AS (
+  SELECT *, {tc.first_violation_sql(rules)} AS _violation
+  FROM owned
 )
-SELECT * EXCLUDE ({JSON_TYPES}), {tc.first_violation_sql(rules)} AS _violation
-FROM owned
+SELECT * EXCLUDE ({JSON_TYPES}, record, {texts}),
+  CASE WHEN _violation IS NOT NULL THEN record END AS record
+FROM judged
 """
 
 

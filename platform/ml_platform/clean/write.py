@@ -170,9 +170,15 @@ def _account(
     ).fetchone()[0]
     acc.owned_by_other_days = con.execute(f"SELECT count(*) FROM _stage WHERE NOT ({owned})").fetchone()[0]
     late_sql = "count(*) FILTER (WHERE _violation IS NULL AND _partition < landing_date)" if window else "0"
+    # Each side is counted per partition before the join: joining the staged rows themselves
+    # would hold all of them at once (10 M rows did not fit a 400 MB memory limit).
     per_partition = con.execute(
         f"""
-        WITH won AS (
+        WITH staged AS (
+          SELECT _partition, count(*) FILTER (WHERE _violation IS NULL) AS valid, {late_sql} AS late_rows
+          FROM _stage WHERE {sql.in_window("_partition", window)} GROUP BY _partition
+        ),
+        won AS (
           SELECT _partition, count(*) FILTER (WHERE NOT _deleted) AS kept, count(*) FILTER (WHERE _deleted) AS deleted
           FROM _winners GROUP BY _partition
         ),
@@ -180,12 +186,10 @@ def _account(
           SELECT partition_date AS _partition, count(*) AS n FROM {sql.ident(spec.quarantine_table)}
           WHERE {sql.in_window("partition_date", quarantine_window)} GROUP BY 1
         )
-        SELECT strftime(s._partition, '%Y-%m-%d'), coalesce(any_value(q.n), 0) AS quarantined,
-               count(*) FILTER (WHERE s._violation IS NULL) AS valid, {late_sql} AS late_rows,
-               coalesce(any_value(w.kept), 0), coalesce(any_value(w.deleted), 0)
-        FROM _stage s LEFT JOIN won w USING (_partition) LEFT JOIN quarantined q USING (_partition)
-        WHERE {sql.in_window("_partition", window, table_alias="s")}
-        GROUP BY s._partition ORDER BY s._partition
+        SELECT strftime(s._partition, '%Y-%m-%d'), coalesce(q.n, 0), s.valid, s.late_rows,
+               coalesce(w.kept, 0), coalesce(w.deleted, 0)
+        FROM staged s LEFT JOIN won w USING (_partition) LEFT JOIN quarantined q USING (_partition)
+        ORDER BY s._partition
         """
     ).fetchall()
     for partition, quarantined, valid, late_rows, kept, deleted in per_partition:

@@ -5,6 +5,8 @@ Configured the way the Dagster docs show (`Warehouse(database="path/to/file.duck
 - UTC on every connection, so TIMESTAMPTZ arithmetic never depends on the host's zone;
 - `read()`: a read-only connection, for checks and previews, that does not take the write lock;
 - `transaction()`: one atomic unit of work (BEGIN … COMMIT, ROLLBACK on any error);
+- a memory limit on every connection (`settings.duckdb_memory_limit`): big windows spill to disk
+  instead of growing the process;
 - connecting retries with backoff while another process holds the file lock. Runs are
   serialized by the `duckdb` pool (dagster.yaml), but a reader such as a notebook can still hold
   the file for a moment; DuckDBResource's own retry gives up after about a second.
@@ -12,6 +14,8 @@ Configured the way the Dagster docs show (`Warehouse(database="path/to/file.duck
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +23,8 @@ from pathlib import Path
 
 import duckdb
 from dagster_duckdb import DuckDBResource
+
+from ml_platform import settings
 
 LOCK_RETRY_SECONDS = 120.0
 # The Dagster pool of every asset that writes the warehouse; dagster.yaml lets one step hold it at a time.
@@ -34,7 +40,7 @@ def connect(
     delay = 0.05
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only, config=config or {})
+            con = duckdb.connect(str(path), read_only=read_only, config=duckdb_config(config))
             break
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -43,6 +49,21 @@ def connect(
             delay = min(delay * 2, 2.0)
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def duckdb_config(config: dict | None = None) -> dict:
+    """The settings every platform connection starts from (the memory limit), then `config`'s."""
+    return {"memory_limit": settings.duckdb_memory_limit(), **(config or {})}
+
+
+def scratch_connection(limited: bool = True) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection for work outside the warehouse (parsing a landed file), under the
+    same memory limit unless `limited` is False (DuckDB's own default, 80% of RAM). It spills to a
+    folder of its own process under the system's temp folder: DuckDB's default for in-memory
+    databases is `.tmp` in the working directory."""
+    spill = Path(tempfile.gettempdir()) / f"ml_platform-scratch-{os.getpid()}"
+    config = {"temp_directory": str(spill)}
+    return duckdb.connect(config=duckdb_config(config) if limited else config)
 
 
 class Warehouse(DuckDBResource):

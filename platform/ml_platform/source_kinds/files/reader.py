@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
+from contextlib import ExitStack
 
 import duckdb
 
@@ -34,14 +36,16 @@ from ml_platform.source_kinds.files.parquet_file import read_parquet_file
 from ml_platform.source_kinds.files.scan import RECORDS, REJECTS, FileRead, UnreadableFile
 from ml_platform.source_kinds.files.spec import FileSourceSpec
 from ml_platform.warehouse import sql
+from ml_platform.warehouse.resource import scratch_connection
 
+log = logging.getLogger(__name__)
 READERS = {"csv": read_csv_file, "jsonl": read_json_lines, "json": read_json_file, "parquet": read_parquet_file}
 
 
 def _read(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: LandedFile) -> FileRead:
     try:
         return READERS[file.format](scratch, spec, file)
-    except UnreadableFile:
+    except (UnreadableFile, duckdb.OutOfMemoryException):
         raise
     except (duckdb.Error, OSError, csv.Error, UnicodeError) as exc:
         raise UnreadableFile(f"cannot be read as {file.format}: fix or re-export the file", str(exc)) from exc
@@ -80,9 +84,18 @@ def ingest_file(
     where = dict(landing_date=file.landing_date, source_file=file.relative_path)
     # What quarantined_files records of the file, whatever went wrong.
     facts = dict(**where, format=file.format, size_bytes=file.size, recorded_at=ingested_at)
-    with duckdb.connect() as scratch:
+    with ExitStack() as stack:
+        scratch = stack.enter_context(scratch_connection())
         try:
-            read = _read(scratch, spec, file)
+            try:
+                read = _read(scratch, spec, file)
+            except duckdb.OutOfMemoryException as exc:
+                # The memory limit bounds big windows; it must not make a file unreadable. DuckDB's
+                # CSV reader holds buffers per column: 10,000 columns did not fit 512 MB.
+                log.warning("%s: %s; read again without the memory limit", file.relative_path, str(exc).splitlines()[0])
+                stack.close()
+                scratch = stack.enter_context(scratch_connection(limited=False))
+                read = _read(scratch, spec, file)
         except UnreadableFile as unreadable:
             quarantine.record_file(
                 con, spec, **facts, status=UNREADABLE, reason=unreadable.reason, reader_error=unreadable.reader_error
@@ -92,15 +105,16 @@ def ingest_file(
             )
             return {**summary, "reason": unreadable.reason}
         version = detect_schema_version(spec, read.columns)
-        con.register(
-            "landed_records",
-            scratch.execute(f"SELECT source_row, CAST(record AS VARCHAR) AS record FROM {RECORDS}").to_arrow_reader(),
-        )
+        # The records cross as Arrow's JSON type, which DuckDB takes as JSON without parsing every
+        # record again: they are DuckDB's own JSON already. (As text cast back to JSON, the copy cost
+        # 0.4 s per 200,000 records; now 0.03 s.)
+        scratch.execute("SET arrow_lossless_conversion = true")
+        con.register("landed_records", scratch.execute(f"SELECT source_row, record FROM {RECORDS}").to_arrow_reader())
         inserted = con.execute(
             f"""
             INSERT INTO {sql.ident(spec.raw_table)}
             SELECT {sql.literal(file.landing_date)}, {sql.literal(file.relative_path)}, source_row,
-                   {sql.literal(ingested_at)}, {sql.literal(version)}, CAST(record AS JSON)
+                   {sql.literal(ingested_at)}, {sql.literal(version)}, record
             FROM landed_records
             """
         ).fetchone()[0]

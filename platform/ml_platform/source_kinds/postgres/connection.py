@@ -18,6 +18,7 @@ import duckdb
 
 from ml_platform.source_kinds.postgres.spec import PostgresSourceSpec
 from ml_platform.warehouse import sql
+from ml_platform.warehouse.resource import scratch_connection
 
 # The alias of the ATTACHed source inside DuckDB.
 ATTACHED = "pg_source"
@@ -120,7 +121,7 @@ def postgres_resource(spec: PostgresSourceSpec) -> PostgresResource:
 @contextmanager
 def attached(resource: PostgresResource, spec: PostgresSourceSpec):
     """An in-memory DuckDB with the source ATTACHed READ_ONLY as `pg_source`."""
-    con = duckdb.connect()
+    con = scratch_connection()
     try:
         failure = None
         try:
