@@ -70,13 +70,15 @@ def test_a_churn_partition_is_written_when_it_matures(runner, data_dir, instance
     ticker.tick()
     write_landing(data_dir, "events", "2026-10-11", "events.csv", EVENTS + _purchase("d1", "u4", "2026-10-11") + "\n")
     runner.run("raw_events", partition="2026-10-11")
-    # The landing may hold late events of the 3 days before: those clean days are requested, and
-    # each clean day X requests the label of X - 33, the as-of day X matures. 09-08 is new; the
-    # others are final already and re-run to the same rows.
-    requested = ticker.tick()
-    assert requested[dg.AssetKey("clean_events")] == {"2026-10-08", "2026-10-09", "2026-10-10", "2026-10-11"}
-    assert requested[CHURN] == {"2026-09-05", "2026-09-06", "2026-09-07", "2026-09-08"}
-    runner.run("clean_events", partition="2026-10-11")
+    # The landing may hold late events of the 3 days before: those clean days are requested. Each
+    # clean day X then requests the label of X - 33, the as-of day X matures, on the tick after X
+    # is written: requested beside it, the label would run before it in another run, and again
+    # after it. 09-08 is new; the others are final already and re-run to the same rows.
+    clean_days = {"2026-10-08", "2026-10-09", "2026-10-10", "2026-10-11"}
+    assert ticker.tick() == {dg.AssetKey("clean_events"): clean_days}
+    for day in sorted(clean_days):
+        runner.run("clean_events", partition=day)
+    assert ticker.tick() == {CHURN: {"2026-09-05", "2026-09-06", "2026-09-07", "2026-09-08"}}
     runner.run("churn_label", partition="2026-09-08")
     # New label rows rebuild the training set (feature updates alone do not), and its models
     # retrain after it (Dagster requests the chain in one tick).

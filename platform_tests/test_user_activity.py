@@ -89,19 +89,23 @@ def test_late_event_recomputes_the_days_it_changes_and_never_leaks(runner, data_
         data_dir, "events", "2026-11-08", "late.csv", EVENTS + "c1,u2,purchase,2026-11-06T12:00:00Z,P3,5.0,mobile,s5\n"
     )
     runner.run("raw_events", partition="2026-11-08")
-    # Each clean day D feeds the activity of D+1 … D+30: in the same tick (Dagster requests a
-    # chain of updates together) exactly those partitions that exist then (up to today, 11-12) are requested.
+    # The landing's clean days are requested, with their same-day features (one run each).
     clean_days = set(days("2026-11-05", "2026-11-09"))
     assert ticker.tick() == {
         dg.AssetKey("clean_events"): clean_days,
-        dg.AssetKey("user_daily_features"): clean_days,  # same-day features
+        dg.AssetKey("user_daily_features"): clean_days,
+    }
+    for day in sorted(clean_days):
+        runner.run("clean_events", "user_daily_features", partition=day)
+    # Each clean day D feeds the activity of D+1 … D+30: on the tick after those clean days were
+    # written (requested beside them, it would run before them and again after), exactly the
+    # partitions that exist then (up to today, 11-12) are requested.
+    assert ticker.tick() == {
         ACTIVITY: set(days("2026-11-06", "2026-11-12")),
         # Each clean day X matures the churn labels as of X - 33 (written empty: nothing before them).
         dg.AssetKey("churn_label"): set(days("2026-10-03", "2026-10-07")),
     }
     assert ticker.tick() == {}
-    for day in sorted(clean_days):
-        runner.run("clean_events", partition=day)
     runner.run("user_activity", range_=("2026-11-06", "2026-11-11"))
 
     late = runner.query(

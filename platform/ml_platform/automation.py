@@ -30,10 +30,16 @@ AC = dg.AutomationCondition
 
 
 def on_upstream_update(
-    ignore: dg.AssetSelection | None = None, recent_days: int | None = None
+    ignore: dg.AssetSelection | None = None, recent_days: int | None = None, runs_with_deps: bool = True
 ) -> dg.AutomationCondition:
     """`ignore`: dependencies that gate (must exist, checks passed) but do not trigger.
-    `recent_days`: only partitions within that many days of the latest one are automated."""
+    `recent_days`: only partitions within that many days of the latest one are automated.
+    `runs_with_deps`: a partition may be requested in the same tick as the dependency partitions
+    that trigger it. Dagster counts a dependency requested on this tick as updated, and puts
+    partitions of the same key in one run, upstream first. A partition triggered by other days
+    (a window of days before, a label's maturity day) would instead run beside its dependency in
+    another run, before that is written, and again once it is: with False it waits for the tick
+    after. (The demo week's catch-up ran every churn label twice.)"""
     updated = AC.any_deps_updated()
     if ignore is not None:
         updated = updated.ignore(ignore)
@@ -46,6 +52,8 @@ def on_upstream_update(
             "no_dep_blocking_check_failed"
         )
     )
+    if not runs_with_deps:
+        condition = condition & ~AC.any_deps_match(AC.will_be_requested()).with_label("no_dep_requested_now")
     if recent_days is not None:
         condition = condition & AC.in_latest_time_window(dt.timedelta(days=recent_days))
     return condition.with_label("on_upstream_update")

@@ -177,10 +177,12 @@ def _partition_verdicts(
 
 def _quarantined_by_rule(con, quarantine_relation: str) -> list[dict]:
     """Each quarantine rule with its column, row count and a few of its rows (file, row, record)."""
+    # min_by keeps only the first rows of each rule while it aggregates: a list of every quarantined
+    # row, sliced afterwards, held all of them (700,000 in a 10 M-row day did not fit 512 MB).
     rows = con.execute(
         f"""SELECT rule, any_value(column_name), count(*),
-                   list({{'file': source_file, 'row': source_row, 'record': record::VARCHAR}}
-                        ORDER BY source_file, source_row)[1:{tc.FAILURE_SAMPLE_SIZE}]
+                   min_by({{'file': source_file, 'row': source_row, 'record': record::VARCHAR}},
+                          {{'file': source_file, 'row': source_row}}, {tc.FAILURE_SAMPLE_SIZE})
             FROM ({quarantine_relation}) GROUP BY rule ORDER BY count(*) DESC, rule"""
     ).fetchall()
     return [{"rule": r, "column": c, "rows": n, "sample": sample} for r, c, n, sample in rows]

@@ -120,7 +120,9 @@ def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
                 "contract": curated.contract.__name__,
             },
             check_specs=[contract_check_spec(key, curated.contract, partitions_def)],
-            automation_condition=on_upstream_update(ignore=ignore, recent_days=curated.automated_days),
+            automation_condition=on_upstream_update(
+                ignore=ignore, recent_days=curated.automated_days, runs_with_deps=curated.trigger_days == (0, 0)
+            ),
         )
         def _curated(context: dg.AssetExecutionContext, warehouse: Warehouse):
             window = run_window(context)
