@@ -128,11 +128,14 @@ def test_refund_recomputes_the_days_it_changes_and_never_leaks(runner, data_dir,
     requested = ticker.tick()
     # (The clean layer also redoes the next day, which a raw day may hold rows of.)
     assert requested[dg.AssetKey(CLEAN)] == {"2026-11-15", "2026-11-16"}
-    # The view's days D read 11-15 when D - 30 <= 11-15 < D: 11-16 … 12-15, of which 11-16 … 11-21
-    # exist (in the same tick: the clean days and the view share the daily partitions).
-    assert requested[VIEW] == set(days("2026-11-16", "2026-11-21"))
-    assert VIEW not in ticker.tick()
+    # The view waits for the tick after its clean days are written (requested beside them, it
+    # would run before them and again after).
+    assert VIEW not in requested
     runner.run(CLEAN, range_=("2026-11-15", "2026-11-16"))
+    # The view's days D read 11-15 when D - 30 <= 11-15 < D: 11-16 … 12-15, of which 11-16 … 11-21
+    # exist.
+    assert ticker.tick()[VIEW] == set(days("2026-11-16", "2026-11-21"))
+    assert VIEW not in ticker.tick()
     runner.run("user_transactions", range_=("2026-11-16", "2026-11-21"))
     assert runner.query(u1) == [
         *before[:2],
@@ -153,7 +156,9 @@ def test_refund_recomputes_the_days_it_changes_and_never_leaks(runner, data_dir,
     runner.run(RAW, partition="2026-11-21")
     requested = ticker.tick()
     assert "2026-11-21" in requested[dg.AssetKey(CLEAN)]
+    runner.run(CLEAN, partition="2026-11-21")
     assert VIEW not in requested
+    assert VIEW not in ticker.tick()
 
     # Training rows before the refund's day ended see nothing of it: the recomputed rows are not
     # known yet, and the newest row known then (11-15) is older than the 2-day TTL by 11-18.
