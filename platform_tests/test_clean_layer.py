@@ -305,6 +305,29 @@ def test_rows_lost_on_the_way_fail_the_write_and_change_nothing(runner, data_dir
     assert "clean_events" not in tables  # the whole transaction rolled back, table creation included
 
 
+def test_a_row_the_clean_insert_loses_fails_the_write(runner, data_dir, monkeypatch):
+    """The winners are counted apart from the insert that writes them (distinct keys among the
+    valid rows): a kept row the insert loses cannot pass for a duplicate, and the write rolls back."""
+    from ml_platform.warehouse.writer import ContractTable
+
+    insert = ContractTable.insert
+
+    def losing_e1(self, con, select_sql):
+        if self.name == "clean_events":
+            select_sql = f"SELECT * FROM ({select_sql}) WHERE event_id <> 'e1'"
+        return insert(self, con, select_sql)
+
+    _land_fixture(data_dir)
+    runner.run("raw_events", range_=("2026-11-02", "2026-11-03"))
+    monkeypatch.setattr(ContractTable, "insert", losing_e1)
+    result = runner.run("clean_events", partition="2026-11-02", expect_success=False)
+    [failure] = result.get_step_failure_events()
+    message = failure.step_failure_data.error.cause.message
+    assert "10 raw rows read, but 9 accounted for" in message
+    tables = {r[0] for r in runner.query("SELECT table_name FROM information_schema.tables")}
+    assert "clean_events" not in tables
+
+
 def test_a_window_larger_than_the_memory_limit_spills_to_disk_and_gives_the_same_tables(runner, data_dir, monkeypatch):
     """Every warehouse connection runs under ML_PLATFORM_DUCKDB_MEMORY_LIMIT: a clean write whose
     staging does not fit spills it to `<warehouse>.tmp/` (removed afterwards) instead of growing

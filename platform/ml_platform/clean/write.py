@@ -109,13 +109,12 @@ def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWi
     owned = sql.in_window("_partition", window)
     # The winning copy of each key per partition; every other valid copy is a duplicate.
     deleted = f"{sql.ident(spec.soft_delete_column)} IS NOT NULL" if spec.soft_delete_column else "FALSE"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _winners AS
-        SELECT *, {deleted} AS _deleted FROM _stage WHERE _violation IS NULL AND {owned}
+    winners = f"""SELECT *, {deleted} AS _deleted FROM _stage WHERE _violation IS NULL AND {owned}
         QUALIFY row_number() OVER ({staging.dedup_order(spec)}) = 1"""
-    )
     table = clean_table(spec)
     if window is None:
+        # Snapshot history adds the versions it carries over to the winners: a table.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _winners AS {winners}")
         con.execute("ALTER TABLE _winners ADD COLUMN _carried_from DATE")
         if start:
             snapshot_history.carry_open_versions(con, spec, start)
@@ -126,9 +125,14 @@ def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWi
         snapshot_history.remember_snapshots(con, spec)
         history_rows = table.total(con)
         partition_rows = {None: history_rows}
+        won = WON_FROM_WINNERS
     else:
+        # Event sources: the winners go straight into the table. Materialized first, they were one
+        # more copy of every kept row, which spilled to disk under the memory limit from 1 M rows.
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _winners AS {winners}")
         partition_rows = table.replace(con, window, "SELECT * FROM _winners WHERE NOT _deleted")
         history_rows = None
+        won = _won_apart(spec, owned)
 
     quarantine = sql.ident(spec.quarantine_table)
     # The quarantine's window: the event days written, or the snapshot days rebuilt.
@@ -140,10 +144,10 @@ def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWi
                landing_date, ingested_at, record, now()::TIMESTAMP
         FROM _stage WHERE _violation IS NOT NULL AND {owned}"""
     )
-    acc = _account(con, spec, window, landing_window, partition_rows, quarantine_window)
+    acc = _account(con, spec, window, landing_window, partition_rows, quarantine_window, won)
     acc.history_rows = history_rows
+    con.execute(f"DROP {'TABLE' if window is None else 'VIEW'} _winners")
     con.execute("DROP TABLE _stage")
-    con.execute("DROP TABLE _winners")
     if not acc.balanced:
         raise AccountingError(
             f"{spec.clean_table}: {acc.raw_rows_scanned} raw rows read, but {acc.accounted} accounted for "
@@ -153,6 +157,24 @@ def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWi
     return acc
 
 
+# Winners per partition, kept and deleted at source, from the winners' table or view.
+WON_FROM_WINNERS = """SELECT _partition, count(*) FILTER (WHERE NOT _deleted) AS kept,
+  count(*) FILTER (WHERE _deleted) AS deleted FROM _winners GROUP BY _partition"""
+
+
+def _won_apart(spec: SourceSpec, owned: str) -> str:
+    """Winners per partition, counted apart from the write that chose them (a row the insert lost
+    must not pass for a duplicate): one per distinct key among the valid rows each partition owns.
+    Which winners are deleted at source depends on the dedup order: for sources with a soft-delete
+    column they are counted from the winners' view, which computes that order once more."""
+    if spec.soft_delete_column:
+        return WON_FROM_WINNERS
+    keys = ", ".join(sql.ident(k) for k in spec.key_columns)
+    return f"""SELECT _partition, count(*) AS kept, 0 AS deleted FROM (
+  SELECT DISTINCT _partition, {keys} FROM _stage WHERE _violation IS NULL AND {owned}
+) GROUP BY _partition"""
+
+
 def _account(
     con,
     spec: SourceSpec,
@@ -160,8 +182,10 @@ def _account(
     landing_window: DateWindow | None,
     partition_rows: dict[str | None, int],
     quarantine_window: DateWindow | None,
+    won: str,
 ) -> CleanAccounting:
-    """Counts each term from its own source: raw, the written tables, the staged rows."""
+    """Counts each term from its own source: raw, the written tables, the staged rows (`won`: the
+    winners per partition, see `_won_apart`)."""
     raw = sql.ident(spec.raw_table)
     owned = sql.in_window("_partition", window)
     acc = CleanAccounting(partition_rows=partition_rows)
@@ -178,10 +202,7 @@ def _account(
           SELECT _partition, count(*) FILTER (WHERE _violation IS NULL) AS valid, {late_sql} AS late_rows
           FROM _stage WHERE {sql.in_window("_partition", window)} GROUP BY _partition
         ),
-        won AS (
-          SELECT _partition, count(*) FILTER (WHERE NOT _deleted) AS kept, count(*) FILTER (WHERE _deleted) AS deleted
-          FROM _winners GROUP BY _partition
-        ),
+        won AS ({won}),
         quarantined AS (
           SELECT partition_date AS _partition, count(*) AS n FROM {sql.ident(spec.quarantine_table)}
           WHERE {sql.in_window("partition_date", quarantine_window)} GROUP BY 1
