@@ -11,6 +11,7 @@ import duckdb
 
 from conftest import write_landing
 from helpers import run_check, run_metadata
+from ml_platform.warehouse.resource import connect
 
 CSV_NOV_2 = """event_id,user_id,event_type,event_time,product_id,amount
 e1,u1,page_view,2026-11-02T10:00:00Z,,
@@ -366,8 +367,6 @@ def test_a_window_larger_than_the_memory_limit_spills_to_disk_and_gives_the_same
     assert spilled.is_set()
     assert not spill.exists()
     assert [runner.query(q) for q in tables] == unlimited
-    from ml_platform.warehouse.resource import connect
-
     limited = connect(data_dir / "warehouse.duckdb", read_only=True)
     try:
         assert limited.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "122.0 MiB"

@@ -51,6 +51,21 @@ def _read(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: Landed
         raise UnreadableFile(f"cannot be read as {file.format}: fix or re-export the file", str(exc)) from exc
 
 
+def _parse(stack: ExitStack, spec: FileSourceSpec, file: LandedFile) -> tuple[duckdb.DuckDBPyConnection, FileRead]:
+    """The file parsed on a scratch connection, which `stack` (this function's alone) keeps open
+    for the copy. The memory limit bounds big windows; it must not make a file unreadable: a file
+    that does not fit is parsed again without it (DuckDB's CSV reader holds buffers per column,
+    and 10,000 columns did not fit 512 MB)."""
+    scratch = stack.enter_context(scratch_connection())
+    try:
+        return scratch, _read(scratch, spec, file)
+    except duckdb.OutOfMemoryException as exc:
+        log.warning("%s: %s; read again without the memory limit", file.relative_path, str(exc).splitlines()[0])
+    stack.close()
+    scratch = stack.enter_context(scratch_connection(limited=False))
+    return scratch, _read(scratch, spec, file)
+
+
 def _status(read: FileRead) -> tuple[str, str | None]:
     """The file's status and, unless it was ingested in full, the reason in words."""
     if not read.accounted:
@@ -85,17 +100,8 @@ def ingest_file(
     # What quarantined_files records of the file, whatever went wrong.
     facts = dict(**where, format=file.format, size_bytes=file.size, recorded_at=ingested_at)
     with ExitStack() as stack:
-        scratch = stack.enter_context(scratch_connection())
         try:
-            try:
-                read = _read(scratch, spec, file)
-            except duckdb.OutOfMemoryException as exc:
-                # The memory limit bounds big windows; it must not make a file unreadable. DuckDB's
-                # CSV reader holds buffers per column: 10,000 columns did not fit 512 MB.
-                log.warning("%s: %s; read again without the memory limit", file.relative_path, str(exc).splitlines()[0])
-                stack.close()
-                scratch = stack.enter_context(scratch_connection(limited=False))
-                read = _read(scratch, spec, file)
+            scratch, read = _parse(stack, spec, file)
         except UnreadableFile as unreadable:
             quarantine.record_file(
                 con, spec, **facts, status=UNREADABLE, reason=unreadable.reason, reader_error=unreadable.reader_error
