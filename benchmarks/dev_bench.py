@@ -85,6 +85,8 @@ def catch_up(platform, started: float, days: list[str], quiet: float, timeout: f
         "median_launch_s": _median([t.launch_s for t in timings]),
         "median_work_s": _median([t.work_s for t in timings]),
         "total_work_s": round(sum(t.work_s or 0 for t in timings), 1),
+        "median_steps_s": _median([t.steps_s for t in timings]),
+        "total_steps_s": round(sum(t.steps_s or 0 for t in timings), 1),
         "run_timings": [asdict(t) for t in timings],
     }
 
@@ -120,6 +122,17 @@ def _wait_idle(platform, quiet: float, timeout: float = 300) -> None:
     raise AssertionError("the platform did not become idle")
 
 
+def _runs_since(platform, landed: float) -> list[dict]:
+    """The runs a landed file caused, oldest first: each phase's moment in seconds after landing."""
+    timings = [run_phases(platform, r) for r in all_runs(platform, limit=50) if r["creationTime"] >= landed]
+    moments = ("created", "dequeued", "started", "steps_started", "steps_ended", "ended")
+    return [
+        {"assets": t.assets, "partition": t.partition, "trigger": t.trigger}
+        | {m: None if getattr(t, m) is None else round(getattr(t, m) - landed, 2) for m in moments}
+        for t in sorted(timings, key=lambda t: t.created)
+    ]
+
+
 def latency(platform, files: int, quiet: float, timeout: float = 240) -> dict:
     from ml_platform.demo.generator import write_drip_file
 
@@ -145,6 +158,7 @@ def latency(platform, files: int, quiet: float, timeout: float = 240) -> dict:
             time.sleep(0.5)
         sample = {"file": path.name, **{k: round(v - landed, 1) for k, v in marks.items()}}
         print(f"  file {i + 1}: {sample}", flush=True)
+        sample["runs"] = _runs_since(platform, landed)
         samples.append(sample)
     keys = [*CHAIN, "features_checked"]
     return {"files": samples, "median_s": {k: _median([s[k] for s in samples]) for k in keys}}
@@ -163,6 +177,8 @@ def _markdown(result: dict) -> str:
         f"| runs to settle | {c['runs']} ({c['failed_runs']} failed) | |",
         f"| median run: queued / launching / working | {c['median_queued_s']} / {c['median_launch_s']} /"
         f" {c['median_work_s']} s | |",
+        f"| work in steps, median / total of all runs | {c['median_steps_s']} / {c['total_steps_s']} s"
+        f" (total work {c['total_work_s']} s) | |",
         f"| landed -> raw / clean / features (checked), median of {len(lat['files'])} |"
         f" {lat['median_s']['raw_events']} / {lat['median_s']['clean_events']} /"
         f" {lat['median_s']['features_checked']} s | features <= 15 s |",

@@ -47,6 +47,8 @@ class RunTiming:
     dequeued: float | None  # the daemon took it off the queue and asked the launcher to start it
     started: float | None  # the run's process is up, code location loaded (RUN_START)
     ended: float | None
+    steps_started: float | None = None  # the first step started (its pool slot, if any, obtained)
+    steps_ended: float | None = None  # the last step ended
 
     @property
     def queued_s(self) -> float | None:
@@ -59,6 +61,11 @@ class RunTiming:
     @property
     def work_s(self) -> float | None:
         return None if self.started is None or self.ended is None else self.ended - self.started
+
+    @property
+    def steps_s(self) -> float | None:
+        """From the first step's start to the last step's end: the part of `work_s` that is steps."""
+        return None if self.steps_started is None or self.steps_ended is None else self.steps_ended - self.steps_started
 
 
 def free_port() -> int:
@@ -148,9 +155,11 @@ def run_phases(platform: Platform, run: dict) -> RunTiming:
     """Queued (submitted -> dequeued), launching (dequeued -> RUN_START: process start, imports,
     code location load) and working (RUN_START -> run end) of one run, from its event log."""
     events = platform.run_log(run["runId"])
-    first = {}
+    first, last = {}, {}
     for e in events:
         first.setdefault(e.kind, e.time)
+        last[e.kind] = e.time
+    step_ends = [last[k] for k in ("ExecutionStepSuccessEvent", "ExecutionStepFailureEvent") if k in last]
     tags = {t["key"]: t["value"] for t in run["tags"]}
     trigger = tags.get("dagster/sensor_name") or tags.get("dagster/schedule_name") or "manual"
     return RunTiming(
@@ -163,4 +172,6 @@ def run_phases(platform: Platform, run: dict) -> RunTiming:
         dequeued=first.get("RunDequeuedEvent", first.get("RunStartingEvent")),
         started=run["startTime"] or first.get("RunStartEvent"),
         ended=run["endTime"],
+        steps_started=first.get("ExecutionStepStartEvent"),
+        steps_ended=max(step_ends) if step_ends else None,
     )

@@ -81,6 +81,14 @@ def test_landed_file_reaches_features_without_clicks(tmp_path: Path, request: py
                     check = platform.check_executions(asset, "contract", d)[0]
                     assert check["runId"] == run.run_id
                     assert check["evaluation"]["success"] is True
+            # The queue takes newer days first (ml_platform.run_queue): every run of a day is tagged
+            # with its distance from today, the late-data days before the file's own day lower.
+            today = dt.datetime.now(dt.UTC).date()
+            dated = [r for r in platform.runs() if r.partition]
+            assert {r.partition for r in dated} >= {day, (landing - dt.timedelta(days=1)).isoformat()}
+            for run in dated:
+                expected = min(1, (dt.date.fromisoformat(run.partition) - today).days)
+                assert run.tags.get("dagster/priority") == str(expected), run
             clean = platform.materializations("clean_events", day)[0]
             assert platform.row_count(clean) == EVENTS  # all valid, distinct ids
         except BaseException:

@@ -70,6 +70,10 @@ def _execute_run(execute_run_args_json: str) -> None:
     from dagster._serdes import deserialize_value
     from dagster._utils.interrupts import capture_interrupts, setup_interrupt_handlers
 
+    from ml_platform import slot_polling
+
+    # A step waiting for the duckdb pool takes the slot within 0.1 s of its release, asleep meanwhile.
+    slot_polling.apply()
     # SIGTERM cancels the run like SIGINT (as in Dagster's CLI); a terminated run is marked canceled.
     setup_interrupt_handlers()
     with capture_interrupts():
