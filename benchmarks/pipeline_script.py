@@ -161,8 +161,9 @@ daily AS (
   SELECT user_id, event_date, count(*) AS event_count,
     count(*) FILTER (WHERE event_type = 'purchase') AS transaction_count,
     count(DISTINCT product_id) AS unique_products,
-    coalesce(sum(amount ORDER BY event_id) FILTER (WHERE event_type = 'purchase'), 0.0) AS daily_spend,
-    avg(amount ORDER BY event_id) FILTER (WHERE event_type = 'purchase') AS avg_transaction_value,
+    CAST(coalesce(sum(CAST(amount AS DECIMAL(38, 10))) FILTER (WHERE event_type = 'purchase'), 0) AS DOUBLE)
+      AS daily_spend,
+    avg(CAST(amount AS DECIMAL(38, 10))) FILTER (WHERE event_type = 'purchase') AS avg_transaction_value,
     max(amount) FILTER (WHERE event_type = 'purchase') AS max_transaction_value,
     count(*) FILTER (WHERE event_type = 'add_to_cart') AS cart_adds
   FROM events GROUP BY user_id, event_date

@@ -46,10 +46,12 @@ daily AS (
     count(*) FILTER (WHERE event_type = 'purchase') AS transaction_count,
     count(DISTINCT product_id) AS unique_products,
     -- Floating-point sums depend on the order rows are added in, which varies with how threads
-    -- split them: adding in event_id order (the key, unique within a day) makes a re-run write
-    -- the same values, to the last bit.
-    coalesce(sum(amount ORDER BY event_id) FILTER (WHERE event_type = 'purchase'), 0.0) AS daily_spend,
-    avg(amount ORDER BY event_id) FILTER (WHERE event_type = 'purchase') AS avg_transaction_value,
+    -- split them. Summed as decimals (exact, so in any order) a re-run writes the same values, to
+    -- the last bit. (Adding in event_id order, `sum(amount ORDER BY event_id)`, did the same, but
+    -- an ordered aggregate cannot spill to disk: a 6 M-event day ran out of the memory limit.)
+    CAST(coalesce(sum(CAST(amount AS DECIMAL(38, 10))) FILTER (WHERE event_type = 'purchase'), 0) AS DOUBLE)
+      AS daily_spend,
+    avg(CAST(amount AS DECIMAL(38, 10))) FILTER (WHERE event_type = 'purchase') AS avg_transaction_value,
     max(amount) FILTER (WHERE event_type = 'purchase') AS max_transaction_value,
     count(*) FILTER (WHERE event_type = 'add_to_cart') AS cart_adds
   FROM events
