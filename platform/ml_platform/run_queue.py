@@ -30,14 +30,12 @@ OLDEST_PRIORITY = -1_000_000
 
 def newest_first_priority(tags: Mapping[str, str], today: dt.date) -> int | None:
     """The priority of a run with these tags, or None to leave it untagged."""
-    if PRIORITY_TAG in tags:
-        return None
     key = tags.get(PARTITION_NAME_TAG) or tags.get(ASSET_PARTITION_RANGE_END_TAG)
-    try:
-        day = dt.date.fromisoformat(key[:10]) if key else None
-    except ValueError:  # a partition that is not a day (a static or dynamic partition)
+    if PRIORITY_TAG in tags or not key:
         return None
-    if day is None:
+    try:
+        day = dt.date.fromisoformat(key[:10])
+    except ValueError:  # a partition that is not a day (a static or dynamic partition)
         return None
     return max(OLDEST_PRIORITY, min(1, (day - today).days))
 

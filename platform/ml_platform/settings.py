@@ -41,7 +41,8 @@ def sensor_interval_seconds() -> int:
     started a little less than 5 s ago was skipped: sensors ticked every 10 s (measured: ticks 8.7-10.3 s
     apart). The default, 3 s, lets every loop tick, so the daemons' 5 s is the real interval. A landed file
     waits for two ticks (landing sensor, then automation), 2.5 s each on average. The price: an
-    automation tick takes 0.4-3.6 s of the daemon's CPU on a loaded 2-core machine (benchmarks/dev_bench.py)."""
+    automation tick takes 0.2-0.4 s of the daemon's CPU when idle, 1.3-5.3 s while it requests runs
+    (most of it logging the runs' planned materializations), on 2 cores (benchmarks/dev_bench.py)."""
     return int(os.environ.get("ML_PLATFORM_SENSOR_INTERVAL", "3"))
 
 
