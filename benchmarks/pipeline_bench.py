@@ -4,14 +4,16 @@
 
 (`make bench` installs the `perf` extra and runs this; benchmarks/README.md says what is measured.)
 
-On the demo generator's landing files (`pipeline_data`), three contenders build
+On the demo generator's landing files (`pipeline_data`), four contenders build
 user_daily_features from scratch, each in processes of its own, round after round so that all
 see the same background load:
 
 1. platform: fresh DAGSTER_HOME and warehouse, then the CLI range backfills a user runs, each a
    single run with its checks (`pipeline_platform`);
 2. script: one hand-written DuckDB SQL script, no orchestration (`pipeline_script`);
-3. pandas: the same pipeline in pandas (`pipeline_pandas`).
+3. layered: the same script persisting the raw layer first and reading the events back from it,
+   as the platform does (`pipeline_script --layers`): the limit for the platform's own layout;
+4. pandas: the same pipeline in pandas (`pipeline_pandas`).
 
 Each is measured from outside (`pipeline_measure`: wall, CPU of the process tree, peak RSS of
 the tree and of its largest process); the platform's own step times come from its event log.
@@ -46,7 +48,7 @@ import pipeline_platform  # noqa: E402
 import pipeline_report  # noqa: E402
 
 PACKAGES = ("dagster", "duckdb", "pandas", "pyarrow", "numpy")
-CONTENDERS = ("platform", "script", "pandas")
+CONTENDERS = ("platform", "script", "layered", "pandas")
 ASSET_STEPS = {"raw": ("raw_events",), "clean": ("clean_events",), "features": ("user_daily_features",)}
 
 
@@ -103,7 +105,7 @@ def run_platform(inp: pipeline_data.Input, work: Path, log: Path) -> dict:
     total = _sum(measures)
     total["step_s"] = sum(sum(r["steps_s"].values()) for r in runs)
     total["steps_by_asset"] = {
-        name: sum(sum(r["steps_s"].values()) for r in runs if r["assets"] == [name]) for name, _ in measures.items()
+        asset: sum(r["steps_s"].get(asset, 0.0) for r in runs) for asset in pipeline_platform.ASSETS
     }
     total["commands"] = measures
     total["runs"] = runs
@@ -134,8 +136,11 @@ def _sum(measures: dict[str, dict]) -> dict:
 def run_local(name: str, inp: pipeline_data.Input, work: Path, log: Path) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     first, last = (d.isoformat() for d in inp.event_days)
-    out = work / ("features.parquet" if name == "pandas" else "script.duckdb")
-    cmd = [sys.executable, str(HERE / f"pipeline_{name}.py"), str(inp.data_dir), str(out), first, last]
+    out = work / ("features.parquet" if name == "pandas" else f"{name}.duckdb")
+    program = (
+        [str(HERE / "pipeline_script.py"), "--layers"] if name == "layered" else [str(HERE / f"pipeline_{name}.py")]
+    )
+    cmd = [sys.executable, *program, str(inp.data_dir), str(out), first, last]
     m = pipeline_measure.run(cmd, log=log)
     if m.returncode:
         raise RuntimeError(f"{name} failed ({m.returncode}); see {log}")

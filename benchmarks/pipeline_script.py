@@ -13,6 +13,14 @@ quarantines the rows that break one, keeps the latest copy of each event id per 
 the users' history from the daily snapshots and writes `user_daily_features` with the same
 aggregation as platform/ml_platform/features/user_daily_features.py. No ledger, no accounting,
 no Dagster: that is what makes it the limit.
+
+    python benchmarks/pipeline_script.py --layers DATA_DIR OUT.duckdb FIRST_DAY LAST_DAY
+
+is the limit for the platform's own layout ("layered" in the benchmark): the same script, except
+that the events are first persisted the way the platform's raw layer keeps them (one row per
+landed row with its file, row number, landing day and ingestion time, the values as a JSON record
+of text, written file by file) and the clean layer reads them back from there. The difference
+between the two is what keeping a raw layer costs in DuckDB alone, without Dagster.
 """
 
 from __future__ import annotations
@@ -47,16 +55,22 @@ def _flat_scan(scan: str, columns: set[str]) -> str:
     return f"SELECT filename AS source_file, FALSE AS nested, {', '.join(cols)} FROM {scan}"
 
 
-def main(data_dir: Path, out: Path, first: str, last: str) -> None:
-    started = time.perf_counter()
-    phases: dict[str, float] = {}
+def _json_scan(table: str, file_column: str, record: str) -> str:
+    """Rows of JSON objects (a JSON Lines scan, or the raw layer) as (file, nested, canonical text columns)."""
+    field = {c: f"{record} ->> '$.{c}'" for c in EVENT_COLUMNS}
+    field["device_type"] = f"COALESCE({record} ->> '$.device_type', {record} ->> '$.device')"
+    nested = " OR ".join(
+        f"coalesce(json_type({record}, '$.{c}') IN ('ARRAY', 'OBJECT'), false)" for c in (*EVENT_COLUMNS, "device")
+    )
+    return (
+        f"SELECT {file_column} AS source_file, ({nested}) AS nested, "
+        + ", ".join(f"{_text(v)} AS {c}" for c, v in field.items())
+        + f" FROM {table}"
+    )
 
-    def lap(name: str) -> None:
-        phases[name] = time.perf_counter() - started - sum(phases.values())
 
-    out.unlink(missing_ok=True)
-    con = duckdb.connect(str(out))
-    con.execute("SET TimeZone = 'UTC'")
+def _landed_files(con: duckdb.DuckDBPyConnection, data_dir: Path) -> str:
+    """The landed event files read in place, as one query of canonical text columns."""
     parts = []
     csv = _files(data_dir, "events", "csv")
     if csv:
@@ -68,17 +82,53 @@ def main(data_dir: Path, out: Path, first: str, last: str) -> None:
         parts.append(_flat_scan(scan, _columns(con, scan)))
     jsonl = _files(data_dir, "events", "jsonl")
     if jsonl:
-        field = {c: f"json ->> '$.{c}'" for c in EVENT_COLUMNS}
-        field["device_type"] = "COALESCE(json ->> '$.device_type', json ->> '$.device')"
-        nested = " OR ".join(
-            f"coalesce(json_type(json, '$.{c}') IN ('ARRAY', 'OBJECT'), false)" for c in (*EVENT_COLUMNS, "device")
-        )
         parts.append(
-            f"SELECT filename AS source_file, ({nested}) AS nested, "
-            + ", ".join(f"{_text(v)} AS {c}" for c, v in field.items())
-            + f" FROM read_json_objects({jsonl}, format = 'newline_delimited', filename = true)"
+            _json_scan(f"read_json_objects({jsonl}, format = 'newline_delimited', filename = true)", "filename", "json")
         )
-    landed = " UNION ALL ".join(parts)
+    return " UNION ALL ".join(parts)
+
+
+def _raw_layer(con: duckdb.DuckDBPyConnection, data_dir: Path) -> str:
+    """--layers: persist every landed row as the platform's raw table does, file by file in one
+    transaction, and return the query that reads them back as canonical text columns."""
+    con.execute(
+        "CREATE TABLE raw_events (landing_date DATE, source_file VARCHAR, source_row BIGINT,"
+        " ingested_at TIMESTAMP, schema_version VARCHAR, record JSON)"
+    )
+    records = {
+        # Every value as text, under the file's own column names.
+        "csv": "SELECT to_json(t) AS record FROM read_csv({f}, all_varchar = true, header = true) t",
+        "parquet": "SELECT to_json(t) AS record FROM (SELECT COLUMNS(*)::VARCHAR FROM read_parquet({f})) t",
+        "jsonl": "SELECT json AS record FROM read_json_objects({f}, format = 'newline_delimited')",
+    }
+    con.execute("BEGIN TRANSACTION")
+    for path in sorted((data_dir / "landing" / "events").glob("*/[!._]*.*")):
+        if path.suffix[1:] not in records:
+            continue
+        f = "'" + str(path).replace("'", "''") + "'"
+        con.execute(
+            f"INSERT INTO raw_events SELECT DATE '{path.parent.name}', {f}, row_number() OVER (),"
+            f" now()::TIMESTAMP, 'v1', record FROM ({records[path.suffix[1:]].format(f=f)})"
+        )
+    con.execute("COMMIT")
+    return _json_scan("raw_events", "source_file", "record")
+
+
+def main(data_dir: Path, out: Path, first: str, last: str, layers: bool = False) -> None:
+    started = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        phases[name] = time.perf_counter() - started - sum(phases.values())
+
+    out.unlink(missing_ok=True)
+    con = duckdb.connect(str(out))
+    con.execute("SET TimeZone = 'UTC'")
+    if layers:
+        landed = _raw_layer(con, data_dir)
+        lap("raw_layer")
+    else:
+        landed = _landed_files(con, data_dir)
     con.execute(
         f"""
 CREATE TEMP TABLE staged AS
@@ -195,4 +245,6 @@ def _columns(con: duckdb.DuckDBPyConnection, scan: str) -> set[str]:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4])
+    layered = sys.argv[1:2] == ["--layers"]
+    argv = sys.argv[2:] if layered else sys.argv[1:]
+    main(Path(argv[0]), Path(argv[1]), argv[2], argv[3], layers=layered)
