@@ -63,6 +63,11 @@ def _evaluations(result: dg.ExecuteInProcessResult, asset: str | None, check: st
     ]
 
 
+def contract_evaluations(result: dg.ExecuteInProcessResult) -> list:
+    """The run's `contract` check evaluations (clean tables also carry quality checks)."""
+    return _evaluations(result, None, "contract")
+
+
 def run_check(
     result: dg.ExecuteInProcessResult, asset: str | None = None, check: str | None = None
 ) -> dg.AssetCheckEvaluation:

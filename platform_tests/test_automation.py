@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from conftest import USERS_CSV, days, write_landing
-from helpers import Ticker
+from helpers import Ticker, contract_evaluations
 
 CLEAN, FEATURES, CLEAN_USERS = (
     dg.AssetKey("clean_events"),
@@ -172,10 +172,10 @@ def test_failed_blocking_check_holds_back_the_features_partition(data_dir, runne
     assert ticker.tick() == {}
 
     bad = runner.run("clean_events", partition="2026-11-10", expect_success=False)  # blocking check failed: step fails
-    [evaluation] = bad.get_asset_check_evaluations()
+    [evaluation] = contract_evaluations(bad)
     assert evaluation.asset_check_key == CONTRACT and evaluation.passed is False
     good = runner.run("clean_events", partition="2026-11-09")
-    assert [e.passed for e in good.get_asset_check_evaluations()] == [True]
+    assert [e.passed for e in contract_evaluations(good)] == [True]
 
     # The good day flows on; the day with the failed check does not.
     assert ticker.tick() == {FEATURES: {"2026-11-09"}}
@@ -210,7 +210,7 @@ def test_range_backfill_gates_features_per_partition(data_dir, runner, ticker):
 
     # The UI's backfill of three days: one run, which fails because one day broke its contract.
     backfill = runner.run("clean_events", range_=("2026-11-08", "2026-11-10"), expect_success=False)
-    assert {e.partition: e.passed for e in backfill.get_asset_check_evaluations() if e.partition} == {
+    assert {e.partition: e.passed for e in contract_evaluations(backfill) if e.partition} == {
         "2026-11-08": True,
         "2026-11-09": False,
         "2026-11-10": True,

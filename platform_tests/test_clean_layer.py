@@ -10,7 +10,7 @@ import time
 import duckdb
 
 from conftest import write_landing
-from helpers import run_check, run_metadata
+from helpers import contract_evaluations, run_check, run_metadata
 from ml_platform.warehouse.resource import connect
 
 CSV_NOV_2 = """event_id,user_id,event_type,event_time,product_id,amount
@@ -188,7 +188,7 @@ def test_accounting_balances_and_check_reports_failures(runner, data_dir):
     assert read == clean + quarantined + dups + out
     assert meta["extra_columns"] == "referrer"
     assert meta["late_rows"] == 1  # e7 landed Nov 3 for Nov 2
-    check = run_check(result)
+    check = run_check(result, check="contract")
     # 5 of 10 rows quarantined is above the 10% threshold: the blocking check fails.
     assert check.passed is False
     assert check.metadata["quarantined_rows"].value == 5
@@ -226,7 +226,7 @@ def test_single_partition_reads_only_the_raw_days_that_can_hold_it(runner, data_
         1,
         8,
     )
-    [check] = result.get_asset_check_evaluations()
+    [check] = contract_evaluations(result)
     assert check.partition == "2026-11-03"
     assert check.passed is False  # 1 of 2 owned rows quarantined
 
@@ -285,7 +285,7 @@ def test_snapshots_build_version_history(runner, data_dir):
         1,
         4,
     )
-    [check] = result.get_asset_check_evaluations()
+    [check] = contract_evaluations(result)
     assert check.passed is False and check.partition is None  # 1 of 8 rows > 1% allowed
 
 

@@ -35,14 +35,15 @@ EVENTS_PER_DAY = 50_000
 REWRITTEN_FILE = f"events_{DAY}_01.csv"
 # Columns that legitimately differ between two runs over the same input, left out of the hash:
 # when the raw layer read the file (raw rows, ingest_ledger, and carried into clean rows and
-# quarantine rows), when a row was quarantined, and when a file was (quarantined_files). Every
-# other column is compared, including the ledger's file size and modification time, so a
-# half-replaced ledger shows.
-VOLATILE_COLUMNS = ("ingested_at", "quarantined_at", "recorded_at")
+# quarantine rows), when a row was quarantined, when a file was (quarantined_files), and when a
+# partition was profiled (partition_profiles). Every other column is compared, including the
+# ledger's file size and modification time, so a half-replaced ledger shows.
+VOLATILE_COLUMNS = ("ingested_at", "quarantined_at", "recorded_at", "profiled_at")
 # The layers in the order they run, and the tables each one's write replaces part of.
 LAYERS = {
     "raw_events": {"raw_events", "ingest_ledger"},
-    "clean_events": {"clean_events", "quarantine_events"},
+    # The day's quality profile is written in the clean write's transaction, with its rows.
+    "clean_events": {"clean_events", "quarantine_events", "partition_profiles"},
     "user_daily_features": {"user_daily_features"},
 }
 

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 
 from conftest import write_landing
-from helpers import run_check, run_metadata
+from helpers import contract_evaluations, run_check, run_metadata
 
 
 def _reading(device, hour, temperature=60.5, vibration=4.2, **extra):
@@ -64,7 +64,7 @@ def test_telemetry_ranges_and_composite_key(runner, data_dir):
     ]
     meta = run_metadata(result)
     assert (meta["duplicates_removed"], meta["quarantined"]) == (1, 3)
-    [check] = result.get_asset_check_evaluations()
+    [check] = contract_evaluations(result)
     assert check.passed is False  # 3 of 7 quarantined > 5%
 
 

@@ -209,6 +209,8 @@ def test_lineage_columns_and_checks(flow: Flow, platform: Platform):
     # Its checks tab: the blocking contract check and its last result.
     page.get_by_text("Checks", exact=True).first.click()
     expect(page).to_have_url(re.compile(r"view=checks"))
+    # The list also holds the quality checks (completeness, late_arrivals, volume): pick the contract.
+    page.get_by_text("contract", exact=True).first.click()
     expect(page.get_by_text("This is a blocking asset check.", exact=False)).to_be_visible()
     expect(page.get_by_text("contract", exact=True).first).to_be_visible()
     expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible()  # the check list
@@ -332,6 +334,7 @@ def test_failing_check_is_visible(flow: Flow, platform: Platform):
     )
 
     flow.goto("/assets/clean_events?view=checks")
+    page.get_by_text("contract", exact=True).first.click()
     page.get_by_role("tab", name="Execution history").or_(
         page.get_by_text("Execution history", exact=True)
     ).first.click()

@@ -197,8 +197,10 @@ def publish_contract_table(
     verdicts: tuple[Verdict, dict[str, Verdict]],
     metadata: dict,
     partition_metadata: dict[str, dict] | None = None,
+    more_checks: list[CheckOutcome] | None = None,
 ) -> Iterator:
-    """What a clean or curated table's run records: its rows, a preview and its contract verdicts."""
+    """What a clean or curated table's run records: its rows, a preview, its contract verdicts and
+    the outcomes of its other checks (`more_checks`)."""
     with warehouse.read() as con:
         total, preview = table.summary(con, window)
     run_verdict, partition_verdicts = verdicts
@@ -208,6 +210,6 @@ def publish_contract_table(
         partition_rows=partition_rows,
         total_rows=total,
         metadata={**metadata, "preview": preview},
-        checks=[CheckOutcome(CONTRACT_CHECK, run_verdict, partition_verdicts, blocking=True)],
+        checks=[CheckOutcome(CONTRACT_CHECK, run_verdict, partition_verdicts, blocking=True), *(more_checks or [])],
         partition_metadata=partition_metadata,
     )

@@ -14,11 +14,14 @@ from ml_platform.checks.contract import (
     evaluate_contract,
     publish_contract_table,
 )
+from ml_platform.clean.staging import too_late_rule
 from ml_platform.clean.write import CleanAccounting, clean_table, write_clean
 from ml_platform.contracts import table_contract as tc
 from ml_platform.dagster_previews import acknowledged
 from ml_platform.ingestion.spec import SourceSpec
 from ml_platform.partitions import daily_partitions, run_window, window_keys, window_label
+from ml_platform.quality.checks import evaluate_quality, quality_check_specs, record_quality_profiles
+from ml_platform.quality.late_arrivals import Arrivals, beyond_tolerance_counts
 from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse
 
 
@@ -65,7 +68,9 @@ def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
             check_specs=[
                 contract_check_spec(
                     key, spec.contract, partitions_def, f"Fails above {spec.max_quarantine_fraction:.0%} quarantined."
-                )
+                ),
+                # Snapshot sources have no days to compare; their quality checks are still to come.
+                *(quality_check_specs(key, spec.quality, partitions_def) if partitions_def else []),
             ],
             automation_condition=on_upstream_update(),
         )
@@ -73,11 +78,29 @@ def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
             window = run_window(context) if spec.is_partitioned else None
             with warehouse.transaction() as con:
                 acc = write_clean(con, spec, window)
+                if window:
+                    record_quality_profiles(
+                        con, spec.quality, spec.clean_table, spec.partition_column, spec.source_columns, window
+                    )
             context.log.info(f"{spec.clean_table} {window_label(window)}: {acc}")
             partitions = window_keys(window) if window else []
             verdicts = evaluate_contract(
                 warehouse, table, window, partitions, _quarantine_figures(spec, acc, partitions)
             )
+            quality = []
+            if window:
+                with warehouse.read() as con:
+                    beyond = beyond_tolerance_counts(con, spec.quarantine_table, too_late_rule(spec), window)
+                    arrivals = {p: _arrivals(acc, p, beyond) for p in partitions}
+                    quality = evaluate_quality(
+                        con,
+                        spec.quality,
+                        spec.clean_table,
+                        spec.source_columns,
+                        window,
+                        arrivals,
+                        spec.late_tolerance_days,
+                    )
             metadata = {
                 "raw_rows_scanned": acc.raw_rows_scanned,
                 "accepted_rows": acc.accepted,
@@ -102,9 +125,16 @@ def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
                 partition_metadata={
                     p: {f"partition_{k}": v for k, v in figures.items()} for p, figures in acc.by_partition.items()
                 },
+                more_checks=quality,
             )
 
     return _clean
+
+
+def _arrivals(acc: CleanAccounting, partition: str, beyond_tolerance: dict[str, int]) -> Arrivals:
+    figures = acc.by_partition.get(partition, {})
+    valid = sum(figures.get(k, 0) for k in ("accepted", "duplicates_removed", "deleted_at_source"))
+    return Arrivals(valid, figures.get("late_rows", 0), beyond_tolerance.get(partition, 0))
 
 
 def _quarantine_figures(spec: SourceSpec, acc: CleanAccounting, partitions: list[str]) -> QuarantineFigures:

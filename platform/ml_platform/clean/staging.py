@@ -35,6 +35,11 @@ SCHEMA_RULE_COLUMN = "_schema"
 CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
 
 
+def too_late_rule(spec: SourceSpec) -> str:
+    """The quarantine rule of rows that landed more than the tolerance after their event day."""
+    return f"{spec.event_time_column}:{RULE_TOO_LATE}({spec.late_tolerance_days}d)"
+
+
 def raw_window(spec: SourceSpec, window: DateWindow) -> DateWindow:
     """Landing dates that can hold rows owned by partitions in `window`."""
     return (window[0] - dt.timedelta(days=1), window[1] + dt.timedelta(days=spec.late_tolerance_days))
@@ -143,7 +148,7 @@ def staged_rows_sql(
             spec.event_time_column,
             f"({t_text} IS NOT NULL AND {t} IS NULL)",
         ),
-        tc.RowRule(f"{spec.event_time_column}:{RULE_TOO_LATE}({tolerance}d)", spec.event_time_column, too_late),
+        tc.RowRule(too_late_rule(spec), spec.event_time_column, too_late),
         tc.RowRule(f"{spec.event_time_column}:{RULE_FUTURE}", spec.event_time_column, future),
     ]
     partition_expr = f"CASE WHEN {t} IS NULL OR {too_late} OR {future} THEN landing_date ELSE {day} END"

@@ -14,6 +14,7 @@ from typing import Literal, get_args
 import pandera.ibis as pa
 
 from ml_platform.contracts.lineage import HistoryColumns, LineageColumns
+from ml_platform.quality.rules import QualityRules
 
 # strict: any change of columns fails; add_only: new columns allowed, removed ones fail;
 # flexible: missing columns become null and extra ones are recorded.
@@ -51,6 +52,8 @@ class SourceSpec:
     # Texts that mean "no value" (e.g. 'NA', '\\N'): read as null before typing. None by default
     # for sources with real nulls (databases, JSON APIs); file sources default to the common markers.
     null_values: tuple[str, ...] = ()
+    # Thresholds of the clean table's quality checks (volume, completeness), per source.
+    quality: QualityRules = field(default_factory=QualityRules)
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
