@@ -77,16 +77,15 @@ def cache_alembic_scripts() -> None:
 
 def _warm_alembic() -> None:
     """Parse the migrations of Dagster's SQLite stores now, in the fork server."""
+    from alembic.script import ScriptDirectory
     from dagster._core.storage.event_log.sqlite import sqlite_event_log
     from dagster._core.storage.runs.sqlite import sqlite_run_storage
     from dagster._core.storage.schedules.sqlite import sqlite_schedule_storage
     from dagster._core.storage.sql import get_alembic_config
 
+    # One folder today (the three stores share it); each is named so a split would be warmed too.
     for module in (sqlite_event_log, sqlite_run_storage, sqlite_schedule_storage):
-        config = get_alembic_config(module.__file__)
-        from alembic.script import ScriptDirectory
-
-        ScriptDirectory.from_config(config).as_revision_number("head")
+        ScriptDirectory.from_config(get_alembic_config(module.__file__)).as_revision_number("head")
 
 
 def preload() -> None:

@@ -90,8 +90,7 @@ def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
             quality = []
             if window:
                 with warehouse.read() as con:
-                    beyond = beyond_tolerance_counts(con, spec.quarantine_table, too_late_rule(spec), window)
-                    arrivals = {p: _arrivals(acc, p, beyond) for p in partitions}
+                    arrivals = _arrivals(con, spec, acc, window) if spec.quality.late_arrivals else {}
                     quality = evaluate_quality(
                         con,
                         spec.quality,
@@ -131,10 +130,16 @@ def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
     return _clean
 
 
-def _arrivals(acc: CleanAccounting, partition: str, beyond_tolerance: dict[str, int]) -> Arrivals:
-    figures = acc.by_partition.get(partition, {})
-    valid = sum(figures.get(k, 0) for k in ("accepted", "duplicates_removed", "deleted_at_source"))
-    return Arrivals(valid, figures.get("late_rows", 0), beyond_tolerance.get(partition, 0))
+def _arrivals(con, spec: SourceSpec, acc: CleanAccounting, window) -> dict[str, Arrivals]:
+    """Each written day's valid rows, late rows (from the write's accounting) and rows that landed
+    on it beyond the tolerance (from the quarantine)."""
+    beyond = beyond_tolerance_counts(con, spec.quarantine_table, too_late_rule(spec), window)
+    arrivals = {}
+    for partition in window_keys(window):
+        figures = acc.by_partition.get(partition, {})
+        valid = sum(figures.get(k, 0) for k in ("accepted", "duplicates_removed", "deleted_at_source"))
+        arrivals[partition] = Arrivals(valid, figures.get("late_rows", 0), beyond.get(partition, 0))
+    return arrivals
 
 
 def _quarantine_figures(spec: SourceSpec, acc: CleanAccounting, partitions: list[str]) -> QuarantineFigures:

@@ -43,7 +43,7 @@ def record_quality_profiles(
     con: duckdb.DuckDBPyConnection, rules: QualityRules, table: str, day_column: str, columns: list[str], window
 ) -> None:
     """Inside the write's transaction: the written days' profiles, the checks' history."""
-    if rules.enabled:
+    if rules.reads_history:
         record_profiles(con, table, day_column, columns, window)
 
 
@@ -59,27 +59,34 @@ def evaluate_quality(
 ) -> list[CheckOutcome]:
     """The quality checks' outcomes for the days of `window`, from the stored profiles and each
     day's `arrivals` (days missing there had no rows)."""
-    if not rules.enabled:
-        return []
     today = today or dt.datetime.now(dt.UTC).date()
-    first = window[0] - dt.timedelta(days=rules.history_days)
-    profiles = read_profiles(con, table, (first, window[1]))
-    days = {key: dt.date.fromisoformat(key) for key in window_keys(window)}
+    profiles = {}
+    if rules.reads_history:
+        profiles = read_profiles(con, table, (window[0] - dt.timedelta(days=rules.history_days), window[1]))
+    no_rows = Arrivals(0, 0, 0)
+    # Each enabled check: its judge of one day, and the figure its run-level verdict sums up.
+    judges = {
+        VOLUME_CHECK: (rules.volume, lambda day: judge_volume(rules.volume, day, profiles, today), "rows"),
+        COMPLETENESS_CHECK: (
+            rules.completeness,
+            lambda day: judge_completeness(rules.completeness, day, profiles, columns),
+            None,
+        ),
+        LATE_ARRIVALS_CHECK: (
+            rules.late_arrivals,
+            lambda day: judge_late_arrivals(
+                rules.late_arrivals, day, arrivals.get(day.isoformat(), no_rows), tolerance_days
+            ),
+            "late_rows",
+        ),
+    }
     outcomes = []
-    if rules.volume is not None:
-        by_day = {key: judge_volume(rules.volume, day, profiles, today) for key, day in days.items()}
-        summary = {"partitions": len(by_day), "rows": sum(v.metadata["rows"] for v in by_day.values())}
-        outcomes.append(CheckOutcome(VOLUME_CHECK, worst(by_day, summary, "volume"), by_day))
-    if rules.completeness is not None:
-        by_day = {key: judge_completeness(rules.completeness, day, profiles, columns) for key, day in days.items()}
+    for name, (rule, judge, total) in judges.items():
+        if rule is None:
+            continue
+        by_day = {key: judge(dt.date.fromisoformat(key)) for key in window_keys(window)}
         summary = {"partitions": len(by_day)}
-        outcomes.append(CheckOutcome(COMPLETENESS_CHECK, worst(by_day, summary, "completeness"), by_day))
-    if rules.late_arrivals is not None:
-        none = Arrivals(0, 0, 0)
-        by_day = {
-            key: judge_late_arrivals(rules.late_arrivals, day, arrivals.get(key, none), tolerance_days)
-            for key, day in days.items()
-        }
-        summary = {"partitions": len(by_day), "late_rows": sum(v.metadata["late_rows"] for v in by_day.values())}
-        outcomes.append(CheckOutcome(LATE_ARRIVALS_CHECK, worst(by_day, summary, "late arrivals"), by_day))
+        if total:
+            summary[total] = sum(v.metadata[total] for v in by_day.values())
+        outcomes.append(CheckOutcome(name, worst(by_day, summary, name), by_day))
     return outcomes

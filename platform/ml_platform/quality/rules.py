@@ -116,5 +116,10 @@ class QualityRules:
         return max(windows, default=0)
 
     @property
+    def reads_history(self) -> bool:
+        """Whether a check compares a day with earlier days (and so needs the stored profiles)."""
+        return self.volume is not None or self.completeness is not None
+
+    @property
     def enabled(self) -> bool:
         return any(r is not None for r in (self.volume, self.completeness, self.late_arrivals))
