@@ -42,13 +42,26 @@ demo-data: install
 # The demo also serves a fake weather API on 127.0.0.1:$(WEATHER_PORT) for the REST source,
 # unless ML_PLATFORM_WEATHER_API_URL already points at a real one.
 WEATHER_PORT ?= 8765
+# Prometheus metrics (ml_platform.monitoring) are served on http://127.0.0.1:$(METRICS_PORT)/metrics.
+METRICS_PORT ?= $(or $(ML_PLATFORM_METRICS_PORT),9108)
+# Curated tables pseudonymize user ids with a secret key: ML_PLATFORM_PSEUDONYM_KEY, or else a random
+# one made on the first start and kept in $(DAGSTER_HOME)/pseudonym_key (README: Privacy).
 dev: install demo-data
 	mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
-	@if [ -z "$$ML_PLATFORM_WEATHER_API_URL" ]; then \
+	@if [ -z "$$ML_PLATFORM_PSEUDONYM_KEY" ] && [ ! -s "$(DAGSTER_HOME)/pseudonym_key" ]; then \
+	  (umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(32))' > "$(DAGSTER_HOME)/pseudonym_key"); \
+	fi
+	@if [ -z "$$ML_PLATFORM_PSEUDONYM_KEY" ]; then \
+	  export ML_PLATFORM_PSEUDONYM_KEY="$$(cat "$(DAGSTER_HOME)/pseudonym_key")"; \
+	fi; \
+	if [ -z "$$ML_PLATFORM_WEATHER_API_URL" ]; then \
 	  $(PY) -m ml_platform.demo.weather_api --port $(WEATHER_PORT) & api=$$!; \
 	  trap "kill $$api 2>/dev/null" EXIT INT TERM; \
 	  export ML_PLATFORM_WEATHER_API_URL=http://127.0.0.1:$(WEATHER_PORT); \
 	fi; \
+	export ML_PLATFORM_UI_URL="$${ML_PLATFORM_UI_URL:-http://127.0.0.1:$(PORT)}"; \
+	DAGSTER_HOME="$(DAGSTER_HOME)" $(PY) -m ml_platform.monitoring --port $(METRICS_PORT) & metrics=$$!; \
+	trap "kill $$metrics $$api 2>/dev/null" EXIT INT TERM; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 
 test: install system-deps lint

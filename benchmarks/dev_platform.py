@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -96,6 +97,8 @@ def _env(repo: Path, data_dir: Path, home: Path | None) -> dict[str, str]:
     }
     for name in ("ML_PLATFORM_WAREHOUSE", "ML_PLATFORM_SENSOR_INTERVAL", "ML_PLATFORM_WEATHER_API_URL"):
         env.pop(name, None)  # as `make dev` runs it: every default
+    # `make dev` makes a random pseudonym key on first start when none is set; so does this.
+    env.setdefault("ML_PLATFORM_PSEUDONYM_KEY", secrets.token_hex(32))
     if home is not None:
         env["DAGSTER_HOME"] = str(home)
     return env

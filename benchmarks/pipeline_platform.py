@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,9 @@ def setup(work: Path, landing: Path) -> dict[str, str]:
     data.mkdir(parents=True)
     subprocess.run(["cp", "-al", str(landing), str(data / "landing")], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_PLATFORM_", "DAGSTER_"))}
-    env |= {"DAGSTER_HOME": str(home), "ML_PLATFORM_DATA_DIR": str(data)}
+    # The features pseudonymize user ids with this key; pipeline_report.compare, in this process, reads it too.
+    key = os.environ.setdefault("ML_PLATFORM_PSEUDONYM_KEY", secrets.token_hex(32))
+    env |= {"DAGSTER_HOME": str(home), "ML_PLATFORM_DATA_DIR": str(data), "ML_PLATFORM_PSEUDONYM_KEY": key}
     subprocess.run([DAGSTER, "instance", "migrate"], env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return env
 

@@ -10,6 +10,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from helpers import TEST_PSEUDONYM_KEY
+
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -19,6 +21,13 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(root))
     monkeypatch.delenv("ML_PLATFORM_WAREHOUSE", raising=False)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _test_pseudonym_key(monkeypatch: pytest.MonkeyPatch):
+    """Every test, and every process it starts, pseudonymizes with the tests' key (never the
+    developer's): helpers.pseudonym computes the same values."""
+    monkeypatch.setenv("ML_PLATFORM_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
 
 
 @pytest.fixture(autouse=True)

@@ -184,9 +184,13 @@ class RunServer:
     """The server process with ML_PLATFORM_DATA_DIR=`data_dir`; its stderr (Dagster's log) goes to `log_path`."""
 
     def __init__(self, data_dir: Path, log_path: Path):
+        from helpers import TEST_PSEUDONYM_KEY  # the tests' side only: the server process never needs it
+
         env = {
             **os.environ,
             "ML_PLATFORM_DATA_DIR": str(data_dir),
+            # Started by a module-scoped fixture, before conftest's per-test key is set.
+            "ML_PLATFORM_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "platform"), os.environ.get("PYTHONPATH")])),
             "DAGSTER_DISABLE_TELEMETRY": "1",
         }

@@ -9,20 +9,26 @@
 - `create_table`, `entity_frame`, `connect`: the point-in-time property tests' inputs in DuckDB.
 - `run_check` is a run's check result for the whole run (the only one of a one-partition run,
   the unpartitioned one of a range); `partition_checks` the per-partition ones of a range.
+- `pseudonym` is what curated tables hold for a raw user id, under the tests' key; `raw_ids`
+  shows pseudonyms in query rows as the ids they stand for.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
+from ml_platform.results import PLOTTED_PREFIX
+
 
 def _per_partition(key: str) -> bool:
     """Metadata that differs per partition of a range run."""
-    return key == "dagster/partition_row_count" or key.startswith("partition_")
+    return key == "dagster/partition_row_count" or key.startswith(("partition_", PLOTTED_PREFIX))
 
 
 def tick(defs: dg.Definitions, instance: dg.DagsterInstance, sensor: str, cursor: str | None = None):
@@ -50,9 +56,15 @@ def run_metadata(result: dg.ExecuteInProcessResult, asset: str | None = None) ->
     return shared[0]
 
 
-def partition_metadata(result: dg.ExecuteInProcessResult, asset: str | None = None) -> dict[str, dict[str, Any]]:
-    """Each partition's own metadata values, by partition key."""
-    return {m.partition: {k: v.value for k, v in m.metadata.items()} for m in _materializations(result, asset)}
+def partition_metadata(
+    result: dg.ExecuteInProcessResult, asset: str | None = None, plotted: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Each partition's own metadata values, by partition key; the quality checks' plotted figures
+    (`quality/...`, see results.py) only with `plotted`."""
+    return {
+        m.partition: {k: v.value for k, v in m.metadata.items() if plotted or not k.startswith(PLOTTED_PREFIX)}
+        for m in _materializations(result, asset)
+    }
 
 
 def _evaluations(result: dg.ExecuteInProcessResult, asset: str | None, check: str | None) -> list:
@@ -144,3 +156,23 @@ def connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     return con
+
+
+# The key every test runs with (conftest's data_dir, platform_server): a test value, not a secret.
+TEST_PSEUDONYM_KEY = "test-pseudonym-key-0123456789abcdef0123456789"
+
+
+def pseudonym(raw: str, key: str = TEST_PSEUDONYM_KEY) -> str:
+    """What curated tables hold for the raw id `raw`, computed in Python (hmac), independently of
+    the platform's SQL: 'p_' and the first 32 hex digits of HMAC-SHA256(key, raw)."""
+    return "p_" + hmac.new(key.encode(), raw.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def raw_ids(rows: list[tuple], *ids: str, column: int = 0) -> list[tuple]:
+    """Query rows with the pseudonym of each of `ids` in `column` shown as that id, so expectations
+    stay readable ("u1"); any other value becomes ("not a pseudonym of", value), so a raw id that
+    reached the table still fails the comparison."""
+    names = {pseudonym(raw): raw for raw in ids}
+    return [
+        (*row[:column], names.get(row[column], ("not a pseudonym of", row[column])), *row[column + 1 :]) for row in rows
+    ]

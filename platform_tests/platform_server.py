@@ -33,6 +33,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import requests
 
+from helpers import TEST_PSEUDONYM_KEY
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 STARTUP_TIMEOUT = 120.0
@@ -436,6 +438,7 @@ def running_platform(tmp_path: Path, sensor_interval: int = 3, name: str = "dags
         "DAGSTER_HOME": str(home),
         "ML_PLATFORM_DATA_DIR": str(data_dir),
         "ML_PLATFORM_SENSOR_INTERVAL": str(sensor_interval),
+        "ML_PLATFORM_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "platform"), os.environ.get("PYTHONPATH")])),
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "PYTHONUNBUFFERED": "1",

@@ -39,6 +39,8 @@ FORBIDDEN = {
     "clean": {"source_kinds", "curated", "sources", "features", "discovery"},
     "checks": {"source_kinds", "clean", "curated", "sources", "features", "discovery"},
     "curated": {"ingestion", "source_kinds", "clean", "sources", "features", "discovery"},
+    # Quality judges tables and figures it is handed; sources and layers call it, never the reverse.
+    "quality": {"ingestion", "source_kinds", "clean", "curated", "checks", "sources", "features", "discovery"},
     "source_kinds": {"clean", "curated", "sources", "features", "discovery"},
     # Reading training data works on warehouse tables, not on how they were built.
     "training": {"ingestion", "source_kinds", "clean", "checks", "results", "sources", "modeling"},

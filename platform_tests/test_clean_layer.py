@@ -206,9 +206,10 @@ def test_accounting_balances_and_check_reports_failures(runner, data_dir):
         {
             "file": "events/2026-11-02/a.csv",
             "row": 5,
+            # user_id is personal: the UI's sample masks it (moved last by the JSON patch that masks it).
             "record": (
-                '{"event_id":"e4","user_id":"u2","event_type":"purchase","event_time":"2026-11-02T12:00:00Z",'
-                '"product_id":"P2","amount":"-3"}'
+                '{"event_id":"e4","event_type":"purchase","event_time":"2026-11-02T12:00:00Z",'
+                '"product_id":"P2","amount":"-3","user_id":"***"}'
             ),
         }
     ]

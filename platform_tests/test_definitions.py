@@ -33,8 +33,11 @@ def test_asset_specs_snapshot(defs):
             "partitioned": True,
             "single_run_backfill": True,
             "pool": {"duckdb"},
-            # File sources also check that every landed file was read in full.
-            "checks": ["schema"] if source in {"transactions", "weather"} else ["files", "schema"],
+            # File sources also check that every landed file was read in full; every source's
+            # landing_freshness says whether it still lands.
+            "checks": ["landing_freshness", "schema"]
+            if source in {"transactions", "weather"}
+            else ["files", "landing_freshness", "schema"],
             "automated": False,
         }
 
@@ -45,8 +48,16 @@ def test_asset_specs_snapshot(defs):
             "partitioned": partitioned,
             "single_run_backfill": partitioned,
             "pool": {"duckdb"},
-            # Partitioned clean tables are also judged against their own history.
-            "checks": ["completeness", "contract", "late_arrivals", "volume"] if partitioned else ["contract"],
+            # Partitioned clean tables are also judged against their own history; keys are unique in
+            # all; events and transactions point at users and products.
+            "checks": sorted(
+                (
+                    ["completeness", "contract", "late_arrivals", "uniqueness", "volume"]
+                    if partitioned
+                    else ["contract", "uniqueness"]
+                )
+                + (["references"] if source in {"events", "transactions"} else [])
+            ),
             "automated": True,
         }
 
@@ -60,7 +71,9 @@ def test_asset_specs_snapshot(defs):
         "partitioned": True,
         "single_run_backfill": True,
         "pool": {"duckdb"},
-        "checks": ["contract"],
+        # Features are watched for drift; labels (below) are not. Every curated table proves it
+        # holds no raw personal value (privacy).
+        "checks": ["contract", "drift", "privacy"],
         "automated": True,
     }
     # A feature view reads the 30 days before its partition, and the users history as of then.
@@ -75,6 +88,8 @@ def test_asset_specs_snapshot(defs):
     expected["user_transactions"] = curated("clean_transactions")
     expected["churn_label"] = curated("clean_events", group="labels")
     expected["device_failure_label"] = curated("clean_telemetry", "clean_maintenance", group="labels")
+    for label in ("churn_label", "device_failure_label"):
+        expected[label]["checks"] = ["contract", "privacy"]
 
     def unpartitioned(*deps, group="training", pool=("duckdb",)):
         return {
@@ -102,10 +117,12 @@ def test_checks_are_partitioned_like_their_asset_and_contracts_block(defs):
     for key in graph.get_all_asset_keys():
         for check_key in graph.get_check_keys_for_assets({key}):
             spec = graph.get(check_key)
-            # Contracts guard what comes after; a raw schema change is raised, never blocking,
-            # because raw keeps every row whatever its columns.
-            assert spec.blocking is (check_key.name == "contract"), check_key
-            assert spec.partitions_def == graph.get(key).partitions_def, check_key
+            # Contracts guard what comes after, and so does privacy (a raw id must not spread);
+            # a raw schema change is raised, never blocking, because raw keeps every row whatever its columns.
+            assert spec.blocking is (check_key.name in ("contract", "privacy")), check_key
+            # How long ago a source last landed is about the source, not about one day.
+            partitions_def = None if check_key.name == "landing_freshness" else graph.get(key).partitions_def
+            assert spec.partitions_def == partitions_def, check_key
 
 
 def test_clean_assets_show_contract_column_schema(defs):
@@ -131,13 +148,16 @@ def test_clean_assets_show_contract_column_schema(defs):
 def test_sensors_run_by_default(defs):
     sensors = {s.name: s for s in defs.sensors}
     assert set(sensors) == {
+        "alerts",
         "automation",
         "events_landing_sensor",
         "maintenance_landing_sensor",
         "products_landing_sensor",
+        "quality_reports",
         "telemetry_landing_sensor",
         "transactions_change_sensor",
         "users_landing_sensor",
+        "landing_freshness_sensor",
     }
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
     # Without an API endpoint configured, a running schedule would only produce failed runs.

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import USERS_CSV, write_landing
-from helpers import run_metadata
+from helpers import raw_ids, run_metadata
 from ml_platform.demo import generate
 
 FEATURE_EVENTS = """event_id,user_id,event_type,event_time,product_id,amount,device_type,session_id
@@ -30,8 +30,9 @@ def test_user_daily_features_exact(runner, data_dir):
     runner.run("clean_users")
     runner.run("raw_events", partition="2026-11-02")
     result = runner.run("clean_events", "user_daily_features", partition="2026-11-02")
-    rows = runner.query("SELECT * FROM user_daily_features ORDER BY user_id")
-    assert rows == [
+    # User ids are pseudonymized (shown as the ids they stand for).
+    rows = raw_ids(runner.query("SELECT * FROM user_daily_features"), "u1", "u2", "u3")
+    assert sorted(rows, key=lambda r: r[0]) == [
         # mobile 3 vs desktop 2; signup 2026-10-01 -> 32 days
         ("u1", dt.date(2026, 11, 2), 5, 2, 2, 30.0, 15.0, 20.0, 1, "mobile", 32),
         # tablet/desktop tie -> alphabetical

@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from helpers import pseudonym
 from ml_platform.training import FeatureTable, point_in_time_join
 from ml_platform.training.frontier import available_since, frontier_table, refresh_frontier
 from ml_platform.warehouse import sql
@@ -102,7 +103,8 @@ def test_a_feature_view_keeps_its_frontier_through_late_data(runner, data_dir):
     # 11-09 row became known too: they never answer a lookup, so they are off the frontier.
     assert runner.query(
         "SELECT strftime(as_of_date, '%m-%d'), strftime(__available, '%m-%d') FROM user_activity__frontier"
-        " WHERE user_id = 'u2' ORDER BY 1"
+        " WHERE user_id = ? ORDER BY 1",
+        [pseudonym("u2")],  # curated tables hold user ids pseudonymized
     ) == [
         ("11-04", "11-04"),
         ("11-05", "11-05"),

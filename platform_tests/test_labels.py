@@ -10,7 +10,7 @@ import json
 import dagster as dg
 
 from conftest import write_landing
-from helpers import run_metadata
+from helpers import pseudonym, run_metadata
 from ml_platform.discovery import discover_labels, discover_specs
 
 EVENTS = "event_id,user_id,event_type,event_time,product_id,amount,device_type,session_id\n"
@@ -39,24 +39,27 @@ def test_churn_is_written_only_for_settled_days_with_exact_horizon_edges(runner,
     runner.run("raw_events", range_=("2026-09-02", "2026-10-10"))
     runner.run("clean_events", range_=("2026-09-01", "2026-10-11"))
     runner.run("churn_label", range_=("2026-09-03", "2026-09-09"))
+    u1, u2 = pseudonym("u1"), pseudonym("u2")  # label rows carry pseudonymized user ids
     assert runner.query(
         "SELECT strftime(as_of_date, '%m-%d'), user_id, churned, days_to_next_purchase, "
         "event_timestamp = CAST(as_of_date AS TIMESTAMP) FROM churn_label ORDER BY ALL"
-    ) == [
-        # u1 bought on 09-02, then on 10-04: as of 09-04 the 30 days end on 10-03 (churned); as of
-        # 09-05 they hold 10-04, the last day of the horizon.
-        ("09-03", "u1", True, None, True),
-        ("09-04", "u1", True, None, True),
-        # u2 is a customer from the day after its first purchase (09-03).
-        ("09-04", "u2", False, 16, True),
-        ("09-05", "u1", False, 29, True),
-        ("09-05", "u2", False, 15, True),
-        ("09-06", "u1", False, 28, True),
-        ("09-06", "u2", False, 14, True),
-        ("09-07", "u1", False, 27, True),
-        ("09-07", "u2", False, 13, True),
-        # 09-08 and later: their horizon (plus 3 days of late events) has not passed on 10-10.
-    ]
+    ) == sorted(
+        [
+            # u1 bought on 09-02, then on 10-04: as of 09-04 the 30 days end on 10-03 (churned); as of
+            # 09-05 they hold 10-04, the last day of the horizon.
+            ("09-03", u1, True, None, True),
+            ("09-04", u1, True, None, True),
+            # u2 is a customer from the day after its first purchase (09-03).
+            ("09-04", u2, False, 16, True),
+            ("09-05", u1, False, 29, True),
+            ("09-05", u2, False, 15, True),
+            ("09-06", u1, False, 28, True),
+            ("09-06", u2, False, 14, True),
+            ("09-07", u1, False, 27, True),
+            ("09-07", u2, False, 13, True),
+            # 09-08 and later: their horizon (plus 3 days of late events) has not passed on 10-10.
+        ]
+    )
 
 
 def test_a_churn_partition_is_written_when_it_matures(runner, data_dir, instance, defs):
@@ -88,10 +91,9 @@ def test_a_churn_partition_is_written_when_it_matures(runner, data_dir, instance
         "churn_model": {None},
         "churn_leaky_model": {None},
     }
-    assert runner.query("SELECT user_id, churned FROM churn_label WHERE as_of_date = '2026-09-08' ORDER BY 1") == [
-        ("u1", False),
-        ("u2", False),
-    ]
+    assert runner.query(
+        "SELECT user_id, churned FROM churn_label WHERE as_of_date = '2026-09-08' ORDER BY 1"
+    ) == sorted([(pseudonym("u1"), False), (pseudonym("u2"), False)])
 
 
 def test_a_label_run_before_its_upstream_table_exists_writes_nothing(runner, data_dir):

@@ -184,7 +184,7 @@ def test_definitions_shape(defs):
     graph = defs.resolve_asset_graph()
     raw = graph.get(dg.AssetKey(RAW))
     assert (raw.group_name, raw.pools, raw.backfill_policy) == ("raw", {"duckdb"}, dg.BackfillPolicy.single_run())
-    assert [k.name for k in graph.get_check_keys_for_assets({raw.key})] == ["schema"]
+    assert sorted(k.name for k in graph.get_check_keys_for_assets({raw.key})) == ["landing_freshness", "schema"]
     assert graph.get(dg.AssetKey(CLEAN)).parent_keys == {raw.key}
     sensor = defs.get_sensor_def(SENSOR)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING

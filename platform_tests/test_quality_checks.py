@@ -16,11 +16,18 @@ import dagster as dg
 import pytest
 
 from conftest import days, write_landing
-from helpers import partition_checks, run_check
+from helpers import partition_checks, partition_metadata, run_check
 from ml_platform.quality.completeness import judge_completeness
 from ml_platform.quality.late_arrivals import Arrivals, judge_late_arrivals
 from ml_platform.quality.profiles import Profile
-from ml_platform.quality.rules import CompletenessRule, LateArrivalRule, QualityRules, VolumeRule
+from ml_platform.quality.rules import (
+    CompletenessRule,
+    LateArrivalRule,
+    QualityRules,
+    Reference,
+    UniquenessRule,
+    VolumeRule,
+)
 from ml_platform.quality.volume import judge_volume
 
 DAYS = days("2026-03-01", "2026-03-09")
@@ -61,7 +68,7 @@ def test_a_day_with_half_the_volume_is_an_error_and_only_that_day(backfilled):
     assert _levels(volume) == {day: ("ERROR" if day == HALF_DAY else "pass") for day in DAYS}
     half = volume[HALF_DAY]
     assert half.description == (
-        f"{HALF_DAY}: 100 rows against 200 expected (median of 7 previous days), 10.0 robust deviations below, beyond 6"
+        f"{HALF_DAY}: 100 rows against 200 expected (median of 7 previous days), 7.1 robust deviations below, beyond 6"
     )
     meta = {k: v.value for k, v in half.metadata.items()}
     assert meta == {
@@ -70,14 +77,21 @@ def test_a_day_with_half_the_volume_is_an_error_and_only_that_day(backfilled):
         "min_rows": 1,
         "judged": True,
         "expected_rows": 200.0,
-        "deviation": -10.0,
-        "warn_low": 170.0,
-        "warn_high": 230.0,
+        # The spread is the count's Poisson noise, sqrt(200) = 14.1 (the 7 days' MAD is 0, 5 % is 10).
+        "deviation": -7.071,
+        "warn_low": 157.6,
+        "warn_high": 242.4,
     }
     # The first five days have less history than the rule asks for: not judged, not failed.
     assert [volume[d].metadata["judged"].value for d in DAYS] == [False] * 5 + [True] * 4
     # After the half day the median still says 200: the ninth day is normal again.
     assert volume[NULL_DAY].metadata["deviation"].value == 0.0
+    # The figures are each partition's materialization metadata too: the asset's Plots tab graphs them.
+    plotted = partition_metadata(backfilled, "clean_events", plotted=True)
+    assert [plotted[d]["quality/volume_rows"] for d in DAYS] == [200, 200, 200, 200, 300, 200, 200, 100, 200]
+    assert plotted[HALF_DAY]["quality/volume_deviation"] == -7.071
+    assert plotted[NULL_DAY]["quality/completeness_max_null_rate"] == 0.4
+    assert "quality/volume_judged" not in plotted[HALF_DAY]  # not a number: not plotted
     run = run_check(backfilled, "clean_events", "volume")
     assert (run.passed, run.severity) == (False, ERROR)
     assert run.description.startswith(f"volume failed for {HALF_DAY}: {HALF_DAY}: 100 rows")
@@ -202,7 +216,18 @@ def test_rules_reject_thresholds_that_cannot_work():
         VolumeRule(warn_deviation=5, error_deviation=4)
     with pytest.raises(ValueError, match="within \\[0, 1\\]"):
         CompletenessRule(max_null_rate={"x": 1.5})
-    assert QualityRules(volume=None, completeness=None, late_arrivals=None).enabled is False
+    with pytest.raises(ValueError, match="across_days must be at least 1"):
+        UniquenessRule(across_days=0)
+    with pytest.raises(ValueError, match="0 <= warn_rate <= error_rate <= 1"):
+        Reference(column="user_id", table="clean_users", key="user_id", warn_rate=0.2, error_rate=0.1)
+    assert QualityRules(volume=None, completeness=None, late_arrivals=None, uniqueness=None).enabled is False
+    assert QualityRules(
+        volume=None,
+        completeness=None,
+        late_arrivals=None,
+        uniqueness=None,
+        references=(Reference(column="user_id", table="clean_users", key="user_id"),),
+    ).enabled
 
 
 def test_late_arrival_levels():

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 from conftest import write_landing
+from helpers import pseudonym
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = re.compile(r"<!-- readme-example: (\S+) -->\n```\w*\n(.*?)```", re.S)
@@ -143,4 +144,7 @@ def test_readme_training_set_snippet(runner, data_dir, monkeypatch):
     assert list(training.columns) == ["user_id", "event_timestamp", "spend_7d", "plan"]
     # u1 at 14:05 on the 7th: the 99.0 purchase of that morning is not in the features as of the 7th,
     # and the upgrade in the 7th's snapshot is not known yet. u2 on the 8th: no purchases, plan pro.
-    assert training[["user_id", "spend_7d", "plan"]].values.tolist() == [["u1", 12.5, "free"], ["u2", 0.0, "pro"]]
+    assert training[["user_id", "spend_7d", "plan"]].values.tolist() == [
+        [pseudonym("u1"), 12.5, "free"],
+        [pseudonym("u2"), 0.0, "pro"],
+    ]

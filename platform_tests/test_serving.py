@@ -8,7 +8,8 @@ import datetime as dt
 import pandas as pd
 
 from conftest import write_landing
-from helpers import run_metadata
+from helpers import pseudonym, run_metadata
+from ml_platform.privacy import pseudonymize
 from ml_platform.training import get_online_features, get_training_set
 from ml_platform.warehouse import connect
 
@@ -45,8 +46,10 @@ def test_online_lookup_is_the_training_lookup_at_that_time(runner, data_dir):
     with connect(data_dir / "warehouse.duckdb", read_only=True) as con:
         at = dt.datetime(2026, 11, 6, 12, tzinfo=dt.UTC)
         served = get_online_features(con, entities, FEATURES, at=at)
+        # Training reads curated ids, pseudonyms; serving takes the raw ones.
+        training_entities = pseudonymize(con, entities, ["user_id"])
         trained = get_training_set(
-            con, entities.assign(event_timestamp=pd.Timestamp("2026-11-06 12:00")), FEATURES
+            con, training_entities.assign(event_timestamp=pd.Timestamp("2026-11-06 12:00")), FEATURES
         ).df()
         # Two days after the last row (as of 11-08, the TTL), nothing is served.
         stale = get_online_features(con, entities, FEATURES, at=dt.datetime(2026, 11, 10, 0, 0, 1, tzinfo=dt.UTC))
@@ -55,7 +58,8 @@ def test_online_lookup_is_the_training_lookup_at_that_time(runner, data_dir):
         {"user_id": "u1", "lifetime_value": 30.0, "purchases": 2, "plan": "free"},
         {"user_id": "nobody", "lifetime_value": None, "purchases": None, "plan": None},
     ]
-    assert served.equals(trained.drop(columns=["event_timestamp"]))
+    assert trained["user_id"].tolist() == [pseudonym("u2"), pseudonym("u1"), pseudonym("nobody")]
+    assert served.drop(columns=["user_id"]).equals(trained.drop(columns=["event_timestamp", "user_id"]))
     assert stale[["lifetime_value", "purchases", "plan"]].isna().all().all()
 
 
@@ -65,9 +69,9 @@ def test_latest_features_holds_each_entitys_current_vector(runner, data_dir):
     _build(runner, data_dir, today - dt.timedelta(days=4), today)
     run = runner.run("latest_features")
     assert run_metadata(run, "latest_features")["latest_user_activity_rows"] == 2
-    assert runner.query("SELECT user_id, lifetime_value, purchases, plan FROM latest_user_activity ORDER BY 1") == [
-        ("u1", 30.0, 2, "free"),
-        ("u2", 5.0, 1, None),
-    ]
+    # Serving tables are curated: pseudonymized user ids.
+    assert runner.query(
+        "SELECT user_id, lifetime_value, purchases, plan FROM latest_user_activity ORDER BY 1"
+    ) == sorted([(pseudonym("u1"), 30.0, 2, "free"), (pseudonym("u2"), 5.0, 1, None)])
     # Views nobody has built yet are served as empty tables, not errors.
     assert runner.query("SELECT count(*) FROM latest_device_health") == [(0,)]

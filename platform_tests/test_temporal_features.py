@@ -23,9 +23,10 @@ import pytest
 from pandera.ibis import DataFrameModel, Field
 
 from conftest import write_landing
-from helpers import connect, create_table, entity_frame
+from helpers import connect, create_table, entity_frame, pseudonym
 from ml_platform.contracts.lineage import UtcTimestamp
 from ml_platform.curated import FeatureView
+from ml_platform.privacy import pseudonymize
 from ml_platform.training import TemporalFeature, TemporalView, get_training_set, temporal_join
 from ml_platform.warehouse import connect as connect_warehouse
 
@@ -577,27 +578,30 @@ def test_temporal_sees_up_to_the_entitys_minute_snapshot_up_to_midnight(runner, 
     features = ["user_activity:spend_7d", "user_activity:events_7d", "user_activity:spend_30d"]
     con = connect_warehouse(data_dir / "warehouse.duckdb", read_only=True)
     try:
+        # user_activity holds pseudonyms; the temporal features meet clean_events' raw ids through them.
+        entities_ = pseudonymize(con, entities_, ["user_id"])
         snapshot = get_training_set(con, entities_, features).fetchall()
         temporal = get_training_set(con, entities_, features, accuracy="temporal").fetchall()
     finally:
         con.close()
     at = dt.datetime
+    u1, u2 = pseudonym("u1"), pseudonym("u2")
     assert snapshot == [
         # The row as of 11-04 (days 10-28 … 11-03, known since 11-03 ended).
-        ("u1", at(2026, 11, 4, 14, 5), 170.0, 4, 170.0),
-        ("u1", at(2026, 11, 4, 9), 170.0, 4, 170.0),
+        (u1, at(2026, 11, 4, 14, 5), 170.0, 4, 170.0),
+        (u1, at(2026, 11, 4, 9), 170.0, 4, 170.0),
         # The row as of 11-05 is known only once 11-05's landing is over: still the 11-04 row.
-        ("u1", at(2026, 11, 5, 2), 170.0, 4, 170.0),
-        ("u2", at(2026, 11, 4, 14, 5), None, None, None),  # no events, no row
+        (u1, at(2026, 11, 5, 2), 170.0, 4, 170.0),
+        (u2, at(2026, 11, 4, 14, 5), None, None, None),  # no events, no row
     ]
     assert temporal == [
         # [10-28 14:05, 11-04 14:05): b2, a1, a2, a3, a4. Not b1 (14:04, a minute too old), not a5
         # (bought 14:03 but ingested 11-05), not a6 (at 14:05 itself). The 30 days keep b1.
-        ("u1", at(2026, 11, 4, 14, 5), 80.0, 5, 180.0),
+        (u1, at(2026, 11, 4, 14, 5), 80.0, 5, 180.0),
         # At 09:00 the morning purchase is still ahead: 10-28 14:04 and 14:05 are in.
-        ("u1", at(2026, 11, 4, 9), 170.0, 4, 170.0),
+        (u1, at(2026, 11, 4, 9), 170.0, 4, 170.0),
         # At 11-05 02:00: [10-29 02:00, …): a1 … a7, everything landed on 11-05 01:00 included;
         # the 30 days also b1 and b2.
-        ("u1", at(2026, 11, 5, 2), 41.0, 7, 191.0),
-        ("u2", at(2026, 11, 4, 14, 5), 0.0, 0, 0.0),  # a known user, an empty window: 0.0 and 0
+        (u1, at(2026, 11, 5, 2), 41.0, 7, 191.0),
+        (u2, at(2026, 11, 4, 14, 5), 0.0, 0, 0.0),  # a known user, an empty window: 0.0 and 0
     ]

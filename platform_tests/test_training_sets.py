@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import write_landing
-from helpers import run_metadata
+from helpers import pseudonym, run_metadata
 from ml_platform.discovery import discover_training_sets
 from ml_platform.modeling.manifest import manifest_changes
 from ml_platform.warehouse import connect
@@ -53,15 +53,16 @@ def _land(data_dir) -> None:
 
 
 def _expected_labels() -> list[tuple]:
-    """(as-of day, user, churned) for the final as-of days: newest landing (day 49) - 33 = day 16."""
+    """(as-of day, user's pseudonym, churned) for the final as-of days: newest landing (day 49) - 33 = day 16."""
     expected = []
     for as_of in range(1, 17):
         for user in range(USERS):
             purchases = _purchase_days(user)
             if purchases and purchases[0] < as_of:
                 churned = not any(as_of <= d < as_of + 30 for d in purchases)
-                expected.append((FIRST + dt.timedelta(days=as_of), f"u{user:02d}", churned))
-    return expected
+                expected.append((FIRST + dt.timedelta(days=as_of), pseudonym(f"u{user:02d}"), churned))
+    # The set's order: as-of time, then the (pseudonymized) user id.
+    return sorted(expected)
 
 
 @pytest.fixture
@@ -98,7 +99,8 @@ def test_the_training_set_is_the_label_rows_with_features_as_of_then_split_by_ti
     # stops on day 4, so it bought once (11.0, day 1); as of day 4 (08-05) that was 3 days before.
     assert runner.query(
         "SELECT lifetime_value, purchases, days_since_last_purchase, churned FROM training_set_churn "
-        "WHERE user_id = 'u01' AND event_timestamp = '2026-08-05'"
+        "WHERE user_id = ? AND event_timestamp = '2026-08-05'",
+        [pseudonym("u01")],
     ) == [(11.0, 1, 3, True)]
 
 

@@ -1,7 +1,8 @@
 """The users' three UI flows, tested in a real browser (Chromium via Playwright) on `dagster dev`.
 
 Lineage (and a clean table's columns and checks), materializing one partition by hand, the
-sensor running a landed file by itself, and a broken contract made visible. One platform serves
+sensor running a landed file by itself, a broken contract made visible, and the quality checks'
+figures plotted by partition. One platform serves
 all flows; each flow uses its own dates, far enough apart that the automation of one (raw day X
 requests clean days X-3..X+1) never touches another's, and waits until the platform is idle
 again. Every step leaves a screenshot in test-artifacts/ui/; a failing step also leaves the
@@ -46,6 +47,7 @@ LINEAGE_DAY = dt.date(2026, 1, 1)
 MANUAL_DAY = TODAY - dt.timedelta(days=20)
 SENSOR_DAY = TODAY
 BROKEN_DAY = TODAY - dt.timedelta(days=40)
+PLOTS_DAY = TODAY - dt.timedelta(days=60)
 
 
 @pytest.fixture(scope="module")
@@ -399,6 +401,33 @@ def test_materialize_partition_from_ui(flow: Flow, platform: Platform):
         assert got == expected and len(got) == 20
     finally:
         platform.set_sensor("automation", running=True)
+
+
+# --- e. the quality checks' figures, plotted per partition ------------------------------------
+def test_quality_figures_are_plotted_by_partition(flow: Flow, platform: Platform):
+    """Three days land; each clean partition's quality figures are materialization metadata, so the
+    asset's metadata Plots graph them by partition."""
+    page = flow.page
+    days = [PLOTS_DAY + dt.timedelta(days=k) for k in range(3)]
+    for k, day in enumerate(days):
+        land_drip(platform, day, seq=6, events=20 + 10 * k)  # seq 6: a CSV file
+    platform.wait_for(
+        lambda: {d.isoformat() for d in days} <= platform.materialized_partitions("clean_events") and platform.idle(),
+        FLOW_TIMEOUT,
+        what="the three clean_events partitions",
+    )
+    flow.goto("/assets/clean_events")
+    page.get_by_role("button", name="Plots").first.click()
+    # Partitioned: the plots' x axis is the partition by default.
+    expect(page.get_by_text("When graphing values by partition", exact=False).first).to_be_visible()
+    for figure in (
+        "volume_rows",
+        "completeness_max_null_rate",
+        "late_arrivals_late_rate",
+        "uniqueness_keys_on_other_days",
+    ):
+        expect(page.get_by_text(f"quality/{figure}", exact=True).first).to_be_visible()
+    flow.shot("clean_events_quality_plots")
 
 
 def _read_events(path: Path) -> list[dict]:

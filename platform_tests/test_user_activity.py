@@ -10,6 +10,8 @@ import dagster as dg
 import pandas as pd
 
 from conftest import days, write_landing
+from helpers import pseudonym, raw_ids
+from ml_platform.privacy import pseudonymize
 from ml_platform.training import get_training_set
 from ml_platform.warehouse import connect
 
@@ -49,8 +51,9 @@ def _build(runner, first: str = "2026-11-03", last: str = "2026-11-11") -> None:
 def test_values_as_of_each_day(runner, data_dir):
     _land(data_dir)
     _build(runner)
-    rows = runner.query(f"SELECT {COLUMNS} FROM user_activity ORDER BY as_of_date, user_id")
-    assert rows == [
+    # The table holds pseudonymized user ids, shown as the ids they stand for, by as-of day then user.
+    rows = raw_ids(runner.query(f"SELECT {COLUMNS} FROM user_activity"), "u1", "u2")
+    assert sorted(rows, key=lambda r: (r[1], r[0])) == [
         # user, as of, created, ltv, purchases, aov, days since purchase, spend 7d/30d, events 7d/30d, sessions, plan, country
         ("u1", "11-03", "11-03", 20.0, 1, 20.0, 1, 20.0, 20.0, 2, 2, 1, "free", "DE"),
         ("u1", "11-04", "11-03", 20.0, 1, 20.0, 2, 20.0, 20.0, 2, 2, 1, "free", "DE"),
@@ -110,7 +113,8 @@ def test_late_event_recomputes_the_days_it_changes_and_never_leaks(runner, data_
 
     late = runner.query(
         "SELECT strftime(as_of_date, '%m-%d'), strftime(created_at, '%m-%d'), lifetime_value, purchases "
-        "FROM user_activity WHERE user_id = 'u2' ORDER BY as_of_date"
+        "FROM user_activity WHERE user_id = ? ORDER BY as_of_date",
+        [pseudonym("u2")],
     )
     assert late == [
         ("11-04", "11-04", 0.0, 0),
@@ -134,10 +138,11 @@ def test_late_event_recomputes_the_days_it_changes_and_never_leaks(runner, data_
     )
     con = connect(data_dir / "warehouse.duckdb", read_only=True)
     try:
+        entities = pseudonymize(con, entities, ["user_id"])  # curated tables hold pseudonyms
         training = get_training_set(con, entities, ["user_activity:purchases", "user_activity:plan"]).fetchall()
     finally:
         con.close()
-    assert training == [
+    assert raw_ids(training, "u2") == [
         # 11-07's row is not known until 11-09: the newest row known is 11-06's (within the 2-day TTL).
         ("u2", dt.datetime(2026, 11, 7, 12), 0, 0, "pro"),
         # 11-08 23:59: the newest known row (11-06) is older than the TTL: no values rather than stale ones.

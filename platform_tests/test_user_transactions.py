@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 
 from conftest import days
+from helpers import pseudonym, raw_ids
+from ml_platform.privacy import pseudonymize
 from ml_platform.training import get_training_set
 from ml_platform.warehouse import connect
 from postgres_server import TRANSACTIONS_SCHEMA as SCHEMA
@@ -78,8 +80,9 @@ def _build(runner, first: str, last: str) -> None:
 def test_values_as_of_each_day(runner, pg):
     pg.sql(REFUND)
     _build(runner, "2026-11-18", "2026-11-21")
-    rows = runner.query(f"SELECT {COLUMNS} FROM user_transactions ORDER BY as_of_date, user_id")
-    assert rows == [
+    # The table holds pseudonymized user ids, shown as the ids they stand for, by as-of day then user.
+    rows = raw_ids(runner.query(f"SELECT {COLUMNS} FROM user_transactions"), "u1", "u2")
+    assert sorted(rows, key=lambda r: (r[1], r[0])) == [
         # user, as of, created, completed 7d/30d, EUR/USD/GBP 7d, EUR/USD/GBP 30d, refunded, failed,
         # transactions (30d), refund rate, failure rate, days since the last completed
         # All of u1's rows use a4, refunded on 11-21: they are known from the end of that day.
@@ -105,7 +108,8 @@ def test_refund_recomputes_the_days_it_changes_and_never_leaks(runner, data_dir,
     _build(runner, "2026-11-14", "2026-11-21")
     u1 = (
         "SELECT strftime(as_of_date, '%m-%d'), strftime(created_at, '%m-%d'), completed_count_30d, "
-        "completed_eur_30d, refunded_count_30d FROM user_transactions WHERE user_id = 'u1' ORDER BY as_of_date"
+        f"completed_eur_30d, refunded_count_30d FROM user_transactions WHERE user_id = '{pseudonym('u1')}'"
+        " ORDER BY as_of_date"
     )
     before = [
         ("11-14", "11-13", 2, 20.0, 0),
@@ -170,12 +174,13 @@ def test_refund_recomputes_the_days_it_changes_and_never_leaks(runner, data_dir,
     )
     con = connect(data_dir / "warehouse.duckdb", read_only=True)
     try:
+        entities = pseudonymize(con, entities, ["user_id"])  # curated tables hold pseudonyms
         training = get_training_set(
             con, entities, ["user_transactions:completed_count_30d", "user_transactions:refunded_count_30d"]
         ).fetchall()
     finally:
         con.close()
-    assert training == [
+    assert raw_ids(training, "u1") == [
         ("u1", dt.datetime(2026, 11, 16, 12), 2, 0),
         ("u1", dt.datetime(2026, 11, 18, 12), None, None),
         ("u1", dt.datetime(2026, 11, 22), 2, 1),

@@ -5,7 +5,11 @@ Every layer's assets report through here, so the UI reads the same things everyw
 - `dagster/partition_row_count` is each partition's own rows, also inside a single-run range
   backfill, where Dagster would otherwise copy the run's metadata to every partition (each
   partition gets its own figures with `context.add_asset_metadata(..., partition_key=...)`);
-- a check has one result for the run and, in a range run, one per partition.
+- a check has one result for the run and, in a range run, one per partition;
+- a `plotted` check's numeric figures are also each partition's materialization metadata, as
+  `quality/<check>_<figure>` (e.g. `quality/volume_deviation`): the UI graphs materialization
+  metadata by partition (the asset's Metadata -> Plots), not check metadata, so this is how a
+  check's measurements become a plot.
 
 The per-partition check results are what make range backfills gate downstream correctly.
 Dagster 1.13 stores a partitioned check's result only for one-partition runs; a range run's
@@ -22,6 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dagster as dg
+
+# Materialization metadata holding a check's figure, plotted per partition.
+PLOTTED_PREFIX = "quality/"
 
 
 @dataclass
@@ -42,6 +49,22 @@ class CheckOutcome:
     run_verdict: Verdict
     partition_verdicts: dict[str, Verdict]
     blocking: bool = False
+    # Its numeric figures are plotted per partition (see the module docstring).
+    plotted: bool = False
+
+
+def plotted_figures(checks: list[CheckOutcome]) -> dict[str, dict]:
+    """Partition -> `quality/<check>_<figure>` -> value, for the numeric figures of the plotted checks."""
+    figures: dict[str, dict] = {}
+    for check in checks:
+        if not check.plotted:
+            continue
+        for partition, verdict in check.partition_verdicts.items():
+            for key, value in verdict.metadata.items():
+                value = getattr(value, "value", value)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    figures.setdefault(partition, {})[f"{PLOTTED_PREFIX}{check.name}_{key}"] = value
+    return figures
 
 
 def publish(
@@ -63,16 +86,25 @@ def publish(
     """
     keys = [k for k in partition_rows if k is not None]
     ranged = len(keys) > 1
+    plotted = plotted_figures(checks)
     if ranged:
         for key in keys:
             context.add_asset_metadata(
-                {"dagster/partition_row_count": partition_rows[key], **(partition_metadata or {}).get(key, {})},
+                {
+                    "dagster/partition_row_count": partition_rows[key],
+                    **(partition_metadata or {}).get(key, {}),
+                    **plotted.get(key, {}),
+                },
                 partition_key=key,
             )
     run_metadata = {
         "dagster/row_count": total_rows,
         "dagster/table_name": table_name,
-        **({"dagster/partition_row_count": partition_rows[keys[0]]} if len(keys) == 1 else {}),
+        **(
+            {"dagster/partition_row_count": partition_rows[keys[0]], **plotted.get(keys[0], {})}
+            if len(keys) == 1
+            else {}
+        ),
         **metadata,
     }
     results = [

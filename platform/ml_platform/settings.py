@@ -55,3 +55,39 @@ def duckdb_memory_limit() -> str:
     its staging tables to `<warehouse>.tmp/` and takes about 20% longer than with DuckDB's own default
     (80% of RAM: 6 GB for that write). Raise it on machines with memory to spare for large backfills."""
     return os.environ.get("ML_PLATFORM_DUCKDB_MEMORY_LIMIT", "384MB")
+
+
+def quality_reports_dir() -> Path:
+    """Where each run's quality report goes: `<data>/reports/quality/<run_id>.json`."""
+    return data_dir() / "reports" / "quality"
+
+
+def alert_webhook_url() -> str | None:
+    """Where alerts are POSTed as JSON (`ML_PLATFORM_ALERT_WEBHOOK_URL`); unset, alerts are only
+    logged. The URL may hold a token, so it is never logged or put in an alert."""
+    return os.environ.get("ML_PLATFORM_ALERT_WEBHOOK_URL") or None
+
+
+def ui_url() -> str:
+    """The Dagster UI's address, for the run links in alerts (`ML_PLATFORM_UI_URL`, default
+    `make dev`'s `http://127.0.0.1:3000`)."""
+    return os.environ.get("ML_PLATFORM_UI_URL", "http://127.0.0.1:3000").rstrip("/")
+
+
+def metrics_port() -> int:
+    """The port the Prometheus metrics server listens on, on 127.0.0.1 (`ML_PLATFORM_METRICS_PORT`)."""
+    return int(os.environ.get("ML_PLATFORM_METRICS_PORT", "9108"))
+
+
+def pseudonym_key() -> str | None:
+    """The secret key of the keyed hash that pseudonymizes personal columns on the way to curated
+    tables (`ML_PLATFORM_PSEUDONYM_KEY`); None when unset. `ml_platform.privacy` refuses to write a
+    curated table with personal columns without it. Never logged, never stored."""
+    return os.environ.get("ML_PLATFORM_PSEUDONYM_KEY") or None
+
+
+def monitoring_interval_seconds() -> int:
+    """The shortest time between two ticks of the quality-report and alert sensors
+    (`ML_PLATFORM_MONITORING_INTERVAL`, default 15): a report or alert comes at most that long after
+    its run ended, and an idle tick costs little (three small indexed queries)."""
+    return int(os.environ.get("ML_PLATFORM_MONITORING_INTERVAL", "15"))

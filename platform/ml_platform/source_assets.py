@@ -12,6 +12,7 @@ import dagster as dg
 from ml_platform.clean.asset import clean_asset
 from ml_platform.ingestion.raw_asset import RawSide
 from ml_platform.ingestion.spec import SourceSpec
+from ml_platform.landing_freshness import landing_freshness_check
 from ml_platform.source_kinds.api import ApiSourceSpec
 from ml_platform.source_kinds.api.assets import api_raw_side
 from ml_platform.source_kinds.files import FileSourceSpec
@@ -27,10 +28,11 @@ RAW_SIDES = {
 
 
 def source_definitions(spec: SourceSpec) -> RawSide:
-    """The source's raw side with its clean asset appended."""
+    """The source's raw side with its clean asset and its landing_freshness check appended."""
     builder = next((b for kind, b in RAW_SIDES.items() if isinstance(spec, kind)), None)
     if builder is None:
         raise TypeError(f"source {spec.name}: no builder for {type(spec).__name__}")
     built = builder(spec)
     built.assets.append(clean_asset(spec, dg.AssetKey(spec.raw_table)))
+    built.assets.append(landing_freshness_check(spec))
     return built

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import dagster as dg
 import pandera.ibis as pa
 
+from ml_platform.contracts import personal
 from ml_platform.contracts import table_contract as tc
 from ml_platform.dagster_previews import acknowledged
 from ml_platform.results import CheckOutcome, Verdict, publish
@@ -73,7 +74,9 @@ def evaluate_contract(
         rule_failures = tc.count_rule_failures(con, table.contract, relation)
         pandera = tc.pandera_failures(con, table.contract, relation)
         quarantined_total = sum(quarantine.quarantined.values()) if quarantine else 0
-        by_rule = _quarantined_by_rule(con, quarantine_relation) if quarantine_relation and quarantined_total else []
+        by_rule = []
+        if quarantine_relation and quarantined_total:
+            by_rule = _quarantined_by_rule(con, quarantine_relation, tuple(personal.personal_columns(table.contract)))
         per_partition = {}
         if len(partitions) > 1:
             per_partition = _partition_verdicts(con, table, window, partitions, pandera, quarantine)
@@ -175,15 +178,22 @@ def _partition_verdicts(
     return verdicts
 
 
-def _quarantined_by_rule(con, quarantine_relation: str) -> list[dict]:
-    """Each quarantine rule with its column, row count and a few of its rows (file, row, record)."""
+def _quarantined_by_rule(con, quarantine_relation: str, personal_keys: tuple[str, ...] = ()) -> list[dict]:
+    """Each quarantine rule with its column, row count and a few of its rows (file, row, record),
+    the record's `personal_keys` masked: the UI shows no personal value."""
+    # Masked after the sample is taken: a few records, not every quarantined one.
+    record = sql.json_masked_keys("__s.record", personal_keys)
     # min_by keeps only the first rows of each rule while it aggregates: a list of every quarantined
     # row, sliced afterwards, held all of them (700,000 in a 10 M-row day did not fit 512 MB).
     rows = con.execute(
-        f"""SELECT rule, any_value(column_name), count(*),
-                   min_by({{'file': source_file, 'row': source_row, 'record': record::VARCHAR}},
-                          {{'file': source_file, 'row': source_row}}, {tc.FAILURE_SAMPLE_SIZE})
-            FROM ({quarantine_relation}) GROUP BY rule ORDER BY count(*) DESC, rule"""
+        f"""SELECT rule, column_name, rows,
+                   list_transform(sample, lambda __s: {{'file': __s.file, 'row': __s.row,
+                                                       'record': CAST({record} AS VARCHAR)}})
+            FROM (SELECT rule, any_value(column_name) AS column_name, count(*) AS rows,
+                         min_by({{'file': source_file, 'row': source_row, 'record': record}},
+                                {{'file': source_file, 'row': source_row}}, {tc.FAILURE_SAMPLE_SIZE}) AS sample
+                  FROM ({quarantine_relation}) GROUP BY rule)
+            ORDER BY rows DESC, rule"""
     ).fetchall()
     return [{"rule": r, "column": c, "rows": n, "sample": sample} for r, c, n, sample in rows]
 

@@ -14,13 +14,21 @@ from ml_platform.checks.contract import (
     evaluate_contract,
     publish_contract_table,
 )
+from ml_platform.clean.snapshot_history import snapshots_through
 from ml_platform.clean.staging import too_late_rule
 from ml_platform.clean.write import CleanAccounting, clean_table, write_clean
+from ml_platform.contracts import personal
 from ml_platform.contracts import table_contract as tc
 from ml_platform.dagster_previews import acknowledged
 from ml_platform.ingestion.spec import SourceSpec
 from ml_platform.partitions import daily_partitions, run_window, window_keys, window_label
-from ml_platform.quality.checks import evaluate_quality, quality_check_specs, record_quality_profiles
+from ml_platform.quality.checks import (
+    CheckedTable,
+    evaluate_history_quality,
+    evaluate_quality,
+    quality_check_specs,
+    record_quality_profiles,
+)
 from ml_platform.quality.late_arrivals import Arrivals, beyond_tolerance_counts
 from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse
 
@@ -28,6 +36,13 @@ from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse
 def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
     key = dg.AssetKey(spec.clean_table)
     table = clean_table(spec)
+    checked = CheckedTable(
+        spec.clean_table,
+        spec.partition_column,
+        spec.key_columns,
+        spec.source_columns,
+        frozenset(personal.personal_columns(spec.contract)),
+    )
     if spec.is_partitioned:
         partitions_def = daily_partitions()
         # Event day E can arrive on landing days E-1 (producers ahead of UTC) .. E+tolerance; days
@@ -69,37 +84,32 @@ def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
                 contract_check_spec(
                     key, spec.contract, partitions_def, f"Fails above {spec.max_quarantine_fraction:.0%} quarantined."
                 ),
-                # Snapshot sources have no days to compare; their quality checks are still to come.
-                *(quality_check_specs(key, spec.quality, partitions_def) if partitions_def else []),
+                *quality_check_specs(key, spec.quality, partitions_def, spec.key_columns),
             ],
             automation_condition=on_upstream_update(),
+            # Rebuilt whenever raw lands, so it is due as often as its source lands.
+            freshness_policy=spec.freshness.policy(),
         )
         def _clean(context: dg.AssetExecutionContext, warehouse: Warehouse):
             window = run_window(context) if spec.is_partitioned else None
             with warehouse.transaction() as con:
                 acc = write_clean(con, spec, window)
                 if window:
-                    record_quality_profiles(
-                        con, spec.quality, spec.clean_table, spec.partition_column, spec.source_columns, window
-                    )
+                    record_quality_profiles(con, spec.quality, checked, window)
             context.log.info(f"{spec.clean_table} {window_label(window)}: {acc}")
             partitions = window_keys(window) if window else []
             verdicts = evaluate_contract(
                 warehouse, table, window, partitions, _quarantine_figures(spec, acc, partitions)
             )
-            quality = []
-            if window:
-                with warehouse.read() as con:
+            with warehouse.read() as con:
+                if window:
                     arrivals = _arrivals(con, spec, acc, window) if spec.quality.late_arrivals else {}
+                    dimensions = {ref.table: snapshots_through(con, ref.table) for ref in spec.quality.references}
                     quality = evaluate_quality(
-                        con,
-                        spec.quality,
-                        spec.clean_table,
-                        spec.source_columns,
-                        window,
-                        arrivals,
-                        spec.late_tolerance_days,
+                        con, spec.quality, checked, window, arrivals, spec.late_tolerance_days, dimensions
                     )
+                else:
+                    quality = evaluate_history_quality(con, spec.quality, checked)
             metadata = {
                 "raw_rows_scanned": acc.raw_rows_scanned,
                 "accepted_rows": acc.accepted,

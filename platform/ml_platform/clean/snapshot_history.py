@@ -29,7 +29,20 @@ LATEST_DAY = dt.date(9999, 12, 31)
 
 
 def state_table(spec: SourceSpec) -> str:
-    return f"{spec.clean_table}__snapshots"
+    return history_state_table(spec.clean_table)
+
+
+def history_state_table(clean_table: str) -> str:
+    return f"{clean_table}__snapshots"
+
+
+def snapshots_through(con: duckdb.DuckDBPyConnection, clean_table: str) -> dt.date | None:
+    """The last landing day a snapshot source's history was built from (None: `clean_table` is not
+    a snapshot history, or has none yet)."""
+    state = history_state_table(clean_table)
+    if not table_exists(con, state):
+        return None
+    return con.execute(f"SELECT max(landing_date) FROM {sql.ident(state)}").fetchone()[0]
 
 
 def _signatures_sql(spec: SourceSpec) -> str:

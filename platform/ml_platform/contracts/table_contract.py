@@ -16,7 +16,8 @@ import duckdb
 import pandera.ibis as pa
 from pandera.errors import SchemaErrors
 
-from ml_platform.warehouse.sql import ident, literal
+from ml_platform.contracts import personal
+from ml_platform.warehouse.sql import ident, literal, masked
 
 # Pandera/ibis dtype name -> DuckDB column type. Timestamps are stored naive and always UTC.
 DUCKDB_TYPES = {
@@ -41,6 +42,7 @@ class ColumnContract:
     unique: bool
     description: str
     rules: tuple[str, ...] = ()  # the column's value rules in words, e.g. ">= 0.0", "in [a, b]"
+    personal: str | None = None  # `personal.PSEUDONYMIZE` or `personal.MASK` for personal data
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ def schema_of(model: type[pa.DataFrameModel]) -> pa.DataFrameSchema:
 
 def columns(model: type[pa.DataFrameModel]) -> list[ColumnContract]:
     result = []
+    marked = personal.personal_columns(model)
     for name, column in schema_of(model).columns.items():
         dtype = str(column.dtype)
         if dtype not in DUCKDB_TYPES:
@@ -83,6 +86,7 @@ def columns(model: type[pa.DataFrameModel]) -> list[ColumnContract]:
                 unique=column.unique,
                 description=column.description or "",
                 rules=tuple(_rule_in_words(check) for check in column.checks),
+                personal=marked.get(name),
             )
         )
     return result
@@ -122,7 +126,11 @@ def table_schema(model: type[pa.DataFrameModel]) -> dg.TableSchema:
                 name=c.name,
                 type=c.duckdb_type,
                 description=c.description or None,
-                constraints=dg.TableColumnConstraints(nullable=c.nullable, unique=c.unique, other=list(c.rules)),
+                constraints=dg.TableColumnConstraints(
+                    nullable=c.nullable,
+                    unique=c.unique,
+                    other=[*c.rules, *([personal.in_words(c.personal)] if c.personal else [])],
+                ),
             )
             for c in columns(model)
         ]
@@ -201,11 +209,23 @@ def count_rule_failures(
     failures = []
     for rule, count in zip(rules, counts, strict=True):
         if count:
-            cur = con.execute(f"SELECT * FROM ({relation_sql}) WHERE {rule.violation} LIMIT {FAILURE_SAMPLE_SIZE}")
+            cur = con.execute(
+                f"SELECT {shown_columns(model)} FROM ({relation_sql}) WHERE {rule.violation} LIMIT {FAILURE_SAMPLE_SIZE}"
+            )
             names = [d[0] for d in cur.description]
             sample = [dict(zip(names, map(_jsonable, row), strict=True)) for row in cur.fetchall()]
             failures.append(RuleFailure(rule.name, rule.column, int(count), sample))
     return failures
+
+
+def shown_columns(model: type[pa.DataFrameModel]) -> str:
+    """The select list of a relation's rows as the UI may show them (samples, previews): every
+    column, the personal ones masked (raw values in a clean table, pseudonyms in a curated one: both
+    are personal data)."""
+    marked = personal.personal_columns(model)
+    if not marked:
+        return "*"
+    return "* REPLACE (" + ", ".join(f"{masked(ident(c))} AS {ident(c)}" for c in marked) + ")"
 
 
 def _jsonable(value):
@@ -233,12 +253,16 @@ def pandera_failures(con: duckdb.DuckDBPyConnection, model: type[pa.DataFrameMod
     except SchemaErrors as errors:
         cases = errors.failure_cases
         result = []
+        marked = personal.personal_columns(model)
         for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=True):
+            column = None if column != column else str(column)
+            shown = [str(v) for v in group["failure_case"].head(FAILURE_SAMPLE_SIZE)]
             result.append(
                 {
-                    "column": None if column != column else str(column),
+                    "column": column,
                     "check": str(check),
-                    "failure_cases": [str(v) for v in group["failure_case"].head(FAILURE_SAMPLE_SIZE)],
+                    # A personal column's failing values are personal data: the UI shows none.
+                    "failure_cases": [personal.MASKED_VALUE for _ in shown] if column in marked else shown,
                 }
             )
         return result

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from ml_platform import privacy
 from ml_platform.contracts import table_contract as tc
 from ml_platform.curated.table import CuratedTable
 from ml_platform.training.frontier import available_since, refresh_frontier
@@ -81,4 +82,9 @@ class FeatureView(CuratedTable):
         )
 
     def temporal_view(self) -> TemporalView:
-        return TemporalView(name=self.name, entity_columns=self.entity_columns, features=self.temporal)
+        return TemporalView(
+            name=self.name,
+            entity_columns=self.entity_columns,
+            features=self.temporal,
+            pseudonymized=privacy.pseudonymized(self.contract, self.entity_columns),
+        )

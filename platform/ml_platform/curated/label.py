@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from ml_platform.contracts import table_contract as tc
 from ml_platform.curated.table import CuratedTable
+from ml_platform.quality.freshness import DAILY, FreshnessRule
+from ml_platform.quality.rules import DriftRule
 from ml_platform.warehouse import sql
 
 
@@ -41,6 +43,11 @@ class Label(CuratedTable):
     # Table whose newest landing day says how far the platform's data reaches; default: reads[0].
     clock_table: str | None = None
     group: str = "labels"
+    # A partition matures once a day (when its outcome day lands), however often the outcome's
+    # source lands: due daily, not at the pace of the table it reads.
+    freshness: FreshnessRule | None = DAILY
+    # Outcomes are not features: their share moving is what a label is for.
+    drift: DriftRule | None = None
 
     def __post_init__(self):
         super().__post_init__()

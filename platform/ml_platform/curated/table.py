@@ -8,16 +8,23 @@ writer (atomic window replace, per-partition counts, contract check per partitio
 the same declarative automation as the clean layer.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 import pandera.ibis as pa
 
+from ml_platform import privacy
 from ml_platform.automation import on_upstream_update
 from ml_platform.checks.contract import contract_check_spec, evaluate_contract, publish_contract_table
+from ml_platform.checks.privacy import PRIVACY_CHECK, RawPersonal, evaluate_privacy, privacy_check_spec
 from ml_platform.contracts import table_contract as tc
 from ml_platform.dagster_previews import acknowledged
 from ml_platform.partitions import daily_partitions, run_window, window_keys, window_label
+from ml_platform.quality.drift import DRIFT_CHECK, judge_drift
+from ml_platform.quality.freshness import FreshnessRule
+from ml_platform.quality.rules import DriftRule
+from ml_platform.quality.verdicts import worst
+from ml_platform.results import CheckOutcome
 from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse, sql
 from ml_platform.warehouse.writer import ContractTable, table_exists
 
@@ -48,6 +55,11 @@ class CuratedTable:
     # upstream (a dimension's history) updates every partition at once, though a refresh can only
     # change the latest days. None: derived from reads_days (see `automated_days`).
     recent_days: int | None = None
+    # How long it may go without an update before the UI shows it overdue (Dagster's freshness
+    # policy). None: derived from the tables it reads (`quality.freshness.derived_rule`).
+    freshness: FreshnessRule | None = None
+    # Each feature's distribution against the days before it (the `drift` check); None: off.
+    drift: DriftRule | None = field(default_factory=DriftRule)
     owner: str = "team:ml-platform"
     group: str = "features"
 
@@ -88,18 +100,39 @@ class CuratedTable:
     def select_sql(self, window) -> str:
         return sql.render(self.sql, start=window[0], end=window[1])
 
+    def drift_columns(self) -> tuple[list[str], list[str]]:
+        """The (numeric, text) columns the drift check watches: the rule's, or every one that is
+        neither a key nor the partition."""
+        keys = {self.partition_column, *self.entity_columns}
+        chosen = self.drift.columns if self.drift and self.drift.columns else None
+        numeric, text = [], []
+        for column in tc.columns(self.contract):
+            if (chosen is not None and column.name not in chosen) or (chosen is None and column.name in keys):
+                continue
+            if column.duckdb_type in ("DOUBLE", "BIGINT", "INTEGER"):
+                numeric.append(column.name)
+            elif column.duckdb_type == "VARCHAR":
+                text.append(column.name)
+        return numeric, text
+
     def write(self, con, window, empty: bool = False) -> dict[str | None, int]:
         """Replace the window's rows in the caller's transaction (with none when `empty`); the
-        rows per partition."""
-        rows = f"SELECT * FROM {sql.ident(self.name)} WHERE FALSE" if empty else self.select_sql(window)
-        return self.table.replace(con, window, rows)
+        rows per partition. Personal columns go in pseudonymized or masked (`ml_platform.privacy`)."""
+        if empty:
+            return self.table.replace(con, window, f"SELECT * FROM {sql.ident(self.name)} WHERE FALSE")
+        return self.table.replace(con, window, privacy.protect(con, self.contract, self.select_sql(window)))
 
 
-def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
+def curated_asset(
+    curated: CuratedTable, upstream_freshness: FreshnessRule | None = None, raw_personal: RawPersonal | None = None
+) -> dg.AssetsDefinition:
+    """`upstream_freshness`: the rule derived from what it reads, used unless the table declares one.
+    `raw_personal`: the clean tables' personal columns, which its `privacy` check compares with."""
     key = dg.AssetKey(curated.name)
     partitions_def = daily_partitions()
     table = curated.table
     ignore = dg.AssetSelection.assets(*curated.gated_by) if curated.gated_by else None
+    rule = curated.freshness or upstream_freshness
 
     # Single-run range backfills: one set-based write per range (see dagster_previews).
     with acknowledged("backfill_policy"):
@@ -119,10 +152,15 @@ def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
                 "dagster/table_name": curated.name,
                 "contract": curated.contract.__name__,
             },
-            check_specs=[contract_check_spec(key, curated.contract, partitions_def)],
+            check_specs=[
+                contract_check_spec(key, curated.contract, partitions_def),
+                privacy_check_spec(key, partitions_def),
+                *([_drift_check_spec(key, curated.drift, partitions_def)] if curated.drift else []),
+            ],
             automation_condition=on_upstream_update(
                 ignore=ignore, recent_days=curated.automated_days, runs_with_deps=curated.trigger_days == (0, 0)
             ),
+            freshness_policy=rule.policy() if rule else None,
         )
         def _curated(context: dg.AssetExecutionContext, warehouse: Warehouse):
             window = run_window(context)
@@ -141,9 +179,45 @@ def curated_asset(curated: CuratedTable) -> dg.AssetsDefinition:
                     ).fetchone()[0]
             context.log.info(f"{curated.name} {window_label(window)}: {sum(partition_rows.values())} rows")
             verdicts = evaluate_contract(warehouse, table, window, window_keys(window))
-            yield from publish_contract_table(context, warehouse, table, window, partition_rows, verdicts, metadata)
+            private = evaluate_privacy(warehouse, table, window, window_keys(window), raw_personal or {})
+            checks = [CheckOutcome(PRIVACY_CHECK, *private, blocking=True)]
+            if curated.drift:
+                with warehouse.read() as con:
+                    checks.append(_drift_outcome(con, curated, window))
+            yield from publish_contract_table(
+                context,
+                warehouse,
+                table,
+                window,
+                partition_rows,
+                verdicts,
+                metadata,
+                more_checks=checks,
+            )
 
     return _curated
+
+
+def _drift_outcome(con, curated: CuratedTable, window) -> CheckOutcome:
+    """The `drift` check's verdicts on the window's days. A table whose rows aggregate the days
+    before their own (reads_days starting at -N) warms up for N days."""
+    by_day = judge_drift(
+        con,
+        curated.drift,
+        curated.name,
+        curated.partition_column,
+        *curated.drift_columns(),
+        window,
+        warmup_days=max(0, -curated.reads_days[0]),
+    )
+    return CheckOutcome(DRIFT_CHECK, worst(by_day, {"partitions": len(by_day)}, DRIFT_CHECK), by_day, plotted=True)
+
+
+def _drift_check_spec(key: dg.AssetKey, rule: DriftRule, partitions_def) -> dg.AssetCheckSpec:
+    with acknowledged("partitions_def on an AssetCheckSpec"):
+        return dg.AssetCheckSpec(
+            name=DRIFT_CHECK, asset=key, partitions_def=partitions_def, description=rule.describe()
+        )
 
 
 def _read_dep(key: str, days: tuple[int, int]) -> dg.AssetDep | str:

@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument(
         "--telemetry-hours-per-day", type=int, default=24, help="hourly telemetry files per landing day (default: 24)"
     )
+    gen.add_argument(
+        "--problems",
+        action="store_true",
+        help="break some days on purpose (half volume, empty column, orphans, drift, a type change, a source"
+        " that stops): see ml_platform/demo/problems.py",
+    )
 
     drip = sub.add_parser("drip", help="write one small valid file into today's landing folder every interval")
     drip.add_argument("--interval", type=float, default=10.0, help="seconds between files")
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             end_date,
             telemetry_hours_per_day=args.telemetry_hours_per_day,
+            problems=args.problems,
         )
         print(
             f"wrote {len(manifest['files'])} event files, {manifest['telemetry']['files']} telemetry files and "

@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml_platform.demo import problems as known_problems
 from ml_platform.demo.dimensions import (
     MIN_USERS,
     N_PRODUCTS,
@@ -85,10 +86,14 @@ def generate(
     seed: int,
     end_date: date,
     telemetry_hours_per_day: int = 24,
+    problems: bool = False,
 ) -> dict:
-    """Write every source's landing files and `demo_manifest.json` under `data_dir`; return the manifest."""
+    """Write every source's landing files and `demo_manifest.json` under `data_dir`; return the manifest.
+    `problems`: break some days as `ml_platform.demo.problems` describes."""
     if days < 1 or events_per_day < 1:
         raise ValueError("days and events_per_day must be >= 1")
+    if problems and days < known_problems.MIN_DAYS:
+        raise ValueError(f"injected problems need at least {known_problems.MIN_DAYS} days")
     if not 1 <= telemetry_hours_per_day <= 24:
         raise ValueError("telemetry_hours_per_day must be between 1 and 24")
     data_dir = Path(data_dir)
@@ -113,9 +118,13 @@ def generate(
         "bad_rows": {kind: 0 for kind in BAD_KINDS},
     }
     clean_by_date: dict[str, int] = {}
+    injected = known_problems.problem_days(end_date) if problems else {}
+    problem_of_day = {day: name for name, day in injected.items() if name in known_problems.DAY_PROBLEMS}
 
     for day_index, landing in enumerate(landing_dates):
         rows = _day_rows(rng, landing, events_per_day, user_ids, days >= 2)
+        problem = problem_of_day.get(landing.isoformat())
+        rows = known_problems.break_event_rows(problem, rows)
         for category, row in rows:
             totals["rows"] += 1
             if row["_non_utc"]:
@@ -140,7 +149,10 @@ def generate(
             fmt = FORMATS[(file_index + day_index) % len(FORMATS)]
             version = SCHEMA_VERSIONS[(file_index + 2 * day_index) % len(SCHEMA_VERSIONS)]
             path = folder / f"events_{landing.isoformat()}_{file_index + 1:02d}.{fmt}"
-            write_events_file(path, fmt, version, [row for _, row in chunk])
+            file_rows = [row for _, row in chunk]
+            if problem == "amount_as_text" and file_index == 0:
+                file_rows = known_problems.amount_as_text(file_rows)
+            write_events_file(path, fmt, version, file_rows)
             files.append(
                 {
                     "path": path.relative_to(data_dir).as_posix(),
@@ -165,7 +177,11 @@ def generate(
         "products": products,
         "telemetry": telemetry,
         "maintenance": maintenance,
+        **({"problems": injected} if problems else {}),
     }
+    if problems:
+        known_problems.empty_pressure(data_dir, injected["null_pressure"])
+        known_problems.stop_maintenance(data_dir, end_date)
     text = json.dumps(manifest, sort_keys=True, indent=2) + "\n"
     _atomic_write(data_dir / "demo_manifest.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return manifest

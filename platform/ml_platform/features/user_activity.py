@@ -22,6 +22,7 @@ import datetime as dt
 import ibis.expr.datatypes as ibis_dt
 from pandera.ibis import DataFrameModel, Field
 
+from ml_platform.contracts import personal
 from ml_platform.contracts.lineage import UtcTimestamp
 from ml_platform.curated import FeatureView
 from ml_platform.training.temporal import TemporalFeature
@@ -30,7 +31,7 @@ from ml_platform.training.temporal import TemporalFeature
 class UserActivity(DataFrameModel):
     """Per user and as-of day: activity and spend before that day, attributes as they were."""
 
-    user_id: ibis_dt.String = Field(nullable=False, description="Entity key.")
+    user_id: ibis_dt.String = Field(nullable=False, description="Entity key.", metadata=personal.pseudonymized())
     as_of_date: ibis_dt.Date = Field(nullable=False, description="The day the row is as of (UTC): the partition.")
     as_of: UtcTimestamp = Field(description="Midnight UTC starting as_of_date: the features' timestamp.")
     created_at: UtcTimestamp = Field(description="When all inputs had landed (end of the newest landing day).")

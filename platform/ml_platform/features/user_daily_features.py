@@ -10,13 +10,14 @@ from __future__ import annotations
 import ibis.expr.datatypes as dt
 from pandera.ibis import DataFrameModel, Field
 
+from ml_platform.contracts import personal
 from ml_platform.curated import CuratedTable
 
 
 class UserDailyFeatures(DataFrameModel):
     """Batch features per user and UTC day, computed only from that day's clean events."""
 
-    user_id: dt.String = Field(nullable=False, description="Entity key.")
+    user_id: dt.String = Field(nullable=False, description="Entity key.", metadata=personal.pseudonymized())
     feature_date: dt.Date = Field(nullable=False, description="UTC day the features describe: the partition.")
     event_count: dt.Int64 = Field(ge=1, description="Events that day.")
     transaction_count: dt.Int64 = Field(ge=0, description="Purchases that day.")

@@ -57,6 +57,8 @@ LEDGER_COLUMNS = """
 LEDGER_ADDED_COLUMNS = {
     "rows_rejected": "BIGINT DEFAULT 0",
     "status": "VARCHAR DEFAULT 'ingested'",
+    # Column -> kind of its values (ml_platform.ingestion.value_kinds), set after the batch's rows.
+    "column_types": "MAP(VARCHAR, VARCHAR)",
 }
 LEDGER_INSERT_COLUMNS = (
     "source",

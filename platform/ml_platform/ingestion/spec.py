@@ -14,6 +14,7 @@ from typing import Literal, get_args
 import pandera.ibis as pa
 
 from ml_platform.contracts.lineage import HistoryColumns, LineageColumns
+from ml_platform.quality.freshness import DAILY, FreshnessRule
 from ml_platform.quality.rules import QualityRules
 
 # strict: any change of columns fails; add_only: new columns allowed, removed ones fail;
@@ -54,6 +55,9 @@ class SourceSpec:
     null_values: tuple[str, ...] = ()
     # Thresholds of the clean table's quality checks (volume, completeness), per source.
     quality: QualityRules = field(default_factory=QualityRules)
+    # How often data is expected to land: the raw asset's landing_freshness check and Dagster's
+    # freshness policy on its raw and clean assets (the UI's overdue assets). DAILY by default.
+    freshness: FreshnessRule = DAILY
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ibis.expr.datatypes as ibis_dt
 from pandera.ibis import DataFrameModel, Field
 
+from ml_platform.contracts import personal
 from ml_platform.contracts.lineage import UtcTimestamp
 from ml_platform.curated import Label
 
@@ -17,7 +18,7 @@ from ml_platform.curated import Label
 class ChurnLabel(DataFrameModel):
     """Per customer and as-of day: did they stop buying for the next 30 days?"""
 
-    user_id: ibis_dt.String = Field(nullable=False, description="Entity key.")
+    user_id: ibis_dt.String = Field(nullable=False, description="Entity key.", metadata=personal.pseudonymized())
     as_of_date: ibis_dt.Date = Field(nullable=False, description="The day the label is as of (UTC): the partition.")
     event_timestamp: UtcTimestamp = Field(description="Midnight UTC starting as_of_date: the training row's time.")
     churned: ibis_dt.Boolean = Field(description="No purchase on as_of_date or the 29 days after it.")

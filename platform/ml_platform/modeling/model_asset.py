@@ -17,7 +17,7 @@ import pickle
 import dagster as dg
 import pandas as pd
 
-from ml_platform import settings
+from ml_platform import privacy, settings
 from ml_platform.automation import on_new_input
 from ml_platform.curated import Label
 from ml_platform.modeling.baseline import NotTrainable, fit_leaky, fit_time_split
@@ -41,21 +41,28 @@ def model_assets(spec: TrainingSet, label: Label) -> list[dg.AssetsDefinition]:
     ]
     if spec.leaky is not None:
         keys = sql.columns_list(label.entity_columns)
+        # The leaky columns come from the clean layer, by raw id; the training set has pseudonyms.
+        pseudonymized = privacy.pseudonymized(label.contract, label.entity_columns)
+        leaky_rows = privacy.with_pseudonyms(spec.leaky.sql, pseudonymized)
         assets.append(
             _model_asset(
                 spec,
                 label,
                 f"{spec.name}_leaky_model",
                 f"Do not deploy: {spec.leaky.description}",
-                join=f"LEFT JOIN ({spec.leaky.sql}) USING ({keys})",
+                join=f"LEFT JOIN ({leaky_rows}) USING ({keys})",
                 fit=fit_leaky,
+                needs_key=bool(pseudonymized),
             )
         )
     return assets
 
 
-def _model_asset(spec: TrainingSet, label: Label, name: str, description: str, join: str, fit) -> dg.AssetsDefinition:
-    """A model asset: reads the training set (with `join`'s extra columns), fits with `fit`."""
+def _model_asset(
+    spec: TrainingSet, label: Label, name: str, description: str, join: str, fit, needs_key: bool = False
+) -> dg.AssetsDefinition:
+    """A model asset: reads the training set (with `join`'s extra columns, which pseudonymize ids
+    when `needs_key`), fits with `fit`."""
     bookkeeping = {*label.entity_row_columns, ENTITY_TIMESTAMP, label.label_column, SPLIT_COLUMN}
 
     @dg.asset(
@@ -69,20 +76,22 @@ def _model_asset(spec: TrainingSet, label: Label, name: str, description: str, j
         automation_condition=on_new_input(),
     )
     def _model(context: dg.AssetExecutionContext, warehouse: Warehouse):
-        frame = _read(warehouse, spec.table, join)
+        frame = _read(warehouse, spec.table, join, needs_key)
         features = [c for c in frame.columns if c not in bookkeeping]
         return _fitted_result(context, name.removesuffix("_model"), lambda: fit(frame, label.label_column, features))
 
     return _model
 
 
-def _read(warehouse: Warehouse, table: str, join: str = "") -> pd.DataFrame:
+def _read(warehouse: Warehouse, table: str, join: str = "", needs_key: bool = False) -> pd.DataFrame:
     # A training set is model input: it is meant to be loaded whole (the platform's tables are not).
     with warehouse.read() as con:
         if not table_exists(con, table):
             return pd.DataFrame()
         if not con.execute(f"SELECT count(*) FROM {sql.ident(table)}").fetchone()[0]:
             join = ""  # nothing to add columns to (and the join's tables may not exist yet)
+        if join and needs_key:
+            privacy.bind_key(con)
         return con.execute(f"SELECT * FROM {sql.ident(table)} {join} ORDER BY ALL").df()
 
 

@@ -1,6 +1,8 @@
-"""Data quality beyond the contract: how each partition compares with the table's own history.
+"""Data quality beyond the contract: is a well-formed partition believable?
 
-The contract (`ml_platform.checks.contract`) says whether rows are well-formed. These checks
-say whether a well-formed partition is believable: as many rows as usual (`volume`), as few
-missing values as usual (`completeness`). Thresholds live in each source's spec (`rules`).
+The contract (`ml_platform.checks.contract`) says whether rows are well-formed. These checks say
+whether a day has as many rows (`volume`) and as few missing values (`completeness`) as the
+table's own history, arrived on time (`late_arrivals`), names each key once (`uniqueness`) and
+points at things its dimensions know (`references`), and whether curated features still look as
+they did (`drift`). Thresholds live in each source's or table's spec (`rules`).
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from ml_platform.quality.profiles import Profile
 from ml_platform.quality.rules import VolumeRule
@@ -27,7 +28,9 @@ def judge_volume(rule: VolumeRule, day: dt.date, profiles: dict[dt.date, Profile
     if len(past) < rule.min_history:
         return verdict(PASS, {**metadata, "judged": False}, None)
     expected, mad = median_and_mad(past)
-    spread = max(MAD_TO_SIGMA * mad, rule.min_spread * expected, 1.0)
+    # A count varies by at least its square root (Poisson), whatever the history's MAD says: a log
+    # of about 5 records a day holding 2 is not unusual.
+    spread = max(MAD_TO_SIGMA * mad, rule.min_spread * expected, math.sqrt(expected), 1.0)
     deviation = (rows - expected) / spread
     level = ERROR if abs(deviation) >= rule.error_deviation else WARN if abs(deviation) >= rule.warn_deviation else PASS
     metadata |= {

@@ -9,7 +9,9 @@ from __future__ import annotations
 import ibis.expr.datatypes as dt
 from pandera.ibis import Field
 
+from ml_platform.contracts import personal
 from ml_platform.contracts.lineage import LineageColumns, UtcTimestamp
+from ml_platform.quality.rules import QualityRules, Reference
 from ml_platform.source_kinds.files import FileSourceSpec
 
 EVENT_TYPES = ["page_view", "product_view", "search", "add_to_cart", "remove_from_cart", "purchase"]
@@ -21,7 +23,9 @@ class CleanEvents(LineageColumns):
     """One row per distinct clickstream event, typed, in UTC, deduplicated by event_id."""
 
     event_id: dt.String = Field(nullable=False, unique=True, description="Producer's event id (dedup key).")
-    user_id: dt.String = Field(nullable=False, description="User who caused the event.")
+    user_id: dt.String = Field(
+        nullable=False, description="User who caused the event.", metadata=personal.pseudonymized()
+    )
     event_type: dt.String = Field(isin=EVENT_TYPES, description="What happened.")
     event_time: UtcTimestamp = Field(description="When it happened, UTC.")
     event_date: dt.Date = Field(description="UTC date of event_time: the partition.")
@@ -53,4 +57,11 @@ SPEC = FileSourceSpec(
         "v3": (*_V1, "device", "session_id"),
     },
     max_quarantine_fraction=0.10,
+    # Events name users and products the CRM and catalogue snapshots must know on the event's day.
+    quality=QualityRules(
+        references=(
+            Reference(column="user_id", table="clean_users", key="user_id"),
+            Reference(column="product_id", table="clean_products", key="product_id"),
+        )
+    ),
 )

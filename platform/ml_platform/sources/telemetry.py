@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+
 import ibis.expr.datatypes as dt
 from pandera.ibis import Field
 
 from ml_platform.contracts.lineage import LineageColumns, UtcTimestamp
+from ml_platform.quality.freshness import FreshnessRule
 from ml_platform.source_kinds.files import FileSourceSpec
 
 
@@ -40,4 +43,6 @@ SPEC = FileSourceSpec(
     formats=("jsonl",),
     schema_policy="add_only",
     max_quarantine_fraction=0.05,
+    # A batch an hour: two missed batches are a warning, half a day without one an error.
+    freshness=FreshnessRule(warn_after=datetime.timedelta(hours=3), error_after=datetime.timedelta(hours=12)),
 )

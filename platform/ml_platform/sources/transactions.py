@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+
 import ibis.expr.datatypes as dt
 from pandera.ibis import Field
 
+from ml_platform.contracts import personal
 from ml_platform.contracts.lineage import LineageColumns, UtcTimestamp
+from ml_platform.quality.freshness import FreshnessRule
+from ml_platform.quality.rules import QualityRules, Reference
 from ml_platform.source_kinds.postgres import PostgresSourceSpec
 
 CURRENCIES = ["EUR", "USD", "GBP"]
@@ -18,7 +23,7 @@ class CleanTransactions(LineageColumns):
     """The latest version of each live transaction, partitioned by its UTC creation day."""
 
     transaction_id: dt.String = Field(nullable=False, unique=True, description="Transaction key in the payments DB.")
-    user_id: dt.String = Field(nullable=False, description="User who paid.")
+    user_id: dt.String = Field(nullable=False, description="User who paid.", metadata=personal.pseudonymized())
     amount: dt.Float64 = Field(ge=0.0, description="Amount in `currency`.")
     currency: dt.String = Field(isin=CURRENCIES, description="ISO currency code.")
     status: dt.String = Field(isin=STATUSES, description="Payment state.")
@@ -52,4 +57,8 @@ SPEC = PostgresSourceSpec(
     schema_versions={"v1": _V1},
     schema_policy="add_only",
     max_quarantine_fraction=0.0,
+    # Payments change all day and the change sensor extracts within seconds: six quiet hours are
+    # unusual, a day without a change means the database or the extraction stopped.
+    freshness=FreshnessRule(warn_after=datetime.timedelta(hours=6), error_after=datetime.timedelta(hours=26)),
+    quality=QualityRules(references=(Reference(column="user_id", table="clean_users", key="user_id"),)),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ibis.expr.datatypes as dt
 from pandera.ibis import Field
 
+from ml_platform.contracts import personal
 from ml_platform.contracts.lineage import HistoryColumns, LineageColumns
 from ml_platform.source_kinds.files import FileSourceSpec
 
@@ -12,7 +13,7 @@ from ml_platform.source_kinds.files import FileSourceSpec
 class CleanUsers(LineageColumns, HistoryColumns):
     """Every version of each user's attributes, as seen in the CRM's daily snapshots."""
 
-    user_id: dt.String = Field(nullable=False, description="User key.")
+    user_id: dt.String = Field(nullable=False, description="User key.", metadata=personal.pseudonymized())
     signup_date: dt.Date = Field(nullable=False, description="Day the user signed up (UTC).")
     country: dt.String = Field(nullable=True, str_matches=r"[A-Z]{2}$", description="ISO country code.")
     plan: dt.String = Field(nullable=True, isin=["free", "plus", "pro"], description="Subscription plan.")

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import duckdb
 import pandas as pd
 
+from ml_platform import privacy
 from ml_platform.training.point_in_time import ENTITY_TIMESTAMP
-from ml_platform.training.training_set import get_training_set
+from ml_platform.training.training_set import feature_views, get_training_set
 
 
 def get_online_features(
@@ -27,9 +28,19 @@ def get_online_features(
     full_feature_names: bool = False,
 ) -> pd.DataFrame:
     """One row per entity row (its key columns), in order, with each feature as known at `at`
-    (default: now). Features older than their view's TTL are null: stale values are not served."""
+    (default: now). Features older than their view's TTL are null: stale values are not served.
+
+    The caller passes ids as it knows them (raw user ids): key columns the views hold
+    pseudonymized are pseudonymized with the platform's key to look them up, and come back as
+    they were passed."""
     at = at or dt.datetime.now(dt.UTC)
     moment = at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
+    views = feature_views() if views is None else views
     rows = entities.reset_index(drop=True).assign(**{ENTITY_TIMESTAMP: pd.Timestamp(moment)})
-    served = get_training_set(con, rows, features, views=views, full_feature_names=full_feature_names).df()
+    asked = [views[v] for v in dict.fromkeys(name.partition(":")[0] for name in features) if v in views]
+    pseudonymized = {c for view in asked for c in privacy.pseudonymized(view.contract, view.entity_columns)}
+    keys = [c for c in rows.columns if c in pseudonymized]
+    lookup = privacy.pseudonymize(con, rows, keys)
+    served = get_training_set(con, lookup, features, views=views, full_feature_names=full_feature_names).df()
+    served[keys] = rows[keys]  # in input order both: the caller's ids back
     return served.drop(columns=[ENTITY_TIMESTAMP])

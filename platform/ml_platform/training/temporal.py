@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from ml_platform import privacy
 from ml_platform.training.point_in_time import ENTITY_ROW, ENTITY_TIMESTAMP, entity_rows, with_features
 from ml_platform.warehouse import sql
 
@@ -73,6 +74,9 @@ class TemporalView:
     name: str  # the view's name: prefixes its features when full names are asked for
     entity_columns: tuple[str, ...]
     features: tuple[TemporalFeature, ...]
+    # Entity columns the view holds pseudonymized (`ml_platform.privacy`): entity rows carry the
+    # pseudonyms, the source (a clean table) the raw ids, matched through their pseudonyms.
+    pseudonymized: tuple[str, ...] = ()
 
     def feature(self, name: str) -> TemporalFeature:
         """The declaration of feature `name`; KeyError when the view has none."""
@@ -112,7 +116,7 @@ def temporal_join(
         alias_of = {}
         for g, group in enumerate(_windows(declared)):
             alias = f"__window_{v}_{g}"
-            joins.append(_window_join(view, group, alias, entity_timestamp))
+            joins.append(_window_join(con, view, group, alias, entity_timestamp))
             alias_of |= {feature.name: alias for feature in group}
         for feature in declared:  # as asked, whichever join computes it
             alias = alias_of[feature.name]
@@ -140,7 +144,13 @@ def _windows(features: Sequence[TemporalFeature]) -> list[list[TemporalFeature]]
     return list(groups.values())
 
 
-def _window_join(view: TemporalView, group: Sequence[TemporalFeature], alias: str, entity_timestamp: str) -> str:
+def _window_join(
+    con: duckdb.DuckDBPyConnection,
+    view: TemporalView,
+    group: Sequence[TemporalFeature],
+    alias: str,
+    entity_timestamp: str,
+) -> str:
     """LEFT JOIN attaching, under `alias`, one window's aggregates per entity row that has source
     rows in it, and CROSS JOIN attaching, under `alias_empty`, the aggregates over no rows."""
     first = group[0]
@@ -156,11 +166,18 @@ def _window_join(view: TemporalView, group: Sequence[TemporalFeature], alias: st
         f"__source.{sql.ident(c)} = __at.{k}" for c, k in zip(view.entity_columns, keys, strict=True)
     )
     aggregates = ", ".join(f"{f.aggregate} AS {sql.ident(f.name)}" for f in group)
+    at = f"SELECT {ENTITY_ROW}, {entity_keys}, CAST(__entities.{sql.ident(entity_timestamp)} AS TIMESTAMP) AS __t FROM __entities"
+    # A pseudonymized key is turned back into the source's raw id through the pseudonyms of the
+    # source's distinct ids: hashing each id once, not each source row (an entity row without a
+    # match has no source rows anyway).
+    for column, key in zip(view.entity_columns, keys, strict=True):
+        if column in view.pseudonymized:
+            ids = privacy.pseudonym_map(con, first.source_table, column)
+            at = f"SELECT __e.* REPLACE (__ids.__raw AS {key}) FROM ({at}) __e JOIN ({ids}) __ids ON __ids.__pseudonym = __e.{key}"
     return f"""
         LEFT JOIN (
             SELECT __at.{ENTITY_ROW}, {aggregates}
-            FROM (SELECT {ENTITY_ROW}, {entity_keys}, CAST(__entities.{sql.ident(entity_timestamp)} AS TIMESTAMP) AS __t
-                  FROM __entities) __at
+            FROM ({at}) __at
             JOIN {source} __source
               ON {key_match}
              AND {ts} >= __at.__t - to_microseconds({sql.literal(micros)}) AND {ts} < __at.__t

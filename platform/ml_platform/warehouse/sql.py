@@ -115,3 +115,53 @@ def render(template: str, **values) -> str:
     the query text stays readable SQL and every value still goes through one quoting path.
     """
     return Template(template).substitute({name: literal(value) for name, value in values.items()})
+
+
+# The HMAC-SHA256 key pads (key XOR ipad, key XOR opad) live in session variables of the
+# connection (`bind_variable`), so no SQL text, log line or error message ever holds the key.
+PSEUDONYM_INNER_PAD = "ml_platform_pseudonym_inner_pad"
+PSEUDONYM_OUTER_PAD = "ml_platform_pseudonym_outer_pad"
+PSEUDONYM_PREFIX = "p_"
+PSEUDONYM_HEX_DIGITS = 32  # 128 bits of the 256: see `ml_platform.privacy` for why that is enough
+MASKED_VALUE = "***"
+
+
+def bind_variable(name: str) -> str:
+    """The statement setting a session variable to the one `?` parameter it is executed with."""
+    return f"SET VARIABLE {ident(name)} = ?"
+
+
+def _pad(name: str) -> str:
+    # A connection without a bound key must fail, not pseudonymize everything to NULL. Typed: an
+    # unset variable is an untyped NULL, which the optimizer would fold the whole hash into.
+    value = f"CAST(getvariable({literal(name)}) AS BLOB)"
+    message = literal("no pseudonym key is bound to this connection (ml_platform.privacy.bind_key)")
+    return f"(CASE WHEN {value} IS NULL THEN CAST(error({message}) AS BLOB) ELSE {value} END)"
+
+
+def pseudonym(expr: str) -> str:
+    """The pseudonym of text `expr`: 'p_' and the first 32 hex digits of HMAC-SHA256(key, UTF-8
+    of the text), the key being the one bound to the connection; NULL stays NULL. Set-based: DuckDB
+    hashes each row, HMAC(k, m) = sha256((k ^ opad) || sha256((k ^ ipad) || m))."""
+    inner = f"unhex(sha256({_pad(PSEUDONYM_INNER_PAD)} || encode(CAST({expr} AS VARCHAR))))"
+    return (
+        f"({literal(PSEUDONYM_PREFIX)} || left(sha256({_pad(PSEUDONYM_OUTER_PAD)} || {inner}), {PSEUDONYM_HEX_DIGITS}))"
+    )
+
+
+def pseudonym_shape(expr: str) -> str:
+    """True when text `expr` has the form of a pseudonym (NULL for NULL)."""
+    return f"regexp_full_match({expr}, {literal(PSEUDONYM_PREFIX + '[0-9a-f]{' + str(PSEUDONYM_HEX_DIGITS) + '}')})"
+
+
+def masked(expr: str) -> str:
+    """`expr` masked: '***' for a value, NULL for NULL; nothing of the value is kept."""
+    return f"(CASE WHEN {expr} IS NULL THEN NULL ELSE {literal(MASKED_VALUE)} END)"
+
+
+def json_masked_keys(record: str, keys: Sequence[str]) -> str:
+    """JSON `record` with the value of each of its top-level `keys` that it has replaced by '***'."""
+    for key in keys:
+        patch = f"json_object({literal(key)}, {literal(MASKED_VALUE)})"
+        record = f"(CASE WHEN json_exists({record}, {json_path(key)}) THEN json_merge_patch({record}, {patch}) ELSE {record} END)"
+    return record

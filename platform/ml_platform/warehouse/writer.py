@@ -82,8 +82,10 @@ class ContractTable:
         return self.total(con), self.preview(con, window)
 
     def preview(self, con: duckdb.DuckDBPyConnection, window: DateWindow | None) -> dg.MetadataValue:
-        """A few of the window's rows as a Markdown table, for the materialization page."""
-        cur = con.execute(f"{self.relation(window)} ORDER BY ALL LIMIT {PREVIEW_ROWS}")
+        """A few of the window's rows as a Markdown table, for the materialization page; personal
+        columns masked (`contracts.personal`)."""
+        shown = tc.shown_columns(self.contract)
+        cur = con.execute(f"SELECT {shown} FROM ({self.relation(window)}) ORDER BY ALL LIMIT {PREVIEW_ROWS}")
         names = [d[0] for d in cur.description]
         rows = cur.fetchall()
         lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]

@@ -6,6 +6,7 @@ import os
 import dagster as dg
 
 from ml_platform import settings
+from ml_platform.ingestion.raw_asset import own_checks
 from ml_platform.source_kinds.api.spec import ApiSourceSpec
 
 
@@ -26,7 +27,7 @@ def api_schedule(spec: ApiSourceSpec, raw: dg.AssetsDefinition) -> dg.ScheduleDe
         name=f"{spec.name}_daily_schedule",
         cron_schedule=spec.schedule_cron,
         execution_timezone="UTC",
-        target=dg.AssetSelection.assets(raw.key),
+        target=dg.AssetSelection.assets(raw.key).without_checks() | dg.AssetSelection.checks(*own_checks(raw)),
         default_status=dg.DefaultScheduleStatus.RUNNING if configured else dg.DefaultScheduleStatus.STOPPED,
         description=f"Fetches yesterday's (UTC) {spec.name} observations; needs {spec.base_url_env}.",
     )

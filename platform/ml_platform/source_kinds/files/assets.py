@@ -15,7 +15,7 @@ import dagster as dg
 
 from ml_platform import settings
 from ml_platform.dagster_previews import acknowledged
-from ml_platform.ingestion.raw_asset import RawSide, publish_raw, raw_asset_args, raw_outcome
+from ml_platform.ingestion.raw_asset import RawSide, own_checks, publish_raw, raw_asset_args, raw_outcome
 from ml_platform.ingestion.raw_table import ingested_files, ingestion_time, replace_raw_window, schema_versions_label
 from ml_platform.partitions import daily_partitions, run_window, window_label
 from ml_platform.source_kinds.files import quarantine
@@ -127,4 +127,4 @@ def _unsupported_reason(spec: FileSourceSpec) -> str:
 
 def file_raw_side(spec: FileSourceSpec) -> RawSide:
     raw = file_raw_asset(spec)
-    return RawSide(assets=[raw], sensors=[landing_sensor(spec, raw.key, raw.partitions_def)])
+    return RawSide(assets=[raw], sensors=[landing_sensor(spec, raw.key, raw.partitions_def, own_checks(raw))])

@@ -94,8 +94,13 @@ def _run_key(spec: FileSourceSpec, partition: str, identities: list[str]) -> str
 
 
 def landing_sensor(
-    spec: FileSourceSpec, raw_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition
+    spec: FileSourceSpec,
+    raw_key: dg.AssetKey,
+    partitions_def: dg.PartitionsDefinition,
+    check_keys: list[dg.AssetCheckKey] | None = None,
 ) -> dg.SensorDefinition:
+    """`check_keys`: the checks its runs execute (None: every check of the raw asset)."""
+
     @dg.sensor(
         name=f"{spec.name}_landing_sensor",
         description=f"Requests {raw_key.to_user_string()} partitions when files land in landing/{spec.landing_folder}/.",
@@ -146,6 +151,7 @@ def landing_sensor(
                 run_key=_run_key(spec, key, identities),
                 partition_key=key,
                 tags={"ml_platform/source": spec.name, "ml_platform/files": str(len(identities))},
+                asset_check_keys=check_keys,
             )
             for key, identities in sorted(by_partition.items())
         ]

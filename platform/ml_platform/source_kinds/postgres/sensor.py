@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from ml_platform import settings
+from ml_platform.ingestion.raw_asset import own_checks
 from ml_platform.source_kinds.postgres.connection import PostgresResource, PostgresSourceError, attached
 from ml_platform.source_kinds.postgres.extract import changed_days
 from ml_platform.source_kinds.postgres.spec import PostgresSourceSpec
@@ -72,6 +73,7 @@ def change_sensor(
                     run_key=f"{spec.name}:{partition}:{mark}",
                     partition_key=partition,
                     tags={"ml_platform/source": spec.name},
+                    asset_check_keys=own_checks(raw),
                 )
             )
         high = max([since, *(newest for _, newest in changes)], key=lambda t: t or dt.datetime.min)
