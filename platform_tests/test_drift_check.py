@@ -67,3 +67,10 @@ def test_a_shifted_feature_distribution_is_an_error_on_its_day_only(features):
     assert {drift[d].metadata["max_psi"].value for d in DAYS[1:-1]} == {0.0}
     run = run_check(features, "user_daily_features", "drift")
     assert (run.passed, run.severity) == (False, dg.AssetCheckSeverity.ERROR)
+
+
+def test_a_day_gets_the_same_verdict_alone_as_in_a_range(features, runner):
+    in_range = partition_checks(features, "user_daily_features", "drift")[SHIFTED]
+    alone = run_check(runner.run("user_daily_features", partition=SHIFTED), "user_daily_features", "drift")
+    assert (alone.passed, alone.severity, alone.description) == (False, in_range.severity, in_range.description)
+    assert {k: v.value for k, v in alone.metadata.items()} == {k: v.value for k, v in in_range.metadata.items()}

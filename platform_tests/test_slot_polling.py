@@ -80,7 +80,9 @@ def test_waiting_step_asks_every_poll_and_sleeps_in_between(patched_dagster):
     # Dagster's own schedule asks at 0 s, 1 s and 2.1 s: 2 or 3 asks in 2 s. Every 0.1 s: about 20.
     assert waited_asks >= 10, waited_asks
     gaps = [b - a for a, b in zip(asks, asks[1:], strict=False)]
-    assert max(gaps) < 0.5, gaps
+    # Every gap but one under 0.5 s: one stall of the machine (seen once in CI: a 0.6 s gap among
+    # twenty of 0.11 s) is not the loop's schedule; Dagster's own gaps are all 1 s and more.
+    assert sorted(gaps)[-2] < 0.5, gaps
     # The slot freed is taken at the next ask, not up to 1-15 s later.
     assert asks[-1] - released < 0.5
     # Asleep between asks: the waiting thread used a fraction of its wall time (Dagster's loop

@@ -15,7 +15,8 @@ finite. The usual reading: below 0.1 stable, 0.1-0.25 a shift worth a look (WARN
 different population (ERROR). Nulls are left to completeness.
 
 All of it is one set-based query per kind of feature over the window and its reference days: the
-rows are unpivoted to (day, feature, value), each day joined with its own reference days.
+rows are unpivoted to (day, feature, value) and each day is summarized once (`_psi_sql` says how),
+so a range of days costs about what its rows cost, not 28 times that.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from ml_platform.warehouse.sql import DateWindow
 
 DRIFT_CHECK = "drift"
 EMPTY_SHARE = 0.0001
-DECILES = [i / 10 for i in range(1, 10)]
+# A day's summary: its values at these percentiles, each point a hundredth of the day.
+PERCENTILES = [(i + 0.5) / 100 for i in range(100)]
 
 
 def _long_rows(
@@ -49,53 +51,93 @@ def _long_rows(
 
 
 def _psi_sql(long_rows: str, window: DateWindow, rule: DriftRule, numeric: bool) -> str:
-    """Per (day, feature): rows of the day, rows of its reference, PSI."""
+    """Per (day, feature): values of the day, values of its reference, PSI.
+
+    The reference is never materialized row by row (a range of D days would hold each row 28
+    times): every day is summarized once, and each judged day's reference is the sum of its
+    reference days' summaries. Text: each day's count per value. Numbers: each day's 100
+    percentiles, each point standing for a hundredth of that day's values; the reference's point
+    mass, deciles and bin shares are read from those weighted points, the judged day's shares from
+    its own rows. A day's summary depends on that day's rows only, so a day gets the same verdict
+    in a range backfill as in a run of its own."""
+    reference = f"days.d - {sql.literal(rule.reference_days)} AND days.d - 1"
+    days = f"""days AS (SELECT CAST(unnest(generate_series({sql.literal(window[0])}, {sql.literal(window[1])},
+                                                  INTERVAL 1 DAY)) AS DATE) AS d)"""
     if numeric:
-        # The reference's most frequent value, a bin of its own when it holds a tenth or more.
-        # Edges: the deciles of the other values; a value's bin is the number of edges below it.
-        edges = f"""
-          WITH tally AS (SELECT d, feature, v, count(*) AS n FROM ref GROUP BY ALL),
-          tops AS (
-            SELECT d, feature, CASE WHEN max(n) >= 0.1 * sum(n) THEN arg_max(v, n) END AS point
-            FROM tally GROUP BY ALL
-          )
-          SELECT r.d, r.feature, t.point,
-                 coalesce(quantile_cont(r.v, {sql.literal(DECILES)}) FILTER (WHERE r.v IS DISTINCT FROM t.point), []) AS q
-          FROM ref r JOIN tops t USING (d, feature) GROUP BY ALL"""
-        bin_of = "CASE WHEN {v} = e.point THEN 'point' ELSE CAST(len(list_filter(e.q, x -> x < {v})) AS VARCHAR) END"
+        counted = f"""
+        sketch AS (SELECT _day, feature, count(*) AS n, quantile_disc(v, {sql.literal(PERCENTILES)}) AS pts
+                   FROM long GROUP BY ALL),
+        ref_values AS (
+          SELECT d, feature, v, sum(w) AS w FROM (
+            SELECT days.d, s.feature, unnest(s.pts) AS v, s.n / {sql.literal(len(PERCENTILES))} AS w
+            FROM days JOIN sketch s ON s._day BETWEEN {reference}
+          ) GROUP BY ALL
+        ),
+        -- The reference's most frequent value, a bin of its own when it holds a tenth or more.
+        tops AS (
+          SELECT d, feature, CASE WHEN max(w) >= 0.1 * sum(w) THEN arg_max(v, w) END AS point
+          FROM ref_values GROUP BY ALL
+        ),
+        rest AS (
+          SELECT r.d, r.feature, r.v,
+                 sum(r.w) OVER (PARTITION BY r.d, r.feature ORDER BY r.v ROWS UNBOUNDED PRECEDING) AS cum,
+                 sum(r.w) OVER (PARTITION BY r.d, r.feature) AS total
+          FROM ref_values r JOIN tops t USING (d, feature) WHERE r.v IS DISTINCT FROM t.point
+        ),
+        -- Edges: the deciles of the other values; a value's bin is the number of edges below it.
+        deciles AS (
+          SELECT d, feature, [{", ".join(f"min(v) FILTER (WHERE cum >= {k / 10} * total)" for k in range(1, 10))}] AS q
+          FROM rest GROUP BY ALL
+        ),
+        edges AS (
+          SELECT t.d, t.feature, t.point, coalesce(q.q, []) AS q
+          FROM tops t LEFT JOIN deciles q USING (d, feature)
+        ),
+        counts AS (
+          SELECT d, feature, {_bin("v")} AS bin, sum(n_ref) AS n_ref, sum(n_day) AS n_day FROM (
+            SELECT r.d, r.feature, r.v, e.point, e.q, r.w AS n_ref, 0 AS n_day
+              FROM ref_values r JOIN edges e USING (d, feature)
+            UNION ALL
+            SELECT l._day, l.feature, l.v, e.point, e.q, 0, 1
+              FROM long l JOIN edges e ON e.d = l._day AND e.feature = l.feature
+          ) GROUP BY ALL
+        )"""
     else:
         # Text features with more distinct values than `max_categories` (ids, free text) are not binned.
-        edges = (
-            f"SELECT d, feature, NULL AS point, NULL AS q FROM ref GROUP BY ALL"
-            f" HAVING count(DISTINCT v) <= {sql.literal(rule.max_categories)}"
-        )
-        bin_of = "{v}"
+        counted = f"""
+        daily AS (SELECT _day, feature, v, count(*) AS n FROM long GROUP BY ALL),
+        ref_values AS (
+          SELECT days.d, c.feature, c.v, sum(c.n) AS n FROM days JOIN daily c ON c._day BETWEEN {reference}
+          GROUP BY ALL
+        ),
+        binned AS (
+          SELECT d, feature FROM ref_values GROUP BY ALL HAVING count(*) <= {sql.literal(rule.max_categories)}
+        ),
+        counts AS (
+          SELECT d, feature, v AS bin, sum(n_ref) AS n_ref, sum(n_day) AS n_day FROM (
+            SELECT d, feature, v, n AS n_ref, 0 AS n_day FROM ref_values
+            UNION ALL
+            SELECT _day, feature, v, 0, n FROM daily
+          ) SEMI JOIN binned USING (d, feature) GROUP BY ALL
+        )"""
     return f"""
         WITH long AS (SELECT * FROM {long_rows}),
-        days AS (SELECT CAST(unnest(generate_series({sql.literal(window[0])}, {sql.literal(window[1])},
-                                                    INTERVAL 1 DAY)) AS DATE) AS d),
-        ref AS (
-          SELECT days.d, l.feature, l.v FROM days JOIN long l
-            ON l._day BETWEEN days.d - {sql.literal(rule.reference_days)} AND days.d - 1
-        ),
-        edges AS ({edges}),
-        binned AS (
-          SELECT r.d, r.feature, {bin_of.format(v="r.v")} AS bin, 1 AS in_ref, 0 AS in_day
-            FROM ref r JOIN edges e USING (d, feature)
-          UNION ALL
-          SELECT l._day, l.feature, {bin_of.format(v="l.v")}, 0, 1
-            FROM long l JOIN edges e ON e.d = l._day AND e.feature = l.feature
-        ),
-        counts AS (SELECT d, feature, bin, sum(in_ref) AS n_ref, sum(in_day) AS n_day FROM binned GROUP BY ALL),
+        {days},
+        {counted},
         shares AS (
           SELECT d, feature, n_ref, n_day,
                  greatest(n_ref / sum(n_ref) OVER w, {EMPTY_SHARE}) AS p_ref,
                  greatest(n_day / nullif(sum(n_day) OVER w, 0), {EMPTY_SHARE}) AS p_day
           FROM counts WINDOW w AS (PARTITION BY d, feature)
         )
-        SELECT strftime(d, '%Y-%m-%d'), feature, CAST(sum(n_day) AS BIGINT), CAST(sum(n_ref) AS BIGINT),
+        SELECT strftime(d, '%Y-%m-%d'), feature, CAST(sum(n_day) AS BIGINT), CAST(round(sum(n_ref)) AS BIGINT),
                sum((p_day - p_ref) * ln(p_day / p_ref))
         FROM shares GROUP BY d, feature"""
+
+
+def _bin(v: str) -> str:
+    """A numeric value's bin: the point mass's own, or the number of decile edges below it."""
+    return f"CASE WHEN {v} = point THEN 'point' ELSE CAST(len(list_filter(q, x -> x < {v})) AS VARCHAR) END"
 
 
 def judge_drift(
