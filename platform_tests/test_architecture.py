@@ -39,6 +39,9 @@ FORBIDDEN = {
     "clean": {"source_kinds", "curated", "sources", "features", "discovery"},
     "checks": {"source_kinds", "clean", "curated", "sources", "features", "discovery"},
     "curated": {"ingestion", "source_kinds", "clean", "sources", "features", "discovery"},
+    # Monitoring reads the Dagster instance only: a process holding the warehouse's write lock blocks
+    # even read-only connections, so a monitor that opened it would stall while the platform works.
+    "monitoring": {"warehouse", "ingestion", "source_kinds", "clean", "curated", "checks", "training", "modeling"},
     # Quality judges tables and figures it is handed; sources and layers call it, never the reverse.
     "quality": {"ingestion", "source_kinds", "clean", "curated", "checks", "sources", "features", "discovery"},
     "source_kinds": {"clean", "curated", "sources", "features", "discovery"},
