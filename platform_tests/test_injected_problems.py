@@ -35,10 +35,15 @@ CURATED = (
 def failing(tmp_path_factory):
     """(asset, check, partition) -> severity of every failing check evaluation of the backfill."""
     data_dir = tmp_path_factory.mktemp("problems") / "data"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ML_PLATFORM_DATA_DIR", str(data_dir))
-    mp.delenv("ML_PLATFORM_WAREHOUSE", raising=False)
-    mp.setenv("ML_PLATFORM_PSEUDONYM_KEY", "problems-test-key-" + "0123456789abcdef" * 2)
+    # Module-scoped, so not the function-scoped monkeypatch; undone even when the build fails.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ML_PLATFORM_DATA_DIR", str(data_dir))
+        mp.delenv("ML_PLATFORM_WAREHOUSE", raising=False)
+        mp.setenv("ML_PLATFORM_PSEUDONYM_KEY", "problems-test-key-" + "0123456789abcdef" * 2)
+        return _backfill_with_problems(data_dir)
+
+
+def _backfill_with_problems(data_dir):
     end = dt.datetime.now(dt.UTC).date()
     manifest = generate(data_dir, DAYS, 2000, 7, end, telemetry_hours_per_day=4, problems=True)
     from ml_platform.definitions import build_definitions
@@ -71,7 +76,6 @@ def failing(tmp_path_factory):
         for name in CURATED:
             run(name)
         found.update(_freshness_two_days_later(data_dir, instance))
-    mp.undo()
     return found, manifest, end
 
 

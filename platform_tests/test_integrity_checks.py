@@ -11,6 +11,7 @@ Hand-written landing files through the real raw and clean assets:
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import dagster as dg
 import duckdb
@@ -127,9 +128,7 @@ def test_duplicates_within_a_day_and_in_a_history_are_counted(tmp_path):
     }
 
 
-def days_window(day: str):
-    import datetime as dt
-
+def days_window(day: str) -> tuple[dt.date, dt.date]:
     return (dt.date.fromisoformat(day), dt.date.fromisoformat(day))
 
 
