@@ -16,20 +16,13 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "platform" / "ml_platform"
 
+# Sources, layers and what Dagster records of them: machinery below them never imports these.
+_LAYERS = {"ingestion", "source_kinds", "clean", "curated", "checks", "results", "sources", "features", "discovery"}
+
 # Room -> rooms it must never import. A room is a sub-package or top-level module of ml_platform.
 FORBIDDEN = {
     # The SQL helpers and the warehouse know nothing about sources, layers or Dagster assets.
-    "warehouse": {
-        "ingestion",
-        "source_kinds",
-        "clean",
-        "curated",
-        "checks",
-        "results",
-        "sources",
-        "features",
-        "discovery",
-    },
+    "warehouse": _LAYERS,
     # What runs record in Dagster, the same for every layer: no layer's logic.
     "results": {"ingestion", "source_kinds", "clean", "curated", "checks", "sources", "features", "discovery"},
     "contracts": {"ingestion", "source_kinds", "clean", "curated", "checks", "sources", "features", "discovery"},
@@ -45,6 +38,8 @@ FORBIDDEN = {
     # Quality judges tables and figures it is handed; sources and layers call it, never the reverse.
     "quality": {"ingestion", "source_kinds", "clean", "curated", "checks", "sources", "features", "discovery"},
     "source_kinds": {"clean", "curated", "sources", "features", "discovery"},
+    # Where files live (local or S3) and how to reach them: no source, layer or check logic.
+    "storage": {*_LAYERS, "quality", "monitoring"},
     # Reading training data works on warehouse tables, not on how they were built.
     "training": {"ingestion", "source_kinds", "clean", "checks", "results", "sources", "modeling"},
     # Training sets, models and serving build on curated tables and the training API, never on

@@ -238,7 +238,7 @@ def history(data_dir, defs, instance, monkeypatch):
     """Eight date folders of one file each, the five oldest landed earlier than the three newest,
     and the cursor of the tick that requested them all. `history.listed` collects the date folders
     each later tick lists."""
-    from ml_platform.source_kinds.files import sensor
+    from ml_platform.source_kinds.files import landing, sensor
 
     monkeypatch.setattr(sensor, "EDGE_NS", EDGE_NS)
     for n, day in enumerate(OLD_DAYS):
@@ -253,13 +253,13 @@ def history(data_dir, defs, instance, monkeypatch):
     time.sleep(SETTLE)
 
     listed: list[list[str]] = []
-    real = sensor.landed_files
+    real = landing.landed_files
 
     def spy(*args, folders=None, **kwargs):
         listed.append([day.isoformat() for day, _ in folders])
         return real(*args, folders=folders, **kwargs)
 
-    monkeypatch.setattr(sensor, "landed_files", spy)
+    monkeypatch.setattr(landing, "landed_files", spy)
     return SimpleNamespace(cursor=first.cursor, listed=listed, staged=staged, events=data_dir / "landing" / "events")
 
 

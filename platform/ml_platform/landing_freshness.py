@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 
 import dagster as dg
 
-from ml_platform import settings
 from ml_platform.ingestion.spec import SourceSpec
 from ml_platform.quality.freshness import (
     LANDING_FRESHNESS_CHECK,
@@ -37,7 +36,7 @@ from ml_platform.quality.freshness import (
 )
 from ml_platform.results import Verdict
 from ml_platform.source_kinds.files import FileSourceSpec
-from ml_platform.source_kinds.files.landing import date_folders, landed_files
+from ml_platform.source_kinds.files.landing_store import landing_store
 
 SENSOR_NAME = "landing_freshness_sensor"
 # Thresholds are hours (Dagster's own freshness daemon looks every 30 s too); a tick reads the
@@ -57,9 +56,9 @@ def newest_landed_file(spec: FileSourceSpec) -> Landing | None:
     landing history. Within a folder the newest is the latest arrival (the later of mtime and
     ctime, as for the landing sensor: a file moved in with an old mtime arrived now).
     """
-    root = settings.landing_dir()
-    for day, folder in reversed(date_folders(root, spec.landing_folder)):
-        files = landed_files(root, spec.landing_folder, spec.formats, folders=[(day, folder)])
+    store = landing_store()
+    for day, folder in reversed(store.date_folders(spec.landing_folder)):
+        files = store.landed_files(spec.landing_folder, spec.formats, folders=[(day, folder)])
         if files:
             newest = max(files, key=lambda f: (f.arrived_ns, f.relative_path))
             return Landing(

@@ -91,3 +91,38 @@ def monitoring_interval_seconds() -> int:
     (`ML_PLATFORM_MONITORING_INTERVAL`, default 15): a report or alert comes at most that long after
     its run ended, and an idle tick costs little (three small indexed queries)."""
     return int(os.environ.get("ML_PLATFORM_MONITORING_INTERVAL", "15"))
+
+
+def storage_url() -> str | None:
+    """Where landed files come from and curated tables are exported to (`ML_PLATFORM_STORAGE`):
+    unset, the local landing folder (the embedded default); `s3://bucket/prefix`, that S3 prefix
+    (`ml_platform.storage`). The DuckDB warehouse file stays local either way."""
+    return os.environ.get("ML_PLATFORM_STORAGE") or None
+
+
+def s3_endpoint_url() -> str | None:
+    """An S3-compatible server instead of AWS (`ML_PLATFORM_S3_ENDPOINT_URL`, e.g. MinIO or the
+    tests' local server): `http://host:port`. Unset: AWS's own endpoint for the region."""
+    return os.environ.get("ML_PLATFORM_S3_ENDPOINT_URL") or None
+
+
+def s3_region() -> str | None:
+    """The bucket's AWS region: `AWS_REGION`, else `AWS_DEFAULT_REGION` (boto3's own variables)."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
+def s3_credentials_secret() -> str | None:
+    """The AWS Secrets Manager secret (name or ARN) holding the S3 credentials as JSON
+    (`aws_access_key_id`, `aws_secret_access_key`, optionally `aws_session_token`), read through
+    dagster-aws (`ML_PLATFORM_S3_CREDENTIALS_SECRET`). Unset: boto3's own chain (environment,
+    `AWS_PROFILE`, instance or task role). Only the secret's name is configuration."""
+    return os.environ.get("ML_PLATFORM_S3_CREDENTIALS_SECRET") or None
+
+
+def s3_listing_overlap_seconds() -> int:
+    """How far before the newest LastModified an S3 landing sensor tick looks again
+    (`ML_PLATFORM_S3_LISTING_OVERLAP`, default 900). S3 gives LastModified to the second, and a
+    multipart upload's LastModified is when the upload *started*: an object can appear in a listing
+    with a time older than objects seen before it. Objects in the overlap are told apart by key and
+    ETag, so none is requested twice. Set it above your longest upload."""
+    return int(os.environ.get("ML_PLATFORM_S3_LISTING_OVERLAP", "900"))

@@ -25,6 +25,9 @@ from ml_platform.quality.freshness import FreshnessRule
 from ml_platform.quality.rules import DriftRule
 from ml_platform.quality.verdicts import worst
 from ml_platform.results import CheckOutcome
+from ml_platform.storage.aws import aws_access
+from ml_platform.storage.lake_export import export_partitions
+from ml_platform.storage.location import s3_location
 from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse, sql
 from ml_platform.warehouse.writer import ContractTable, table_exists
 
@@ -181,6 +184,10 @@ def curated_asset(
             verdicts = evaluate_contract(warehouse, table, window, window_keys(window))
             private = evaluate_privacy(warehouse, table, window, window_keys(window), raw_personal or {})
             checks = [CheckOutcome(PRIVACY_CHECK, *private, blocking=True)]
+            if (location := s3_location()) is not None:
+                metadata["lake_export"] = dg.MetadataValue.json(
+                    _export(warehouse, location, curated, window_keys(window), [verdicts, private])
+                )
             if curated.drift:
                 with warehouse.read() as con:
                     checks.append(_drift_outcome(con, curated, window))
@@ -196,6 +203,23 @@ def curated_asset(
             )
 
     return _curated
+
+
+def _export(warehouse: Warehouse, location, curated: CuratedTable, days: list[str], blocking: list) -> dict:
+    """Export the run's partitions to the S3 prefix (`storage.lake_export`): those whose blocking
+    checks passed; the others' files are removed."""
+
+    def failed(day: str) -> bool:
+        for run_verdict, partition_verdicts in blocking:
+            verdict = partition_verdicts.get(day, run_verdict)
+            if not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR:
+                return True
+        return False
+
+    withheld = [day for day in days if failed(day)]
+    passed = [day for day in days if day not in withheld]
+    with warehouse.read() as con:
+        return export_partitions(con, location, aws_access(), curated.name, curated.partition_column, passed, withheld)
 
 
 def _drift_outcome(con, curated: CuratedTable, window) -> CheckOutcome:

@@ -17,6 +17,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ml_platform.demo.generator import generate, write_drip_file
+from ml_platform.storage.aws import aws_access
+from ml_platform.storage.landing_upload import upload_landing
+from ml_platform.storage.location import s3_location
 
 
 def _default_data_dir() -> Path:
@@ -98,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         summary = {k: manifest[k] for k in ("totals", "users", "products", "telemetry", "maintenance")}
         print(json.dumps(summary, sort_keys=True, indent=2))
+        if (location := s3_location()) is not None:
+            # ML_PLATFORM_STORAGE=s3://...: the files land on the S3 prefix, as a source would put them.
+            uploaded = upload_landing(data_dir / "landing", location, aws_access())
+            print(f"uploaded {len(uploaded)} files to {location.url('landing')}/")
         return 0
 
     # Ctrl-C is how a drip is stopped: end quietly.

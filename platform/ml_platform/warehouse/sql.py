@@ -165,3 +165,8 @@ def json_masked_keys(record: str, keys: Sequence[str]) -> str:
         patch = f"json_object({literal(key)}, {literal(MASKED_VALUE)})"
         record = f"(CASE WHEN json_exists({record}, {json_path(key)}) THEN json_merge_patch({record}, {patch}) ELSE {record} END)"
     return record
+
+
+def copy_to_parquet(select_sql: str, url: str) -> str:
+    """SQL: write a SELECT's rows to one Parquet file at `url` (a path or an s3:// URL), replacing it."""
+    return f"COPY ({select_sql}) TO {literal(url)} (FORMAT parquet, COMPRESSION zstd)"

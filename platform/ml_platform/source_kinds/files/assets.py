@@ -13,20 +13,14 @@ files other days cannot read, or refuse, are reported by those days' runs.
 
 import dagster as dg
 
-from ml_platform import settings
 from ml_platform.dagster_previews import acknowledged
 from ml_platform.ingestion.raw_asset import RawSide, own_checks, publish_raw, raw_asset_args, raw_outcome
 from ml_platform.ingestion.raw_table import ingested_files, ingestion_time, replace_raw_window, schema_versions_label
 from ml_platform.partitions import daily_partitions, run_window, window_label
 from ml_platform.source_kinds.files import quarantine
 from ml_platform.source_kinds.files.files_check import evaluate_files, files_check_spec
-from ml_platform.source_kinds.files.landing import (
-    LandedFile,
-    landed_files,
-    parse_landing_date,
-    refused_files,
-    unsupported_files,
-)
+from ml_platform.source_kinds.files.landing import LandedFile, parse_landing_date
+from ml_platform.source_kinds.files.landing_store import landing_store
 from ml_platform.source_kinds.files.reader import ingest_file
 from ml_platform.source_kinds.files.sensor import landing_sensor
 from ml_platform.source_kinds.files.spec import FileSourceSpec
@@ -60,7 +54,7 @@ def file_raw_asset(spec: FileSourceSpec) -> dg.AssetsDefinition:
         spec,
         kinds=spec.formats,
         description=(
-            f"Files from landing/{spec.landing_folder}/<YYYY-MM-DD>/ as landed: one "
+            f"Files from landing/{spec.landing_folder}/<YYYY-MM-DD>/ (local, or under the S3 prefix) as landed: one "
             "partition per landing day (UTC), values kept as text, with lineage. Files that cannot be "
             "read in full are recorded in quarantined_files and rejected_lines."
         ),
@@ -73,14 +67,11 @@ def file_raw_asset(spec: FileSourceSpec) -> dg.AssetsDefinition:
         @dg.asset(**args)
         def _raw(context: dg.AssetExecutionContext, warehouse: Warehouse):
             window = run_window(context)
-            root = settings.landing_dir()
-            files = landed_files(root, spec.landing_folder, spec.formats, window)
+            store = landing_store()
+            files = store.landed_files(spec.landing_folder, spec.formats, window)
             ingested_at = ingestion_time()
-            unsupported = [
-                p.relative_to(root).as_posix()
-                for p in unsupported_files(root, spec.landing_folder, spec.formats, window)
-            ]
-            refused = refused_files(root, spec.landing_folder, window)
+            unsupported = store.unsupported_files(spec.landing_folder, spec.formats, window)
+            refused = store.refused_files(spec.landing_folder, window)
             with warehouse.transaction() as con:
                 _refuse_shrinking(context, ingested_files(con, spec, window), files)
                 replace_raw_window(con, spec, window)

@@ -39,7 +39,7 @@ def _sniffed(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: Lan
     """(delimiter, quote, escape) as DuckDB's sniffer sees the file, None when it cannot tell."""
     try:
         delimiter, quote, escape = scratch.execute(
-            f"SELECT Delimiter, Quote, Escape FROM sniff_csv({sql.literal(str(file.path))},"
+            f"SELECT Delimiter, Quote, Escape FROM sniff_csv({sql.literal(file.url)},"
             f" encoding = {sql.literal(spec.encoding)}, max_line_size = {spec.max_line_bytes})"
         ).fetchone()
     except duckdb.Error:
@@ -50,7 +50,7 @@ def _sniffed(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: Lan
 
 def _header_line(spec: FileSourceSpec, file: LandedFile) -> str | None:
     """The first line as text (None for an empty file); raises UnreadableFile when it is not text."""
-    with open(file.path, "rb") as f:
+    with file.open() as f:
         head = f.read(spec.max_line_bytes + 1)
     if not head.strip():
         return None
@@ -131,7 +131,7 @@ def _reason_sql(spec: FileSourceSpec, fields: int) -> str:
 
 
 def read_csv_file(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: LandedFile) -> FileRead:
-    lines = nonblank_lines(file.path)
+    lines = nonblank_lines(file)
     (delimiter, quote, escape), header = _dialect_and_header(scratch, spec, file)
     create_empty(scratch, REJECTS)
     if header is None:
@@ -140,7 +140,7 @@ def read_csv_file(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file
     names, notes = _unique_names(header)
     columns = "{" + ", ".join(f"{sql.literal(n)}: 'VARCHAR'" for n in names) + "}"
     scan = (
-        f"read_csv({sql.literal(str(file.path))}, columns = {columns}, auto_detect = false, header = true,"
+        f"read_csv({sql.literal(file.url)}, columns = {columns}, auto_detect = false, header = true,"
         f" delim = {sql.literal(delimiter)}, quote = {sql.literal(quote)}, escape = {sql.literal(escape)},"
         f" encoding = {sql.literal(spec.encoding)}, max_line_size = {spec.max_line_bytes},"
         " strict_mode = true, null_padding = false,"

@@ -61,12 +61,10 @@ def _finish(scratch: duckdb.DuckDBPyConnection, expected: int, extra_accounted: 
 
 
 def read_json_lines(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: LandedFile) -> FileRead:
-    lines, blank = line_counts(file.path)
+    lines, blank = line_counts(file)
     if spec.encoding == "utf-8" and blank == 0:
         try:
-            scratch.execute(
-                f"CREATE TABLE judged AS {_parsed_sql(str(file.path), 'newline_delimited', spec.max_line_bytes)}"
-            )
+            scratch.execute(f"CREATE TABLE judged AS {_parsed_sql(file.url, 'newline_delimited', spec.max_line_bytes)}")
         except duckdb.Error:
             scratch.execute("DROP TABLE IF EXISTS judged")
         else:
@@ -85,7 +83,7 @@ def _read_line_by_line(
 ) -> FileRead:
     numbers, texts, refused = [], [], []
     spaces_only = 0
-    with open(file.path, "rb") as f:
+    with file.open() as f:
         for number, raw in enumerate(f, start=1):
             line = raw.rstrip(b"\r\n")
             if number == 1 and line.startswith(BOM):
@@ -117,7 +115,7 @@ def _read_line_by_line(
 
 def read_json_file(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: LandedFile) -> FileRead:
     """A `.json` file: an array of objects, or JSON Lines."""
-    with open(file.path, "rb") as f:
+    with file.open() as f:
         head = f.read(4096).removeprefix(BOM).lstrip()
     if not head:
         create_empty(scratch, RECORDS, REJECTS)
@@ -127,8 +125,8 @@ def read_json_file(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, fil
     if not head.startswith(b"["):
         raise UnreadableFile("not JSON: a .json file holds one array of objects, or one object per line")
     try:
-        _judge(scratch, _parsed_sql(str(file.path), "array", max(spec.max_line_bytes, 1 << 24)))
-        path = sql.literal(str(file.path))
+        _judge(scratch, _parsed_sql(file.url, "array", max(spec.max_line_bytes, 1 << 24)))
+        path = sql.literal(file.url)
         elements = scratch.execute(
             f"SELECT json_array_length(CAST(content AS JSON)) FROM read_text({path})"
         ).fetchone()[0]

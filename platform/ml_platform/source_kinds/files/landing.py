@@ -16,15 +16,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 FORMAT_BY_SUFFIX = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
 class LandedFile:
-    path: Path
+    path: Path | str  # the local file, or the object's s3:// URL
     relative_path: str  # posix path under the landing root: the file's name in lineage
     landing_date: dt.date
     format: str
@@ -33,11 +34,29 @@ class LandedFile:
     # When the file arrived here: a rename, `cp -p` or `rsync -a` keeps an old mtime but sets
     # ctime to now, so the later of the two is when the platform could first have seen it.
     arrived_ns: int
+    # An S3 object's ETag: its content's identity (S3 times are whole seconds).
+    etag: str | None = None
+    # Where an S3 object is read from (`s3_landing.S3Landing`); None for a local file.
+    origin: Any = field(default=None, compare=False, repr=False)
 
     @property
     def identity(self) -> str:
         """Changes when the file is rewritten, so a rewritten file is ingested again."""
-        return f"{self.relative_path}:{self.size}:{self.mtime_ns}"
+        return f"{self.relative_path}:{self.size}:{self.etag or self.mtime_ns}"
+
+    @property
+    def url(self) -> str:
+        """What DuckDB reads: the local path or the s3:// URL."""
+        return str(self.path)
+
+    def open(self) -> BinaryIO:
+        """The file's bytes, for the checks that read them beside DuckDB's parse."""
+        return self.origin.open(self) if self.origin is not None else open(self.path, "rb")
+
+    def prepare(self, con) -> None:
+        """Make `con` (a DuckDB connection) able to read `url`: S3 credentials, for an object."""
+        if self.origin is not None:
+            self.origin.attach(con)
 
 
 def _is_visible(path: Path) -> bool:

@@ -18,7 +18,7 @@ MAGIC = b"PAR1"
 
 
 def _check_markers(file: LandedFile) -> None:
-    with open(file.path, "rb") as f:
+    with file.open() as f:
         head = f.read(4)
         f.seek(max(file.size - 4, 0))
         tail = f.read(4)
@@ -33,7 +33,7 @@ def _check_markers(file: LandedFile) -> None:
 
 def read_parquet_file(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: LandedFile) -> FileRead:
     _check_markers(file)
-    path = sql.literal(str(file.path))
+    path = sql.literal(file.url)
     try:
         expected = scratch.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata({path})").fetchone()[0] or 0
         scratch.execute(

@@ -45,7 +45,9 @@ READERS = {"csv": read_csv_file, "jsonl": read_json_lines, "json": read_json_fil
 def _read(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: LandedFile) -> FileRead:
     try:
         return READERS[file.format](scratch, spec, file)
-    except (UnreadableFile, duckdb.OutOfMemoryException):
+    except (UnreadableFile, duckdb.OutOfMemoryException, duckdb.HTTPException):
+        # Not the file's fault: storage unreachable or refusing (credentials, network). The run
+        # fails and rolls back instead of quarantining files that are fine.
         raise
     except (duckdb.Error, OSError, csv.Error, UnicodeError) as exc:
         raise UnreadableFile(f"cannot be read as {file.format}: fix or re-export the file", str(exc)) from exc
@@ -57,12 +59,14 @@ def _parse(stack: ExitStack, spec: FileSourceSpec, file: LandedFile) -> tuple[du
     that does not fit is parsed again without it (DuckDB's CSV reader holds buffers per column,
     and 10,000 columns did not fit 512 MB)."""
     scratch = stack.enter_context(scratch_connection())
+    file.prepare(scratch)
     try:
         return scratch, _read(scratch, spec, file)
     except duckdb.OutOfMemoryException as exc:
         log.warning("%s: %s; read again without the memory limit", file.relative_path, str(exc).splitlines()[0])
     stack.close()
     scratch = stack.enter_context(scratch_connection(limited=False))
+    file.prepare(scratch)
     return scratch, _read(scratch, spec, file)
 
 

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import BinaryIO, Protocol
 
 import duckdb
 
 from ml_platform.warehouse import sql
+
+
+class Openable(Protocol):
+    """A landed file: a local one, or an S3 object (`landing.LandedFile`)."""
+
+    def open(self) -> BinaryIO: ...
+
 
 RECORDS = "records"
 REJECTS = "rejects"
@@ -68,19 +75,19 @@ class FileRead:
         return self.expected_units == self.accounted_units
 
 
-def nonblank_lines(path: Path) -> int:
+def nonblank_lines(file: Openable) -> int:
     """Lines of the file that are not empty (an unterminated last line counts)."""
-    lines, blank = line_counts(path)
+    lines, blank = line_counts(file)
     return lines - blank
 
 
-def line_counts(path: Path) -> tuple[int, int]:
+def line_counts(file: Openable) -> tuple[int, int]:
     """(lines, empty lines) of the file, counted as bytes, so an undecodable line still counts.
     Line breaks are LF or CRLF; an unterminated last line counts."""
     newlines = blank = 0
     tail = b"\n"  # the start of the file behaves like the end of a line
     last = b""
-    with open(path, "rb") as f:
+    with file.open() as f:
         while chunk := f.read(_CHUNK):
             data = tail + chunk
             if b"\n\n" in data or b"\n\r\n" in data:

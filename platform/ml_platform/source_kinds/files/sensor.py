@@ -21,6 +21,12 @@ folder), stats each date folder, and lists the files of only
 Not seen: an in-place rewrite of a file in an older folder. To have it ingested again, land the
 new version by rename (or `touch` its date folder, which makes the next tick list it); or run the
 day's raw partition.
+On S3 (`ML_PLATFORM_STORAGE`) there are no folder times: a tick lists the source's prefix
+(1,000 keys per request), an object's identity is its key, size and ETag, and its arrival its
+LastModified, whole seconds, and for a multipart upload the time the upload started. The edge
+window is therefore `ML_PLATFORM_S3_LISTING_OVERLAP` (15 min) instead of 2 s: an object up to
+that much older than the newest seen is still picked up, and one already requested is not
+requested again.
 "Changed since" is measured against the earlier of the cursor's arrival time and the previous
 tick's start (`checked_ns`), minus the clock-skew window: a folder changed while that tick ran is
 listed again by the next one. The cursor stays small: no per-folder times, and the folders seen
@@ -37,7 +43,9 @@ from collections import defaultdict
 import dagster as dg
 
 from ml_platform import settings
-from ml_platform.source_kinds.files.landing import date_folders, landed_files
+from ml_platform.source_kinds.files.landing import LandedFile
+from ml_platform.source_kinds.files.landing_store import LocalLanding, landing_store
+from ml_platform.source_kinds.files.s3_landing import S3Landing
 from ml_platform.source_kinds.files.spec import FileSourceSpec
 
 # Files modified this close to the cursor are re-listed, then filtered by identity.
@@ -93,6 +101,22 @@ def _run_key(spec: FileSourceSpec, partition: str, identities: list[str]) -> str
     return f"{spec.name}:{partition}:{digest}"
 
 
+def _local_listing(
+    store: LocalLanding, spec: FileSourceSpec, cursor: dict, waiting: set[str]
+) -> tuple[list[LandedFile], set[str], list[str]]:
+    """(files listed this tick, date folders new since the previous tick, the folders seen as
+    ranges for the cursor): only the folders that may hold something new (module docstring)."""
+    folders = store.date_folders(spec.landing_folder)
+    # Date folders the previous tick did not see (a cursor from before they were kept: none):
+    # all their files are new, whatever their times, e.g. a whole folder landed by renaming.
+    seen = _in_ranges(cursor["folders"]) if "folders" in cursor else {day.isoformat() for day, _ in folders}
+    new_days = {day.isoformat() for day, _ in folders} - seen
+    listed = store.landed_files(
+        spec.landing_folder, spec.formats, folders=_folders_to_list(folders, cursor, waiting, new_days)
+    )
+    return listed, new_days, _as_ranges([day for day, _ in folders])
+
+
 def landing_sensor(
     spec: FileSourceSpec,
     raw_key: dg.AssetKey,
@@ -103,7 +127,10 @@ def landing_sensor(
 
     @dg.sensor(
         name=f"{spec.name}_landing_sensor",
-        description=f"Requests {raw_key.to_user_string()} partitions when files land in landing/{spec.landing_folder}/.",
+        description=(
+            f"Requests {raw_key.to_user_string()} partitions when files land in landing/{spec.landing_folder}/"
+            " (the local folder, or under the S3 prefix)."
+        ),
         asset_selection=[raw_key],
         minimum_interval_seconds=settings.sensor_interval_seconds(),
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -115,19 +142,17 @@ def landing_sensor(
         # Files whose landing date has no partition yet (e.g. tomorrow's, written early): kept
         # here until the partition exists, so they are requested then and never lost.
         waiting = set(cursor.get("waiting", []))
-        root = settings.landing_dir()
-        folders = date_folders(root, spec.landing_folder)
-        # Date folders the previous tick did not see (a cursor from before they were kept: none):
-        # all their files are new, whatever their times, e.g. a whole folder landed by renaming.
-        seen = _in_ranges(cursor["folders"]) if "folders" in cursor else {day.isoformat() for day, _ in folders}
-        new_days = {day.isoformat() for day, _ in folders} - seen
-        listed = landed_files(
-            root, spec.landing_folder, spec.formats, folders=_folders_to_list(folders, cursor, waiting, new_days)
-        )
+        store = landing_store()
+        if isinstance(store, S3Landing):
+            listed, new_days, folder_ranges = store.landed_files(spec.landing_folder, spec.formats), set(), None
+            edge_ns = settings.s3_listing_overlap_seconds() * 1_000_000_000
+        else:
+            listed, new_days, folder_ranges = _local_listing(store, spec, cursor, waiting)
+            edge_ns = EDGE_NS
         new = [
             f
             for f in listed
-            if (f.arrived_ns >= since - EDGE_NS or f.landing_date.isoformat() in new_days) and f.identity not in edge
+            if (f.arrived_ns >= since - edge_ns or f.landing_date.isoformat() in new_days) and f.identity not in edge
         ]
         candidates = new + [f for f in listed if f.identity in waiting and f not in new]
         if not candidates:
@@ -145,7 +170,7 @@ def landing_sensor(
             waiting.add(f.identity)
         high = max([since, *(f.arrived_ns for f in new)])
         edge.update({f.identity: f.arrived_ns for f in new})
-        edge = {identity: arrived for identity, arrived in edge.items() if arrived >= high - EDGE_NS}
+        edge = {identity: arrived for identity, arrived in edge.items() if arrived >= high - edge_ns}
         runs = [
             dg.RunRequest(
                 run_key=_run_key(spec, key, identities),
@@ -158,10 +183,11 @@ def landing_sensor(
         cursor = {
             "arrived_ns": high,
             "checked_ns": checked,
-            "folders": _as_ranges([day for day, _ in folders]),
             "edge": dict(sorted(edge.items())),
             "waiting": sorted(waiting),
         }
+        if folder_ranges is not None:
+            cursor["folders"] = folder_ranges
         if not runs:
             return dg.SensorResult(
                 skip_reason=f"{len(waiting)} file(s) wait for their partition", cursor=json.dumps(cursor)

@@ -7,9 +7,7 @@ metadata or error text (the DuckDB/libpq errors, which quote the connection stri
 before they are raised).
 """
 
-import os
 import re
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import duckdb
 
 from ml_platform.source_kinds.postgres.spec import PostgresSourceSpec
 from ml_platform.warehouse import sql
+from ml_platform.warehouse.extensions import MissingExtension, load_offline, shipped_extension
 from ml_platform.warehouse.resource import scratch_connection
 
 # The alias of the ATTACHed source inside DuckDB.
@@ -34,30 +33,12 @@ class PostgresSourceError(RuntimeError):
 
 
 def postgres_extension_path() -> Path:
-    """The extension shipped by the duckdb-extension-postgres wheel, under the file name DuckDB expects.
-
-    DuckDB derives the entry point from the file name (`postgres_scanner_duckdb_cpp_init`), and the
-    wheel ships it as `postgres.duckdb_extension`; a symlink named `postgres_scanner.duckdb_extension`
-    makes `LOAD '<path>'` work without network access.
-    """
-    import duckdb_extension_postgres
-
-    version = f"v{duckdb.__version__}"
-    shipped = Path(duckdb_extension_postgres.__file__).parent / "extensions" / version / "postgres.duckdb_extension"
-    if not shipped.exists():
-        raise PostgresSourceError(
-            f"the DuckDB postgres extension for DuckDB {version} is missing ({shipped}): install "
-            f"duckdb-extension-postgres=={duckdb.__version__}"
-        )
-    folder = Path(tempfile.gettempdir()) / f"ml_platform-duckdb-extensions-{os.getuid()}" / version
-    link = folder / "postgres_scanner.duckdb_extension"
-    if not (link.is_symlink() and link.resolve() == shipped.resolve()):
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = folder / f".link-{os.getpid()}"
-        staging.unlink(missing_ok=True)
-        staging.symlink_to(shipped)
-        os.replace(staging, link)
-    return link
+    """The extension shipped by the duckdb-extension-postgres wheel, under the file name DuckDB
+    expects (`postgres_scanner`; the wheel ships it as `postgres`)."""
+    try:
+        return shipped_extension("duckdb_extension_postgres", "postgres", load_name="postgres_scanner")
+    except MissingExtension as exc:
+        raise PostgresSourceError(str(exc)) from exc
 
 
 def _libpq_value(value) -> str:
@@ -126,9 +107,7 @@ def attached(resource: PostgresResource, spec: PostgresSourceSpec):
         failure = None
         try:
             con.execute("SET TimeZone = 'UTC'")
-            con.execute("SET autoinstall_known_extensions = false")
-            con.execute("SET autoload_known_extensions = false")
-            con.execute(f"LOAD {sql.literal(str(postgres_extension_path()))}")
+            load_offline(con, postgres_extension_path())
             con.execute(
                 f"ATTACH {sql.literal(resource.conninfo(spec.event_time_zone))} AS {ATTACHED} (TYPE postgres, READ_ONLY)"
             )

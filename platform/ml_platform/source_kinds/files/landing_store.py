@@ -1,0 +1,64 @@
+"""The landing area the file sources read: the local folder (default) or an S3 prefix, chosen by
+`ML_PLATFORM_STORAGE`. Both answer the same questions, so the raw asset, the landing sensor and
+the landing-freshness check have one body each:
+
+- `where(source)`: the source's landing location, in words;
+- `date_folders(source, dates)`: its date folders, in date order;
+- `landed_files(source, formats, dates, folders)`: the files to ingest (`LandedFile`);
+- `unsupported_files(source, formats, dates)`: files it cannot read, as paths under the root;
+- `refused_files(source, dates)`: files it refuses to read, with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml_platform import settings
+from ml_platform.source_kinds.files import landing
+from ml_platform.source_kinds.files.landing import LandedFile
+from ml_platform.source_kinds.files.s3_landing import S3Landing
+from ml_platform.storage.aws import aws_access
+from ml_platform.storage.location import s3_location
+
+DateRange = tuple[dt.date, dt.date]
+
+
+@dataclass(frozen=True)
+class LocalLanding:
+    root: Path
+
+    def where(self, source: str) -> str:
+        return f"landing/{source}/"
+
+    def date_folders(self, source: str, dates: DateRange | None = None) -> list[tuple[dt.date, str]]:
+        return landing.date_folders(self.root, source, dates)
+
+    def landed_files(
+        self,
+        source: str,
+        formats: tuple[str, ...],
+        dates: DateRange | None = None,
+        folders: list[tuple[dt.date, str]] | None = None,
+    ) -> list[LandedFile]:
+        return landing.landed_files(self.root, source, formats, dates, folders=folders)
+
+    def unsupported_files(self, source: str, formats: tuple[str, ...], dates: DateRange | None = None) -> list[str]:
+        return [
+            p.relative_to(self.root).as_posix() for p in landing.unsupported_files(self.root, source, formats, dates)
+        ]
+
+    def refused_files(self, source: str, dates: DateRange | None = None) -> dict[str, str]:
+        return landing.refused_files(self.root, source, dates)
+
+
+LandingStore = LocalLanding | S3Landing
+
+
+def landing_store() -> LandingStore:
+    """The landing area the environment configures."""
+    location = s3_location()
+    if location is None:
+        return LocalLanding(settings.landing_dir())
+    return S3Landing(location, aws_access())

@@ -1,0 +1,61 @@
+"""DuckDB extensions loaded offline from their pinned PyPI wheels (`duckdb-extension-<name>`).
+
+DuckDB downloads extensions from its own server on first use, which no air-gapped machine (and
+none here) can reach. The wheels ship the binary for exactly one DuckDB version; `LOAD '<path>'`
+takes it from disk, with automatic install and load turned off so nothing is ever fetched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from pathlib import Path
+
+import duckdb
+
+from ml_platform.warehouse import sql
+
+
+class MissingExtension(RuntimeError):
+    """The wheel of an extension is not installed, or is for another DuckDB version."""
+
+
+def shipped_extension(wheel_module: str, shipped_name: str, load_name: str | None = None) -> Path:
+    """The extension file from the wheel's package `wheel_module`, for this DuckDB version.
+
+    DuckDB derives an extension's entry point from its file name: when the wheel ships it under
+    another name than DuckDB expects (`postgres` for `postgres_scanner`), a symlink named
+    `load_name` in a per-user temp folder stands in for it.
+    """
+    version = f"v{duckdb.__version__}"
+    try:
+        package = importlib.import_module(wheel_module)
+    except ImportError:
+        package = None
+    shipped = (
+        Path(package.__file__).parent / "extensions" / version / f"{shipped_name}.duckdb_extension" if package else None
+    )
+    if shipped is None or not shipped.exists():
+        wheel = wheel_module.replace("_", "-")
+        raise MissingExtension(
+            f"the DuckDB {shipped_name} extension for DuckDB {version} is missing: install {wheel}=={duckdb.__version__}"
+        )
+    if load_name is None or load_name == shipped_name:
+        return shipped
+    folder = Path(tempfile.gettempdir()) / f"ml_platform-duckdb-extensions-{os.getuid()}" / version
+    link = folder / f"{load_name}.duckdb_extension"
+    if not (link.is_symlink() and link.resolve() == shipped.resolve()):
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = folder / f".link-{os.getpid()}"
+        staging.unlink(missing_ok=True)
+        staging.symlink_to(shipped)
+        os.replace(staging, link)
+    return link
+
+
+def load_offline(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """LOAD the extension file at `path`, with DuckDB's own downloads turned off."""
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute(f"LOAD {sql.literal(str(path))}")
