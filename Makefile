@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT ?= 3000
 export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench
+.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout
 
 install: $(VENV)/.installed
 
@@ -126,6 +126,13 @@ bench: $(VENV)/.installed-perf
 	    *) echo "unknown bench part '$$part' (known: pipeline, dev)"; exit 1 ;; \
 	  esac; \
 	done
+
+# Parallel partition writes: one DuckDB file, DuckLake and per-partition Parquet + a catalog, with 1
+# and 2 workers against a local S3 server and PostgreSQL started here (docs/scaling.md); results in
+# benchmarks/results/scaleout_options.{json,md}. SCALEOUT_ARGS passes its flags.
+SCALEOUT_ARGS ?=
+bench-scaleout: $(VENV)/.installed-perf system-deps
+	$(PY) benchmarks/scaleout_options.py $(SCALEOUT_ARGS)
 
 clean:
 	rm -rf "$(DAGSTER_HOME)" "$(DATA_DIR)" test-artifacts .pytest_cache
