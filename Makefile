@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT ?= 3000
 export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout
+.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo
 
 install: $(VENV)/.installed
 
@@ -133,6 +133,13 @@ bench: $(VENV)/.installed-perf
 SCALEOUT_ARGS ?=
 bench-scaleout: $(VENV)/.installed-perf system-deps
 	$(PY) benchmarks/scaleout_options.py $(SCALEOUT_ARGS)
+
+# The scale-out demonstration (docs/scaling.md): a 30-partition backfill of raw_events on a local S3
+# server through `dagster dev`, one run per day (ML_PLATFORM_PARALLEL_RAW), with 1 and then 2 concurrent
+# runs; the tables must equal the embedded run's. Results in benchmarks/results/scaleout_demo.{json,md}.
+SCALE_DEMO_ARGS ?=
+scale-demo: install
+	$(PY) benchmarks/scaleout_demo.py $(SCALE_DEMO_ARGS)
 
 clean:
 	rm -rf "$(DAGSTER_HOME)" "$(DATA_DIR)" test-artifacts .pytest_cache

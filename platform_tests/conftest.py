@@ -63,10 +63,11 @@ class Runner:
         partition: str | None = None,
         range_: tuple[str, str] | None = None,
         expect_success: bool = True,
+        tags: dict[str, str] | None = None,
     ) -> dg.ExecuteInProcessResult:
-        tags = {}
+        tags = dict(tags or {})
         if range_:
-            tags = {"dagster/asset_partition_range_start": range_[0], "dagster/asset_partition_range_end": range_[1]}
+            tags |= {"dagster/asset_partition_range_start": range_[0], "dagster/asset_partition_range_end": range_[1]}
         result = dg.materialize(
             [self.defs.get_assets_def(name) for name in asset_names],
             instance=self.instance,

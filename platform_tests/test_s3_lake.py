@@ -70,10 +70,17 @@ def _s3_connection(server) -> duckdb.DuckDBPyConnection:
 
 
 def _table_digest(runner: Runner, table: str, without: tuple[str, ...] = ()) -> tuple[int, int]:
-    """(rows, order-independent hash of every row), lineage columns of the run left out."""
-    columns = [r[0] for r in runner.query(f"DESCRIBE {table}") if r[0] not in without]
-    row = ", ".join(f'"{c}"' for c in columns)
-    return runner.query(f"SELECT count(*), coalesce(sum(hash({row})::HUGEINT), 0) FROM {table}")[0]
+    """(rows, order-independent hash of every row), lineage columns of the run left out. Read
+    through the platform's own connection, which reads partition files on S3 too."""
+    from ml_platform.warehouse.resource import connect
+
+    con = connect(runner.data_dir / "warehouse.duckdb", read_only=True)
+    try:
+        columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] not in without]
+        row = ", ".join(f'"{c}"' for c in columns)
+        return con.execute(f"SELECT count(*), coalesce(sum(hash({row})::HUGEINT), 0) FROM {table}").fetchone()
+    finally:
+        con.close()
 
 
 def _build_demo(runner: Runner, defs: dg.Definitions, instance, days: list[str]) -> None:
@@ -305,3 +312,46 @@ def test_a_partition_that_fails_its_blocking_checks_is_withheld_and_its_old_expo
     assert _s3_connection(lake.server).execute(
         f"SELECT day, n FROM read_parquet('{STORAGE}/curated/t/*/*.parquet', hive_partitioning = true)"
     ).fetchall() == [(dt.date(2026, 11, 1), 1)]
+
+
+def test_parallel_raw_writes_its_partition_files_on_s3_and_clean_reads_them(lake, instance, tmp_path, monkeypatch):
+    """`ML_PLATFORM_PARALLEL_RAW` on S3: each raw run's day is a Parquet object under the prefix,
+    the raw table a view over them (read with httpfs by every warehouse connection); clean builds
+    from it the rows the embedded raw table gives."""
+    days = ["2026-11-01", "2026-11-02"]
+    _land_demo(tmp_path, days=2)
+    monkeypatch.setenv("ML_PLATFORM_PARALLEL_RAW", "true")
+    from ml_platform.definitions import build_definitions
+
+    defs = build_definitions()
+    runner = Runner(defs, instance, lake.runner.data_dir)
+    runner.run("raw_users", partition=days[0])
+    runner.run("raw_users", partition=days[1])
+    runner.run("clean_users")
+    runs = [runner.run("raw_events", partition=day) for day in days]
+    runner.run("clean_events", range_=("2026-10-25", days[-1]))
+
+    keys = sorted(
+        o["Key"] for o in lake.client.list_objects_v2(Bucket=BUCKET, Prefix="platform/lake/raw/raw_events/")["Contents"]
+    )
+    assert keys == [
+        f"platform/lake/raw/raw_events/landing_date={day}/{run.run_id}.parquet"
+        for day, run in zip(days, runs, strict=True)
+    ]
+    monkeypatch.delenv("ML_PLATFORM_PARALLEL_RAW")
+    monkeypatch.delenv("ML_PLATFORM_STORAGE")
+    local = tmp_path / "local"
+    shutil.copytree(tmp_path / "demo" / "landing", local / "landing")
+    monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(local))
+    local_defs = build_definitions()
+    with dg.instance_for_test() as local_instance:
+        embedded = Runner(local_defs, local_instance, local)
+        embedded.run("raw_users", range_=(days[0], days[-1]))
+        embedded.run("clean_users")
+        embedded.run("raw_events", range_=(days[0], days[-1]))
+        embedded.run("clean_events", range_=("2026-10-25", days[-1]))
+    monkeypatch.setenv("ML_PLATFORM_PARALLEL_RAW", "true")
+    monkeypatch.setenv("ML_PLATFORM_STORAGE", STORAGE)
+    for table in ("raw_events", "clean_events"):
+        on_s3 = _table_digest(runner, table, without=("ingested_at",))
+        assert on_s3 == _table_digest(embedded, table, without=("ingested_at",)) and on_s3[0] > 0, table

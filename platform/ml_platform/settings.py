@@ -126,3 +126,10 @@ def s3_listing_overlap_seconds() -> int:
     with a time older than objects seen before it. Objects in the overlap are told apart by key and
     ETag, so none is requested twice. Set it above your longest upload."""
     return int(os.environ.get("ML_PLATFORM_S3_LISTING_OVERLAP", "900"))
+
+
+def parallel_raw() -> bool:
+    """File sources' raw runs write their days as Parquet files and commit them in a short
+    warehouse transaction, so runs of different days work in parallel (`ML_PLATFORM_PARALLEL_RAW`,
+    default off; `ml_platform.ingestion.partition_files`, docs/scaling.md)."""
+    return os.environ.get("ML_PLATFORM_PARALLEL_RAW", "").lower() in ("1", "true", "yes")

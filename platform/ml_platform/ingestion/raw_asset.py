@@ -35,10 +35,18 @@ class RawSide:
 
 
 def raw_asset_args(
-    spec: SourceSpec, *, kinds: Iterable[str], description: str, check_specs: Iterable = (), **extra
+    spec: SourceSpec,
+    *,
+    kinds: Iterable[str],
+    description: str,
+    check_specs: Iterable = (),
+    parallel: bool = False,
+    **extra,
 ) -> dict:
     """Keyword arguments of `dg.asset` for the source's raw asset; `check_specs` adds kind-specific
-    checks beside `schema`, `extra` other arguments.
+    checks beside `schema`, `extra` other arguments. `parallel`: its runs do not hold the warehouse
+    while they work (`partition_files`), so they take no pool slot, and a backfill is one run per
+    day, which Dagster's queue runs side by side.
 
     Apply `dg.asset(**raw_asset_args(...))` inside `acknowledged("backfill_policy")`.
     """
@@ -48,8 +56,8 @@ def raw_asset_args(
         group_name="raw",
         kinds={"duckdb", *kinds},
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        backfill_policy=dg.BackfillPolicy.multi_run(1) if parallel else dg.BackfillPolicy.single_run(),
+        pool=None if parallel else WAREHOUSE_POOL,
         owners=[spec.owner],
         tags={"source": spec.name, **spec.tags},
         description=f"{spec.description}\n\n{description}",

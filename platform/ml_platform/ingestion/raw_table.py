@@ -90,7 +90,12 @@ def detect_schema_version(spec: SourceSpec, columns: list[str]) -> str:
 
 
 def create_raw_tables(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
+    # A no-op where the raw table is a view over partition files (`partition_files`).
     con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(spec.raw_table)} ({RAW_COLUMNS})")
+    create_ledger_table(con)
+
+
+def create_ledger_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(LEDGER_TABLE)} ({LEDGER_COLUMNS})")
     for column, definition in LEDGER_ADDED_COLUMNS.items():
         con.execute(f"ALTER TABLE {sql.ident(LEDGER_TABLE)} ADD COLUMN IF NOT EXISTS {sql.ident(column)} {definition}")

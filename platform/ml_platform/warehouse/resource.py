@@ -48,6 +48,13 @@ def connect(
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     con.execute("SET TimeZone = 'UTC'")
+    if settings.parallel_raw() and settings.storage_url():
+        # Raw tables are views over partition files on S3 (ingestion.partition_files): every
+        # connection that may read them gets S3 access. Imported here: storage builds on this package.
+        from ml_platform.storage.aws import aws_access
+        from ml_platform.storage.duckdb_s3 import attach_s3
+
+        attach_s3(con, aws_access())
     return con
 
 

@@ -21,6 +21,8 @@ from ml_platform.warehouse.sql import DateWindow
 
 QUARANTINED_FILES_TABLE = "quarantined_files"
 REJECTED_LINES_TABLE = "rejected_lines"
+# Both are scoped by source and landing date, as the ledger is.
+TABLES = (QUARANTINED_FILES_TABLE, REJECTED_LINES_TABLE)
 # How much of a rejected line is kept: enough to recognise it, bounded so a 10 MB line stays small.
 EXCERPT_CHARS = 200
 
@@ -67,7 +69,7 @@ def _scope(spec: SourceSpec, window: DateWindow) -> str:
 def forget_quarantine_window(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow) -> None:
     """Drop what a window of landing days recorded, before it is read again (same transaction)."""
     create_quarantine_tables(con)
-    for table in (QUARANTINED_FILES_TABLE, REJECTED_LINES_TABLE):
+    for table in TABLES:
         con.execute(f"DELETE FROM {sql.ident(table)} WHERE {_scope(spec, window)}")
 
 
