@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT ?= 3000
 export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo
+.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo bench-spark
 
 install: $(VENV)/.installed
 
@@ -133,6 +133,17 @@ bench: $(VENV)/.installed-perf
 SCALEOUT_ARGS ?=
 bench-scaleout: $(VENV)/.installed-perf system-deps
 	$(PY) benchmarks/scaleout_options.py $(SCALEOUT_ARGS)
+
+# Spark's local mode on the same partition work, against DuckDB (docs/scaling.md); its own venv: pyspark
+# is 450 MB and needs Java 17+, which nothing else here needs. Results in benchmarks/results/spark_probe.json.
+SPARK_VENV := .venv-spark
+$(SPARK_VENV)/.installed: constraints.txt
+	$(PYTHON) -m venv $(SPARK_VENV)
+	$(SPARK_VENV)/bin/pip install -q -c constraints.txt duckdb 'pyspark==4.3.0' 'py4j==$(PY4J_VERSION)'
+	touch $@
+PY4J_VERSION := 0.10.9.9
+bench-spark: $(SPARK_VENV)/.installed
+	$(SPARK_VENV)/bin/python benchmarks/spark_probe.py
 
 # The scale-out demonstration (docs/scaling.md): a 30-partition backfill of raw_events on a local S3
 # server through `dagster dev`, one run per day (ML_PLATFORM_PARALLEL_RAW), with 1 and then 2 concurrent

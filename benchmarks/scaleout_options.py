@@ -41,7 +41,9 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "platform"), str(ROOT / "platform_tests")]
+sys.path[:0] = [str(ROOT / "platform"), str(ROOT / "platform_tests"), str(ROOT / "benchmarks")]
+
+from scaleout_data import HEADER, csv_day  # noqa: E402
 
 from ml_platform.storage.aws import AwsAccess  # noqa: E402
 from ml_platform.storage.duckdb_s3 import attach_s3  # noqa: E402
@@ -59,23 +61,6 @@ SELECT CAST(landing_day AS DATE) AS day, event_id, user_id, event_type,
        md5(user_id || event_type) AS user_type_key, length(payload) AS payload_bytes
 FROM read_csv({url}, all_varchar = true, header = true)
 """
-
-
-def _csv_day(day: int, rows: int) -> bytes:
-    con = duckdb.connect()
-    return (
-        con.execute(
-            f"""
-            SELECT string_agg(line, chr(10) ORDER BY i) FROM (
-              SELECT i, concat_ws(',', 'e{day}_' || i, 'u' || (i * 7919 % 50000), ['view','click','buy'][i % 3 + 1],
-                       '2026-10-{day:02d}T' || lpad((i % 24)::VARCHAR, 2, '0') || ':00:00Z', (i % 997) / 10.0,
-                       '2026-10-{day:02d}', repeat('x', i % 64)) AS line
-              FROM range({rows}) r(i))
-            """
-        )
-        .fetchone()[0]
-        .encode()
-    )
 
 
 def _connect(env: dict, option: str) -> duckdb.DuckDBPyConnection:
@@ -214,8 +199,7 @@ def main() -> int:
         client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         for day in range(1, args.days + 1):
             key = f"landing/events/2026-10-{day:02d}/events.csv"
-            header = b"event_id,user_id,event_type,event_time,amount,landing_day,payload\n"
-            client.put_object(Bucket=BUCKET, Key=key, Body=header + _csv_day(day, args.rows_per_day))
+            client.put_object(Bucket=BUCKET, Key=key, Body=HEADER + csv_day(day, args.rows_per_day))
         for option in OPTIONS:
             for workers in args.workers:
                 workdir = Path(tmp) / f"{option}-{workers}"

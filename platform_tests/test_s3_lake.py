@@ -355,3 +355,22 @@ def test_parallel_raw_writes_its_partition_files_on_s3_and_clean_reads_them(lake
     for table in ("raw_events", "clean_events"):
         on_s3 = _table_digest(runner, table, without=("ingested_at",))
         assert on_s3 == _table_digest(embedded, table, without=("ingested_at",)) and on_s3[0] > 0, table
+
+
+def test_credentials_from_an_aws_profile(lake, tmp_path, monkeypatch):
+    """No keys in the environment: AWS_PROFILE names a profile of the shared credentials file, and
+    the landing sensor lists the bucket with it."""
+    from ml_platform.storage.aws import aws_access
+
+    credentials = tmp_path / "aws_credentials"
+    credentials.write_text(
+        "[lake-reader]\naws_access_key_id = AKIAPROFILEKEY000001\naws_secret_access_key = profile-secret-0001\n"
+    )
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_PROFILE", "lake-reader")
+    keys = aws_access().credentials()
+    assert (keys.key_id, keys.secret) == ("AKIAPROFILEKEY000001", "profile-secret-0001")
+    lake.put(f"events/{DAY}/a.csv", EVENTS_HEADER + "e1,u1,view,2026-11-02T10:00:00Z,p1,1.5\n")
+    assert _requested(tick(lake.defs, lake.runner.instance, "events_landing_sensor")) == [DAY]
