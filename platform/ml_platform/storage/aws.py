@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from dataclasses import dataclass
 
 import boto3
@@ -33,6 +34,11 @@ class Credentials:
         return "Credentials(***)"
 
 
+# How long resolved credentials are reused in one process.
+CREDENTIALS_SECONDS = 300.0
+_CREDENTIALS: dict[AwsAccess, tuple[float, Credentials]] = {}
+
+
 @dataclass(frozen=True)
 class AwsAccess:
     """How to reach the bucket: endpoint (None: AWS), region, profile, credentials secret."""
@@ -43,7 +49,17 @@ class AwsAccess:
     credentials_secret: str | None
 
     def credentials(self) -> Credentials:
-        """The keys to sign with now (temporary ones are refreshed by boto3 on each call)."""
+        """The keys to sign with now. Every file a raw run reads on S3 asks for them, so they are
+        kept for `CREDENTIALS_SECONDS` per process (one Secrets Manager call, not one per file);
+        temporary credentials outlive that by far (an hour for a role's, 15 minutes at least)."""
+        cached = _CREDENTIALS.get(self)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        found = self._resolve()
+        _CREDENTIALS[self] = (time.monotonic() + CREDENTIALS_SECONDS, found)
+        return found
+
+    def _resolve(self) -> Credentials:
         if self.credentials_secret:
             return _from_secrets_manager(self)
         session = boto3.Session(profile_name=self.profile, region_name=self.region)
