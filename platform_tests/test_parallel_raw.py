@@ -18,6 +18,7 @@ from helpers import run_metadata
 
 FIRST, LAST = "2026-11-15", "2026-11-18"
 DAYS = ["2026-11-15", "2026-11-16", "2026-11-17", "2026-11-18"]
+EMPTY_DAY = "2026-11-14"
 LINEAGE = "EXCLUDE (ingested_at)"
 
 
@@ -76,14 +77,19 @@ def test_parallel_raw_leaves_the_embedded_tables_and_replaces_a_day_atomically(
     assert raw.op.pool is None
     with dg.instance_for_test() as instance:
         runner = Runner(defs, instance, data_dir)
+        # A day with nothing landed first: no file, and an empty raw table until a day has rows.
+        runner.run("raw_events", partition=EMPTY_DAY)
+        assert runner.query("SELECT count(*) FROM raw_events") == [(0,)]
         _build(runner, one_run_per_day=True)
         assert _tables(runner) == expected
         assert all(rows for rows in expected[:1] + expected[4:])
 
-        catalog = runner.query(
+        whole_catalog = runner.query(
             "SELECT strftime(partition_date, '%Y-%m-%d'), file_url, row_count FROM partition_files"
             " WHERE table_name = 'raw_events' ORDER BY 1"
         )
+        assert whole_catalog[0] == (EMPTY_DAY, None, 0)
+        catalog = whole_catalog[1:]
         assert [day for day, *_ in catalog] == DAYS
         for day, url, rows in catalog:
             assert url.startswith(f"{data_dir}/lake/raw/raw_events/landing_date={day}/") and Path(url).exists()
@@ -101,7 +107,7 @@ def test_parallel_raw_leaves_the_embedded_tables_and_replaces_a_day_atomically(
                 " WHERE table_name = 'raw_events'"
             )
         )
-        before = {day: (url, rows) for day, url, rows in catalog}
+        before = {day: (url, rows) for day, url, rows in whole_catalog}
         assert again[DAYS[1]] != before[DAYS[1]] and result.run_id in again[DAYS[1]][0]
         assert {d: v for d, v in again.items() if d != DAYS[1]} == {d: v for d, v in before.items() if d != DAYS[1]}
         kept = runner.query(f"SELECT count(DISTINCT source_file) FROM raw_events WHERE landing_date = '{DAYS[1]}'")

@@ -159,8 +159,8 @@ def commit(
 
 
 def refresh_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """The raw table as a view over its current files (typed like the raw table when it has none).
-    A raw *table* left from the embedded mode is replaced only while empty: its rows would be lost."""
+    """The raw table as a view over its current files (an empty raw table while there are none).
+    A raw *table* with rows, left from the embedded mode, is refused: its rows would be lost."""
     existing = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'", [table]
     ).fetchone()[0]
@@ -178,19 +178,14 @@ def refresh_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
             [table],
         ).fetchall()
     ]
-    if files:
-        # The day is in each file's path (landing_date=...): a query of some days opens only
-        # their files, not every file's footer (on S3, a request each).
-        body = f"SELECT * FROM read_parquet({sql.string_list(files)}, hive_partitioning = true)"
-    else:
-        body = f"SELECT {_typed_nulls(RAW_COLUMNS)} WHERE FALSE"
-    con.execute(f"CREATE OR REPLACE VIEW {sql.ident(table)} AS {body}")
-
-
-def _typed_nulls(columns_ddl: str) -> str:
-    """`NULL::TYPE AS name, ...` for a table's column definitions: a relation with its columns and
-    no rows."""
-    columns = [
-        line.strip().rstrip(",").replace(" NOT NULL", "").split(" ", 1) for line in columns_ddl.strip().splitlines()
-    ]
-    return ", ".join(f"NULL::{kind} AS {sql.ident(name)}" for name, kind in columns)
+    if not files:
+        # No day holds a row yet: the raw table, empty, until one does.
+        con.execute(f"DROP VIEW IF EXISTS {sql.ident(table)}")
+        con.execute(f"CREATE TABLE {sql.ident(table)} ({RAW_COLUMNS})")
+        return
+    # The day is in each file's path (landing_date=...): a query of some days opens only their
+    # files, not every file's footer (on S3, a request each).
+    con.execute(
+        f"CREATE OR REPLACE VIEW {sql.ident(table)} AS"
+        f" SELECT * FROM read_parquet({sql.string_list(files)}, hive_partitioning = true)"
+    )

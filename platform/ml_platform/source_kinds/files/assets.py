@@ -82,12 +82,7 @@ def file_raw_asset(spec: FileSourceSpec) -> dg.AssetsDefinition:
         def _raw(context: dg.AssetExecutionContext, warehouse: Warehouse):
             window = run_window(context)
             store = landing_store()
-            landed = Landed(
-                files=store.landed_files(spec.landing_folder, spec.formats, window),
-                unsupported=store.unsupported_files(spec.landing_folder, spec.formats, window),
-                refused=store.refused_files(spec.landing_folder, window),
-                ingested_at=ingestion_time(),
-            )
+            landed = Landed(*store.window_listing(spec.landing_folder, spec.formats, window), ingestion_time())
             if parallel:
                 outcome, metadata, ledger = _ingest_in_parallel(context, warehouse, spec, window, landed)
             else:

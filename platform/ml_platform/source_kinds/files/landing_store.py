@@ -5,8 +5,9 @@ the landing-freshness check have one body each:
 - `where(source)`: the source's landing location, in words;
 - `date_folders(source, dates)`: its date folders, in date order;
 - `landed_files(source, formats, dates, folders)`: the files to ingest (`LandedFile`);
-- `unsupported_files(source, formats, dates)`: files it cannot read, as paths under the root;
-- `refused_files(source, dates)`: files it refuses to read, with the reason.
+- `window_listing(source, formats, dates)`: what a raw run of a landing-date range reads: the
+  files to ingest, the files it cannot read (paths under the root) and the files it refuses to
+  read (with the reason).
 """
 
 from __future__ import annotations
@@ -44,13 +45,15 @@ class LocalLanding:
     ) -> list[LandedFile]:
         return landing.landed_files(self.root, source, formats, dates, folders=folders)
 
-    def unsupported_files(self, source: str, formats: tuple[str, ...], dates: DateRange | None = None) -> list[str]:
-        return [
-            p.relative_to(self.root).as_posix() for p in landing.unsupported_files(self.root, source, formats, dates)
-        ]
-
-    def refused_files(self, source: str, dates: DateRange | None = None) -> dict[str, str]:
-        return landing.refused_files(self.root, source, dates)
+    def window_listing(
+        self, source: str, formats: tuple[str, ...], dates: DateRange
+    ) -> tuple[list[LandedFile], list[str], dict[str, str]]:
+        unsupported = landing.unsupported_files(self.root, source, formats, dates)
+        return (
+            landing.landed_files(self.root, source, formats, dates),
+            [p.relative_to(self.root).as_posix() for p in unsupported],
+            landing.refused_files(self.root, source, dates),
+        )
 
 
 LandingStore = LocalLanding | S3Landing

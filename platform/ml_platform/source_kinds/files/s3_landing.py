@@ -108,28 +108,26 @@ class S3Landing:
             origin=self,
         )
 
-    def unsupported_files(
-        self, source: str, formats: tuple[str, ...], dates: tuple[dt.date, dt.date] | None = None
-    ) -> list[str]:
-        """Visible objects the source cannot read (wrong format, nested, or outside a date folder),
-        as paths under the landing root; `dates` limits to the date folders of a landing-date
-        range plus everything outside any date folder (which belongs to every run)."""
-        found = []
+    def window_listing(
+        self, source: str, formats: tuple[str, ...], dates: tuple[dt.date, dt.date]
+    ) -> tuple[list[LandedFile], list[str], dict[str, str]]:
+        """What a raw run of a landing-date range reads, in one listing of the source's top level and
+        of each date folder in the range: the objects to ingest, the visible ones the source cannot
+        read (wrong format, nested, or outside a date folder, which belongs to every run) as paths
+        under the landing root, and the refused ones (none: an S3 prefix has no symbolic links)."""
+        files, unsupported = [], []
         for entry in self._objects(self._source_prefix(source), delimiter="/"):
             prefix = entry.get("Prefix")
             day = parse_landing_date(prefix.rstrip("/").rsplit("/", 1)[-1]) if prefix else None
-            if prefix and day and dates is not None and not dates[0] <= day <= dates[1]:
+            if day and not dates[0] <= day <= dates[1]:
                 continue
-            inner = self._objects(prefix) if prefix else [entry]
-            for obj in inner:
+            for obj in self._objects(prefix) if prefix else [entry]:
                 relative = self.location.relative(obj["Key"])[len(LANDING) + 1 :]
-                parts = relative.split("/")
-                if any(part.startswith((".", "_")) for part in parts[1:]):
+                if any(part.startswith((".", "_")) for part in relative.split("/")[1:]):
                     continue
-                if self._landed(obj, formats) is None:
-                    found.append(relative)
-        return sorted(found)
-
-    def refused_files(self, source: str, dates: tuple[dt.date, dt.date] | None = None) -> dict[str, str]:
-        """Nothing: an S3 prefix has no symbolic links to refuse."""
-        return {}
+                landed = self._landed(obj, formats)
+                if landed is None:
+                    unsupported.append(relative)
+                else:
+                    files.append(landed)
+        return sorted(files, key=lambda f: (f.landing_date, f.relative_path)), sorted(unsupported), {}
