@@ -60,7 +60,7 @@ dev: install demo-data
 	  export ML_PLATFORM_WEATHER_API_URL=http://127.0.0.1:$(WEATHER_PORT); \
 	fi; \
 	export ML_PLATFORM_UI_URL="$${ML_PLATFORM_UI_URL:-http://127.0.0.1:$(PORT)}"; \
-	DAGSTER_HOME="$(DAGSTER_HOME)" $(PY) -m ml_platform.monitoring --port $(METRICS_PORT) & metrics=$$!; \
+	DAGSTER_HOME="$(DAGSTER_HOME)" $(PY) -m ml_platform metrics --port $(METRICS_PORT) & metrics=$$!; \
 	trap "kill $$metrics $$api 2>/dev/null" EXIT INT TERM; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 

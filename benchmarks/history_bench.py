@@ -97,7 +97,7 @@ def measure(history: str, args: argparse.Namespace, day: dt.date) -> dict:
     import dagster as dg
 
     from ml_platform.definitions import build_definitions
-    from ml_platform.source_kinds.files import landing
+    from ml_platform.ingestion.files import landing
 
     with tempfile.TemporaryDirectory(prefix=f"history-{history}-") as tmp, dg.instance_for_test() as instance:
         data = Path(tmp) / "data"

@@ -51,12 +51,12 @@ def profile(data_dir: Path, landing_days: tuple[dt.date, dt.date], event_days: t
     os.environ["ML_PLATFORM_DATA_DIR"] = str(data_dir)
     from ml_platform.checks.contract import QuarantineFigures, evaluate_contract
     from ml_platform.clean.write import clean_table, write_clean
-    from ml_platform.features.user_daily_features import TABLE
-    from ml_platform.ingestion.raw_table import create_raw_tables
+    from ml_platform.declarations.features.user_daily_features import TABLE
+    from ml_platform.declarations.sources.events import SPEC
+    from ml_platform.ingestion.files import reader
+    from ml_platform.ingestion.files.landing import landed_files
     from ml_platform.partitions import window_keys
-    from ml_platform.source_kinds.files import reader
-    from ml_platform.source_kinds.files.landing import landed_files
-    from ml_platform.sources.events import SPEC
+    from ml_platform.raw.table import create_raw_tables
     from ml_platform.warehouse import Warehouse
     from ml_platform.warehouse.resource import connect
 

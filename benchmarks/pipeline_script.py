@@ -11,7 +11,7 @@ contract's rules (keys not null and free of control characters, no nested JSON v
 time not beyond the tolerance, known event type and device, amount a number in [0, 10000]),
 quarantines the rows that break one, keeps the latest copy of each event id per day, rebuilds
 the users' history from the daily snapshots and writes `user_daily_features` with the same
-aggregation as platform/ml_platform/features/user_daily_features.py. No ledger, no accounting,
+aggregation as platform/ml_platform/declarations/features/user_daily_features.py. No ledger, no accounting,
 no Dagster: that is what makes it the limit.
 
     python benchmarks/pipeline_script.py --layers DATA_DIR OUT.duckdb FIRST_DAY LAST_DAY

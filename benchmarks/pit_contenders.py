@@ -57,8 +57,8 @@ def setup_api(inputs: Inputs, ttl: dt.timedelta, options: dict) -> Prepared:
     """`point_in_time_join` on a feature view as the platform writes it: the writer keeps the
     view's frontier table (`refresh_frontier`, built here once on a copy of the warehouse; its
     build time is reported, not timed). Entity rows as a DataFrame, result as a DataFrame."""
-    from ml_platform.training.frontier import refresh_frontier
-    from ml_platform.training.point_in_time import FeatureTable, point_in_time_join
+    from ml_platform.point_in_time.frontier import refresh_frontier
+    from ml_platform.point_in_time.join import FeatureTable, point_in_time_join
 
     database = options["work_dir"] / "warehouse_view.duckdb"
     shutil.copyfile(inputs.database, database)
@@ -79,7 +79,7 @@ def setup_api(inputs: Inputs, ttl: dt.timedelta, options: dict) -> Prepared:
 def setup_api_table(inputs: Inputs, ttl: dt.timedelta, options: dict) -> Prepared:
     """`point_in_time_join` on a table the platform did not write (no kept frontier: it is
     computed in the query)."""
-    from ml_platform.training.point_in_time import FeatureTable, point_in_time_join
+    from ml_platform.point_in_time.join import FeatureTable, point_in_time_join
 
     con, entities = _warehouse(inputs), load_entities(inputs)
     view = FeatureTable("activity", "features", ("user_id",), "ts", "created", ttl=ttl)

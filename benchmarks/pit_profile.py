@@ -46,7 +46,7 @@ def _best_of(runs: int, action) -> float:
 
 def profile_api(inputs: Inputs, ttl: dt.timedelta, work_dir: Path, runs: int = 3) -> dict:
     """The API's call and run times (best of `runs`) and its query's top operators."""
-    from ml_platform.training.point_in_time import FeatureTable, point_in_time_join
+    from ml_platform.point_in_time.join import FeatureTable, point_in_time_join
 
     # The feature view as the platform writes it (its frontier kept), when the api contender made it.
     view_copy = work_dir / "warehouse_view.duckdb"

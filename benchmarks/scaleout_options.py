@@ -46,8 +46,8 @@ sys.path[:0] = [str(ROOT / "platform"), str(ROOT / "platform_tests"), str(ROOT /
 from scaleout_data import HEADER, csv_day  # noqa: E402
 
 from ml_platform.storage.aws import AwsAccess  # noqa: E402
-from ml_platform.storage.duckdb_s3 import attach_s3  # noqa: E402
 from ml_platform.warehouse.extensions import load_offline, shipped_extension  # noqa: E402
+from ml_platform.warehouse.s3 import attach_s3  # noqa: E402
 
 BUCKET = "scaleout-bench"
 OPTIONS = ("duckdb_file", "ducklake_replace", "ducklake_append", "parquet_catalog")

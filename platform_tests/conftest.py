@@ -93,7 +93,7 @@ def source_runner(spec, instance: dg.DagsterInstance, data_dir: Path, extra_asse
     """A Runner over one source's assets built from `spec` (e.g. a variant of a real source),
     plus `extra_assets`, on the test's warehouse."""
     from ml_platform import settings
-    from ml_platform.source_assets import source_definitions
+    from ml_platform.definitions import source_definitions
     from ml_platform.warehouse import Warehouse
 
     defs = dg.Definitions(

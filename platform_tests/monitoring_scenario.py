@@ -21,9 +21,9 @@ from pathlib import Path
 import dagster as dg
 
 from conftest import Runner, days, source_runner, write_landing
+from ml_platform.contracts.quality_rules import LateArrivalRule, QualityRules, VolumeRule
+from ml_platform.declarations.sources.events import SPEC as REAL_EVENTS
 from ml_platform.monitoring import monitoring_sensors
-from ml_platform.quality.rules import LateArrivalRule, QualityRules, VolumeRule
-from ml_platform.sources.events import SPEC as REAL_EVENTS
 
 EVENTS = dataclasses.replace(
     REAL_EVENTS,

@@ -13,7 +13,7 @@ from email.utils import format_datetime
 import pytest
 
 from ml_platform.demo.weather_api import HISTORY_PATH, WeatherApiServer, observations
-from ml_platform.source_kinds.api.client import ApiClient, ApiError, equal_jitter
+from ml_platform.ingestion.api.client import ApiClient, ApiError, equal_jitter
 
 KEY = "sk-test-4f1c9a7e-secret"
 PARAMS = {"location": "berlin", "date": "2026-01-05"}

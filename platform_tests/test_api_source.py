@@ -13,10 +13,10 @@ import dagster as dg
 import pytest
 from dagster._serdes import serialize_value
 
+from ml_platform.declarations.sources.weather import SPEC
 from ml_platform.demo.weather_api import WeatherApiServer, observations
-from ml_platform.source_kinds.api import client as api_client
-from ml_platform.source_kinds.api.assets import REPROCESS_TAG, STEP_RETRY_POLICY
-from ml_platform.sources.weather import SPEC
+from ml_platform.ingestion.api import client as api_client
+from ml_platform.ingestion.api.assets import REPROCESS_TAG, STEP_RETRY_POLICY
 
 KEY = "wx-key-9d2b7c41-do-not-log"
 URL_ENV, KEY_ENV = SPEC.base_url_env, SPEC.api_key_env
@@ -273,7 +273,7 @@ def test_schedule_requests_yesterday_and_runs_only_when_configured(defs, monkeyp
 
 
 def test_responses_are_committed_before_the_transform(runner, weather_api):
-    from ml_platform.source_kinds.api import assets as api_source
+    from ml_platform.ingestion.api import assets as api_source
 
     def broken_transform(*args, **kwargs):
         raise dg.Failure("transform broke", allow_retries=False)

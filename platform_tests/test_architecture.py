@@ -1,14 +1,16 @@
-"""The module graph keeps the layout honest: each room imports only what sits below it.
+"""The module graph keeps the layout honest: imports run one way, and no package has a cycle.
 
-Read from the source with `ast` (nothing is imported), so a reach-back fails here with the
-module and the import that broke the rule, before it becomes a habit. Also: loading the
-definitions prints no Dagster preview/beta warning the platform has not acknowledged.
+Read from the source with `ast` (nothing is imported; imports inside functions count too), so a
+reach-back fails here with the module and the import that broke the rule, before it becomes a
+habit. The allowed direction is written once, in `LAYERS`. Also: loading the definitions prints
+no Dagster preview/beta warning the platform has not acknowledged.
 """
 
 from __future__ import annotations
 
 import ast
 import warnings
+from collections import defaultdict
 from pathlib import Path
 
 import dagster as dg
@@ -16,45 +18,42 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "platform" / "ml_platform"
 
-# Sources, layers and what Dagster records of them: machinery below them never imports these.
-_LAYERS = {"ingestion", "source_kinds", "clean", "curated", "checks", "results", "sources", "features", "discovery"}
+# Every room (sub-package or module of ml_platform), bottom first, in the order data flows. A room
+# imports only rooms of lower layers: never its own layer, never upwards. So the graph of rooms
+# has no cycle, and a newcomer reads the layout in this order.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("settings", "dagster_private", "dagster_previews", "discovery"),  # environment; Dagster's edges
+    ("results", "automation", "storage"),  # what runs record; when assets run; where files live
+    ("warehouse",),  # DuckDB: resource, SQL text, extensions, S3 access
+    ("partitions",),  # the daily partitions and a run's window
+    ("contracts",),  # what a table promises, and the one writer that keeps it
+    ("privacy",),  # pseudonyms of personal columns
+    ("raw",),  # the raw table, ledger and quarantine every way of ingesting writes
+    ("checks",),  # every check kind
+    ("ingestion",),  # one package per way of ingesting
+    ("clean",),  # the clean layer, the same for every source
+    ("point_in_time",),  # the point-in-time engine
+    ("curated",),  # curated tables, feature views and labels, with the step that builds them
+    ("training",),  # get_training_set, online lookups, training-set and model assets
+    ("declarations",),  # what a user declares: sources, features, labels, training sets
+    ("monitoring",),  # reports, alerts, metrics, read from the Dagster instance
+    ("definitions",),  # the code location
+    ("runs", "demo"),  # local run plumbing (above the definitions it preloads); demo data
+    ("__main__",),  # the command line
+)
+LAYER_OF = {room: i for i, layer in enumerate(LAYERS) for room in layer}
 
-# Room -> rooms it must never import. A room is a sub-package or top-level module of ml_platform.
+# What the layer order alone would allow but a room's purpose forbids.
 FORBIDDEN = {
-    # The SQL helpers and the warehouse know nothing about sources, layers or Dagster assets.
-    "warehouse": _LAYERS,
-    # What runs record in Dagster, the same for every layer: no layer's logic.
-    "results": {"ingestion", "source_kinds", "clean", "curated", "checks", "sources", "features", "discovery"},
-    "contracts": {"ingestion", "source_kinds", "clean", "curated", "checks", "sources", "features", "discovery"},
-    # What every source shares never depends on a kind (only source_assets, the assembler, sees them all).
-    "ingestion": {"source_kinds", "clean", "curated", "sources", "features", "discovery", "source_assets"},
-    # The clean layer is the same for every kind: no kind's internals.
-    "clean": {"source_kinds", "curated", "sources", "features", "discovery"},
-    "checks": {"source_kinds", "clean", "curated", "sources", "features", "discovery"},
-    "curated": {"ingestion", "source_kinds", "clean", "sources", "features", "discovery"},
     # Monitoring reads the Dagster instance only: a process holding the warehouse's write lock blocks
     # even read-only connections, so a monitor that opened it would stall while the platform works.
-    "monitoring": {"warehouse", "ingestion", "source_kinds", "clean", "curated", "checks", "training", "modeling"},
-    # Quality judges tables and figures it is handed; sources and layers call it, never the reverse.
-    "quality": {"ingestion", "source_kinds", "clean", "curated", "checks", "sources", "features", "discovery"},
-    "source_kinds": {"clean", "curated", "sources", "features", "discovery"},
-    # Where files live (local or S3) and how to reach them: no source, layer or check logic.
-    "storage": {*_LAYERS, "quality", "monitoring"},
-    # Reading training data works on warehouse tables, not on how they were built.
-    "training": {"ingestion", "source_kinds", "clean", "checks", "results", "sources", "modeling"},
-    # Training sets, models and serving build on curated tables and the training API, never on
-    # ingestion or the instances (the assembler hands them over).
-    "modeling": {"ingestion", "source_kinds", "clean", "checks", "sources", "features", "labels", "training_sets"},
-    # Instances declare; they use the public spec classes and contract columns only.
-    "sources": {"clean", "curated", "checks", "warehouse", "discovery", "ingestion"},
-    "features": {"ingestion", "source_kinds", "clean", "checks", "warehouse", "sources", "discovery"},
-    "labels": {"ingestion", "source_kinds", "clean", "checks", "warehouse", "sources", "discovery"},
-    "training_sets": {"ingestion", "source_kinds", "clean", "checks", "warehouse", "sources", "discovery", "curated"},
+    "monitoring": {"warehouse", "raw", "ingestion", "clean", "curated", "contracts", "point_in_time", "training"},
+    # Declarations use the public spec classes, contracts and rules only: never the machinery.
+    "declarations": {"warehouse", "partitions", "privacy", "results", "automation", "storage", "checks", "clean"},
 }
 
-
-# Rooms of instances: one module per source, feature view, label or training set.
-INSTANCES = {"sources", "features", "labels", "training_sets"}
+# The folders of declarations: found by name (`ml_platform.discovery`), imported by nothing.
+DECLARED = ("sources", "features", "labels", "training_sets")
 
 
 def _modules() -> dict[str, ast.Module]:
@@ -66,16 +65,23 @@ def _modules() -> dict[str, ast.Module]:
     return found
 
 
+MODULES = _modules()
+PACKAGES = {name for name in MODULES if (PACKAGE.parent / name.replace(".", "/") / "__init__.py").exists()}
+
+
 def _imports(tree: ast.Module) -> list[tuple[str, list[str]]]:
-    """(module imported from, names) for every ml_platform import, including function-level ones."""
+    """(module imported, names) for every ml_platform import, including function-level ones;
+    `from package import module` is an import of that module."""
     result = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "ml_platform":
-            result += [(f"ml_platform.{a.name}", []) for a in node.names]  # `from ml_platform import settings`
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ml_platform"):
-            result.append((node.module, [a.name for a in node.names]))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ml_platform":
+            submodules = [a.name for a in node.names if f"{node.module}.{a.name}" in MODULES]
+            result += [(f"{node.module}.{name}", []) for name in submodules]
+            names = [a.name for a in node.names if a.name not in submodules]
+            if names or not submodules:
+                result.append((node.module, names))
         elif isinstance(node, ast.Import):
-            result += [(a.name, []) for a in node.names if a.name.startswith("ml_platform")]
+            result += [(a.name, []) for a in node.names if a.name.split(".")[0] == "ml_platform"]
     return result
 
 
@@ -84,26 +90,64 @@ def _room(module: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
-MODULES = _modules()
+def _child(package: str, module: str) -> str | None:
+    """The child of `package` holding `module` (`__init__` for the package itself), None outside it."""
+    if module == package:
+        return "__init__"
+    prefix = package + "."
+    return module[len(prefix) :].split(".")[0] if module.startswith(prefix) else None
+
+
+def _cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph, as its nodes in order, or None."""
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(edges.get(node, ())):
+            if state.get(target) == 1:
+                return path[path.index(target) :] + [target]
+            if target not in state and (found := visit(target)):
+                return found
+        state[node] = 2
+        path.pop()
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
 
 
 def test_the_package_is_read():
-    assert {"ml_platform.clean.write", "ml_platform.warehouse.writer", "ml_platform.source_kinds.files.reader"} <= set(
+    assert {"ml_platform.clean.write", "ml_platform.contracts.writer", "ml_platform.ingestion.files.reader"} <= set(
         MODULES
     )
 
 
+def test_every_room_has_a_layer():
+    rooms = {_room(m) for m in MODULES} - {""}
+    assert sorted(rooms - set(LAYER_OF)) == [], "add the new room to LAYERS (and docs/architecture.md)"
+    assert sorted(set(LAYER_OF) - rooms) == [], "LAYERS names a room that does not exist"
+
+
 @pytest.mark.parametrize("module", sorted(MODULES))
-def test_no_reach_backs(module):
+def test_imports_run_downwards(module):
     room = _room(module)
     broken = []
     for imported, names in _imports(MODULES[module]):
         target = _room(imported)
-        forbidden = FORBIDDEN.get(room, set())
-        if target in forbidden:
-            broken.append(f"{imported} ({room} must not import {target})")
-        if room == "source_kinds" and target == "source_kinds" and imported.split(".")[2] != module.split(".")[2]:
-            broken.append(f"{imported} (a source kind must not import another kind)")
+        if room and target and target != room:
+            if LAYER_OF[target] >= LAYER_OF[room]:
+                broken.append(f"{imported} ({room} is not above {target} in LAYERS)")
+            if target in FORBIDDEN.get(room, set()):
+                broken.append(f"{imported} ({room} must not import {target})")
+        if room == target == "ingestion" and len(module.split(".")) > 2 and len(imported.split(".")) > 2:
+            mine, theirs = module.split(".")[2], imported.split(".")[2]
+            if mine != theirs and f"ml_platform.ingestion.{theirs}" in PACKAGES:
+                broken.append(f"{imported} (a way of ingesting must not import another)")
         for name in names:
             # A private name (`_x`) belongs to its module; dunder names (__version__) are public.
             if name.startswith("_") and not name.startswith("__"):
@@ -111,14 +155,42 @@ def test_no_reach_backs(module):
     assert broken == [], f"{module} imports: {broken}"
 
 
-def test_nothing_but_discovery_imports_the_instances():
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_no_package_has_a_cycle(package):
+    """Within every package, at every depth, its children (sub-packages, modules and its own
+    `__init__`) import each other without a cycle."""
+    edges: dict[str, set[str]] = defaultdict(set)
+    why: dict[tuple[str, str], str] = {}
+    for module, tree in MODULES.items():
+        source = _child(package, module)
+        if source is None:
+            continue
+        for imported, _ in _imports(tree):
+            target = _child(package, imported)
+            if target is not None and target != source:
+                edges[source].add(target)
+                why.setdefault((source, target), f"{module} imports {imported}")
+    cycle = _cycle(edges)
+    if cycle:
+        steps = "; ".join(why[edge] for edge in zip(cycle, cycle[1:], strict=False))
+        pytest.fail(f"{package}: {' -> '.join(cycle)} ({steps})")
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_nothing_imports_the_declarations():
+    """Declarations are found by name (`ml_platform.discovery`): no module imports one, so the
+    machinery they build on never depends on them."""
     importers = {
-        module
+        (module, imported)
         for module, tree in MODULES.items()
         for imported, _ in _imports(tree)
-        if _room(imported) in INSTANCES and _room(module) not in INSTANCES
+        if any(imported.startswith(f"ml_platform.declarations.{folder}") for folder in DECLARED)
     }
-    assert importers == {"ml_platform.discovery"}
+    assert importers == set()
 
 
 def test_loading_the_definitions_prints_no_unacknowledged_dagster_warning(data_dir):

@@ -310,7 +310,7 @@ def test_rows_lost_on_the_way_fail_the_write_and_change_nothing(runner, data_dir
 def test_a_row_the_clean_insert_loses_fails_the_write(runner, data_dir, monkeypatch):
     """The winners are counted apart from the insert that writes them (distinct keys among the
     valid rows): a kept row the insert loses cannot pass for a duplicate, and the write rolls back."""
-    from ml_platform.warehouse.writer import ContractTable
+    from ml_platform.contracts.writer import ContractTable
 
     insert = ContractTable.insert
 

@@ -12,7 +12,7 @@ from conftest import Runner, source_runner, write_landing
 from helpers import partition_checks, partition_metadata, run_metadata
 from ml_platform.curated import CuratedTable
 from ml_platform.curated.table import curated_asset
-from ml_platform.sources.events import SPEC as EVENTS
+from ml_platform.declarations.sources.events import SPEC as EVENTS
 
 HEADER = "event_id,user_id,event_type,event_time,product_id,amount\n"
 

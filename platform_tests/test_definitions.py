@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ml_platform.discovery import discover_specs
+from ml_platform.declarations import discover_specs
 
 
 def test_definitions_load(defs):

@@ -81,7 +81,7 @@ def test_landed_file_reaches_features_without_clicks(tmp_path: Path, request: py
                     check = platform.check_executions(asset, "contract", d)[0]
                     assert check["runId"] == run.run_id
                     assert check["evaluation"]["success"] is True
-            # The queue takes newer days first (ml_platform.run_queue): every run of a day is tagged
+            # The queue takes newer days first (ml_platform.runs.queue): every run of a day is tagged
             # with its distance from today, the late-data days before the file's own day lower.
             today = dt.datetime.now(dt.UTC).date()
             # (A run the automation sensor has created but not yet submitted has no priority yet:

@@ -8,7 +8,7 @@ while the platform is down, and `dagster dev` starts again on the same DAGSTER_H
 
 What must hold once every run has settled, read from the warehouse and the run records:
 - the run killed in flight is marked failed because its process is gone (run monitoring with
-  `ml_platform.run_launcher`), its pool slot is freed and it is retried once; nothing else fails;
+  `ml_platform.runs.launcher`), its pool slot is freed and it is retried once; nothing else fails;
 - the landing sensor's cursor survived: its runs requested every file exactly once, in landing
   order, across the restart (no file requested twice, none missed);
 - a raw run replaces its whole landing day, so the ledger holds one row per file, raw_events
@@ -20,7 +20,7 @@ reproducible) and changes nothing; the operator accepts the rename with the tag 
 names. clean_events keeps exactly the same 300 rows (dedup by event_id), while raw holds what
 landed: the copy's rows under both names, the renamed file's rows under its new name only.
 
-Two fast tests check the liveness rule run monitoring uses (`ml_platform.run_launcher`) on its own:
+Two fast tests check the liveness rule run monitoring uses (`ml_platform.runs.launcher`) on its own:
 a reaped, zombie or younger process is not the run's, and only a started run whose process is gone
 without recording its end is reported failed.
 """
@@ -42,7 +42,7 @@ import duckdb
 import pytest
 
 from ml_platform.demo.generator import write_drip_file
-from ml_platform.run_launcher import process_alive
+from ml_platform.runs.launcher import process_alive
 from ml_platform.warehouse import connect
 from platform_server import FINISHED, Platform, Run, running_platform
 
@@ -252,7 +252,7 @@ def test_crash_mid_burst_ingests_every_file_exactly_once(tmp_path: Path):
             raise
 
 
-# --- how run monitoring tells a dead run from a live one (ml_platform.run_launcher) -----------
+# --- how run monitoring tells a dead run from a live one (ml_platform.runs.launcher) -----------
 
 
 def _stat_state(pid: int) -> str:
@@ -301,7 +301,7 @@ def _run_then_die(instance_ref) -> None:
 
 
 def test_health_check_fails_a_started_run_whose_process_is_gone_and_no_other(tmp_path: Path):
-    launcher = {"module": "ml_platform.run_launcher", "class": "LocalRunLauncher"}
+    launcher = {"module": "ml_platform.runs.launcher", "class": "LocalRunLauncher"}
     with dg.instance_for_test(temp_dir=str(tmp_path), overrides={"run_launcher": launcher}) as instance:
         child = multiprocessing.get_context("spawn").Process(target=_run_then_die, args=(instance.get_ref(),))
         child.start()

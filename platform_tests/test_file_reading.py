@@ -12,7 +12,7 @@ import dagster as dg
 
 from conftest import source_runner, write_landing
 from helpers import run_check
-from ml_platform.sources.events import SPEC as EVENTS
+from ml_platform.declarations.sources.events import SPEC as EVENTS
 
 DAY = "2026-11-02"
 HEADER = "event_id,user_id,event_type,event_time,product_id,amount,device_type,session_id\n"
@@ -140,7 +140,7 @@ def test_raw_refuses_to_shrink_when_a_landed_file_is_moved_away(instance, data_d
 def test_a_raw_run_looks_at_its_own_date_folders_and_at_what_is_outside_any(data_dir, tmp_path):
     """What a run reports as unsupported or refused is what the whole landing tree holds for its
     days and outside any date folder, found without walking the other days' folders."""
-    from ml_platform.source_kinds.files.landing import refused_files, unsupported_files
+    from ml_platform.ingestion.files.landing import refused_files, unsupported_files
 
     secret = tmp_path / "outside.csv"
     secret.write_text(HEADER + _row("s1"))

@@ -24,9 +24,9 @@ from dagster._daemon.freshness import FreshnessDaemon
 
 from conftest import write_landing
 from helpers import tick
-from ml_platform.discovery import discover_specs
-from ml_platform.landing_freshness import SENSOR_NAME, landing_freshness_sensor
-from ml_platform.quality.freshness import DAILY, FreshnessRule, derived_rule
+from ml_platform.checks.landing_freshness import SENSOR_NAME, landing_freshness_sensor
+from ml_platform.contracts.freshness import DAILY, FreshnessRule, derived_rule
+from ml_platform.declarations import discover_specs
 
 HOUR = dt.timedelta(hours=1)
 # Ahead of any real clock, so the file's mtime (not the ctime the kernel sets to now) is its arrival.

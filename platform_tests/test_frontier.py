@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from helpers import pseudonym
+from ml_platform.point_in_time.frontier import available_since, frontier_table, refresh_frontier
 from ml_platform.training import FeatureTable, point_in_time_join
-from ml_platform.training.frontier import available_since, frontier_table, refresh_frontier
 from ml_platform.warehouse import sql
 
 T0 = dt.datetime(2026, 11, 1)
@@ -85,7 +85,7 @@ def test_a_feature_view_keeps_its_frontier_through_late_data(runner, data_dir):
     """user_activity as the platform writes it: first a range, then a late event recomputes some
     days (their rows become available later): the kept frontier stays equal to a fresh one."""
     from conftest import write_landing
-    from ml_platform.training.frontier import frontier_rows
+    from ml_platform.point_in_time.frontier import frontier_rows
     from test_user_activity import EVENTS, _build, _land
 
     _land(data_dir)

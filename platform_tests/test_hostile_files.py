@@ -15,7 +15,7 @@ import dagster as dg
 
 from helpers import run_check, tick
 from hostile_files import DAY, SECRET, hostile_day
-from ml_platform.sources.events import SPEC
+from ml_platform.declarations.sources.events import SPEC
 
 
 def test_a_hostile_day_keeps_every_valid_row_and_records_every_file(runner, data_dir, defs, instance, tmp_path):

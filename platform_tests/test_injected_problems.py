@@ -82,8 +82,8 @@ def _backfill_with_problems(data_dir):
 def _freshness_two_days_later(data_dir, instance) -> dict:
     """The landing_freshness sensor 51 hours from now, every source but the maintenance log having
     landed an hour before (its newest files' arrival moved there); the failing evaluations."""
-    from ml_platform.discovery import discover_specs
-    from ml_platform.landing_freshness import landing_freshness_sensor
+    from ml_platform.checks.landing_freshness import landing_freshness_sensor
+    from ml_platform.declarations import discover_specs
 
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=51)
     for source in SOURCES_IN_DEMO:

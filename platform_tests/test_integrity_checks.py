@@ -19,9 +19,9 @@ import pytest
 
 from conftest import source_runner, write_landing
 from helpers import partition_checks, run_check
-from ml_platform.quality.rules import QualityRules, UniquenessRule
-from ml_platform.quality.uniqueness import judge_history_uniqueness, judge_uniqueness
-from ml_platform.sources.events import SPEC as EVENTS
+from ml_platform.checks.uniqueness import judge_history_uniqueness, judge_uniqueness
+from ml_platform.contracts.quality_rules import QualityRules, UniquenessRule
+from ml_platform.declarations.sources.events import SPEC as EVENTS
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 HEADER = "event_id,user_id,event_type,event_time,product_id,amount,device_type,session_id"

@@ -11,7 +11,7 @@ import dagster as dg
 
 from conftest import write_landing
 from helpers import pseudonym, run_metadata
-from ml_platform.discovery import discover_labels, discover_specs
+from ml_platform.declarations import discover_labels, discover_specs
 
 EVENTS = "event_id,user_id,event_type,event_time,product_id,amount,device_type,session_id\n"
 MAINTENANCE = "record_id,device_id,event_time,event_type,component,downtime_minutes\n"

@@ -1,4 +1,4 @@
-"""Prometheus metrics: the real server (`python -m ml_platform.monitoring`) scraped over HTTP.
+"""Prometheus metrics: the real server (`python -m ml_platform metrics`) scraped over HTTP.
 
 Real runs of the events source (monitoring_scenario) on a Dagster instance in a temporary
 DAGSTER_HOME; the metrics server runs as its own process against that home, as `make dev` starts
@@ -51,7 +51,7 @@ def server(home, data_dir):
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "ML_PLATFORM_DATA_DIR": str(data_dir)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "ml_platform.monitoring", "--port", str(port)],
+        [sys.executable, "-m", "ml_platform", "metrics", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

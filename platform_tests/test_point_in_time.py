@@ -1,6 +1,6 @@
 """Point-in-time join against a plain-Python reference of its spec, on random and exact data.
 
-The reference below is written from the module docstring of `ml_platform.training.point_in_time`
+The reference below is written from the module docstring of `ml_platform.point_in_time.join`
 only: for each entity row, for each view, the usable rows are those with the same (non-NULL) keys,
 `ts <= t` and `created <= t`; the best is the greatest (ts, created); a TTL then blanks it when its
 `ts < t - ttl`, with no fallback to an older row.
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from helpers import connect, create_table, entity_frame
-from ml_platform.training.point_in_time import AmbiguousFeatureRows, FeatureTable, point_in_time_join
+from ml_platform.point_in_time.join import AmbiguousFeatureRows, FeatureTable, point_in_time_join
 
 T0 = dt.datetime(2026, 3, 1)
 

@@ -11,9 +11,9 @@ from dagster._serdes import serialize_value
 
 from helpers import run_metadata
 from helpers import tick as sensor_tick
-from ml_platform.source_kinds.postgres import PostgresSourceSpec
-from ml_platform.source_kinds.postgres import connection as postgres_connection
-from ml_platform.source_kinds.postgres import extract as postgres_extract
+from ml_platform.ingestion.postgres import PostgresSourceSpec
+from ml_platform.ingestion.postgres import connection as postgres_connection
+from ml_platform.ingestion.postgres import extract as postgres_extract
 from postgres_server import TRANSACTIONS_SCHEMA as SCHEMA
 from postgres_server import PostgresServer, postgres_server
 
@@ -136,7 +136,7 @@ def ingest_initial(runner, defs, instance) -> str:
 
 
 def test_spec_validation():
-    from ml_platform.sources.transactions import SPEC
+    from ml_platform.declarations.sources.transactions import SPEC
 
     assert (SPEC.version_column, SPEC.updated_at_column, SPEC.overlap_minutes) == ("updated_at", "updated_at", 10)
     assert SPEC.env_vars["password"] == "ML_PLATFORM_PG_PASSWORD"

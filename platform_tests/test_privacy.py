@@ -26,8 +26,8 @@ from ml_platform.contracts import personal
 from ml_platform.contracts import table_contract as tc
 from ml_platform.curated import CuratedTable
 from ml_platform.curated.table import curated_asset
-from ml_platform.sources.events import SPEC as EVENTS
-from ml_platform.sources.events import CleanEvents
+from ml_platform.declarations.sources.events import SPEC as EVENTS
+from ml_platform.declarations.sources.events import CleanEvents
 from ml_platform.training import get_online_features
 from ml_platform.warehouse import sql
 

@@ -17,10 +17,11 @@ import pytest
 
 from conftest import days, write_landing
 from helpers import partition_checks, partition_metadata, run_check
-from ml_platform.quality.completeness import judge_completeness
-from ml_platform.quality.late_arrivals import Arrivals, judge_late_arrivals
-from ml_platform.quality.profiles import Profile
-from ml_platform.quality.rules import (
+from ml_platform.checks.completeness import judge_completeness
+from ml_platform.checks.late_arrivals import Arrivals, judge_late_arrivals
+from ml_platform.checks.profiles import Profile
+from ml_platform.checks.volume import judge_volume
+from ml_platform.contracts.quality_rules import (
     CompletenessRule,
     LateArrivalRule,
     QualityRules,
@@ -28,7 +29,6 @@ from ml_platform.quality.rules import (
     UniquenessRule,
     VolumeRule,
 )
-from ml_platform.quality.volume import judge_volume
 
 DAYS = days("2026-03-01", "2026-03-09")
 HALF_DAY, NULL_DAY = "2026-03-08", "2026-03-09"

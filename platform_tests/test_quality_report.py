@@ -14,8 +14,8 @@ import dagster as dg
 import pytest
 
 from helpers import tick
+from ml_platform.contracts.quality_rules import LateArrivalRule, VolumeRule
 from ml_platform.monitoring.quality_report import REPORT_SENSOR
-from ml_platform.quality.rules import LateArrivalRule, VolumeRule
 from monitoring_scenario import BROKEN_DAY, HALF_DAY, LATE_DAY, WEEK, events_runner, run_broken_day, run_week
 
 

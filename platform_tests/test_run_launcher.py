@@ -1,4 +1,4 @@
-"""The launcher of `dagster dev` (ml_platform.run_launcher): runs are forks of one fork server, and
+"""The launcher of `dagster dev` (ml_platform.runs.launcher): runs are forks of one fork server, and
 the UI's Terminate cancels them.
 
 A real `dagster dev` with the repository's dagster.yaml and the fake weather API. A `raw_weather`
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ml_platform.demo.weather_api import LOCATIONS, WeatherApiServer, observations
-from ml_platform.run_launcher import process_alive
+from ml_platform.runs.launcher import process_alive
 from ml_platform.warehouse import connect
 from platform_server import FINISHED, Platform, running_platform
 

@@ -1,4 +1,4 @@
-"""The fork server preloads the platform and Dagster's parsed migrations (ml_platform.run_preload),
+"""The fork server preloads the platform and Dagster's parsed migrations (ml_platform.runs.preload),
 and an edited platform still takes effect on the next run.
 
 Each test runs in a Python process of its own: preloading and forgetting modules changes
@@ -31,11 +31,11 @@ def test_a_fork_of_the_fork_server_starts_with_the_platform_loaded(tmp_path: Pat
     result = _python(
         f"""
         import json
-        from ml_platform import run_forks
+        from ml_platform.runs import forks as run_forks
         # What a fork of the fork server finds before it imports anything, as a run's fork would.
         code = (
             "import json, sys, threading\\n"
-            "from ml_platform import run_preload\\n"
+            "from ml_platform.runs import preload as run_preload\\n"
             "json.dump({{'definitions_loaded': 'ml_platform.definitions' in sys.modules,"
             " 'preloaded': run_preload._preloaded is not None,"
             " 'migration_folders': len(run_preload._script_directories),"
@@ -65,7 +65,7 @@ def test_an_edited_platform_is_imported_afresh(tmp_path: Path):
     result = _python(
         f"""
         import json, pathlib, sys, threading
-        from ml_platform import run_preload
+        from ml_platform.runs import preload as run_preload
         run_preload.PACKAGE_DIR = pathlib.Path({str(watched)!r})  # stands for the package's files
         run_preload.preload()
         from ml_platform import definitions
@@ -75,7 +75,7 @@ def test_an_edited_platform_is_imported_afresh(tmp_path: Path):
         kept = sys.modules["ml_platform.definitions"] is definitions
         pathlib.Path({str(watched / "asset.py")!r}).write_text("ROWS = 22\\n")
         changed = run_preload.forget_if_changed()
-        dropped = [m for m in sys.modules if m.startswith("ml_platform.") and m != "ml_platform.run_preload"]
+        dropped = [m for m in sys.modules if m.startswith("ml_platform.") and m != "ml_platform.runs.preload"]
         from ml_platform import definitions as again
         fresh = again._process_definitions() is not first and again is not definitions
         print(json.dumps(dict(threads=threads, unchanged=unchanged, kept=kept, changed=changed,
@@ -95,7 +95,7 @@ def test_dagster_migrations_are_parsed_once_and_read_the_same(tmp_path: Path):
         from dagster._core.storage.sql import get_alembic_config
         config = get_alembic_config(sqlite_run_storage.__file__)
         uncached = ScriptDirectory.from_config(config)
-        from ml_platform import run_preload
+        from ml_platform.runs import preload as run_preload
         run_preload.cache_alembic_scripts()
         run_preload.cache_alembic_scripts()  # applying it twice wraps once
         once = ScriptDirectory.from_config(config)

@@ -1,4 +1,4 @@
-"""The run queue (ml_platform.run_queue): runs of newer days are taken first.
+"""The run queue (ml_platform.runs.queue): runs of newer days are taken first.
 
 The priority a run's tags give it, and the repository's instance configured with the coordinator.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from dagster._core.test_utils import instance_for_test
 
-from ml_platform.run_queue import NewestFirstRunCoordinator, newest_first_priority
+from ml_platform.runs.queue import NewestFirstRunCoordinator, newest_first_priority
 
 REPO = Path(__file__).resolve().parents[1]
 TODAY = dt.date(2026, 11, 26)
@@ -42,7 +42,7 @@ def test_the_repository_instance_queues_with_it():
     """What `make dev` and the end-to-end tests run; there the tags are asserted on real runs
     (test_e2e_dagster_dev.py)."""
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())["run_coordinator"]
-    assert (config["module"], config["class"]) == ("ml_platform.run_queue", "NewestFirstRunCoordinator")
+    assert (config["module"], config["class"]) == ("ml_platform.runs.queue", "NewestFirstRunCoordinator")
     with instance_for_test(overrides={"run_coordinator": config}) as instance:
         assert isinstance(instance.run_coordinator, NewestFirstRunCoordinator)
         assert instance.run_coordinator.dequeue_interval_seconds == 1

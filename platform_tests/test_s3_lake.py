@@ -62,7 +62,7 @@ def _requested(result) -> list[str]:
 
 def _s3_connection(server) -> duckdb.DuckDBPyConnection:
     from ml_platform.storage.aws import aws_access
-    from ml_platform.storage.duckdb_s3 import attach_s3
+    from ml_platform.warehouse.s3 import attach_s3
 
     con = duckdb.connect()
     attach_s3(con, aws_access())
@@ -294,8 +294,8 @@ def test_storage_setting_is_checked(monkeypatch):
 
 
 def test_a_partition_that_fails_its_blocking_checks_is_withheld_and_its_old_export_removed(lake):
+    from ml_platform.curated.export import export_partitions
     from ml_platform.storage.aws import aws_access
-    from ml_platform.storage.lake_export import export_partitions
     from ml_platform.storage.location import parse
 
     con = duckdb.connect()

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import Runner, source_runner, write_landing
 from helpers import run_check, run_metadata
-from ml_platform.sources.events import SPEC as EVENTS
+from ml_platform.declarations.sources.events import SPEC as EVENTS
 
 DAY = "2026-11-02"
 FILES = {

@@ -238,7 +238,7 @@ def history(data_dir, defs, instance, monkeypatch):
     """Eight date folders of one file each, the five oldest landed earlier than the three newest,
     and the cursor of the tick that requested them all. `history.listed` collects the date folders
     each later tick lists."""
-    from ml_platform.source_kinds.files import landing, sensor
+    from ml_platform.ingestion.files import landing, sensor
 
     monkeypatch.setattr(sensor, "EDGE_NS", EDGE_NS)
     for n, day in enumerate(OLD_DAYS):
@@ -340,7 +340,7 @@ def test_an_in_place_rewrite_in_a_recent_folder_is_requested_once(defs, instance
 
 def test_a_waiting_file_in_an_old_folder_is_requested_once_its_partition_exists(data_dir, instance, monkeypatch):
     from ml_platform.definitions import build_definitions
-    from ml_platform.source_kinds.files import sensor
+    from ml_platform.ingestion.files import sensor
 
     monkeypatch.setattr(sensor, "EDGE_NS", EDGE_NS)
     monkeypatch.setenv("ML_PLATFORM_START_DATE", "2026-11-10")

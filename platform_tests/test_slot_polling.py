@@ -1,4 +1,4 @@
-"""A step waiting for a full pool (ml_platform.slot_polling): it asks for the slot every 0.1 s and
+"""A step waiting for a full pool (ml_platform.runs.slot_polling): it asks for the slot every 0.1 s and
 sleeps in between, instead of Dagster's 1 s, 1.1 s, 1.21 s ... asks with a spinning loop.
 
 A real instance (SQLite storage, pool limit 1), whose one slot another run holds while a job with
@@ -16,7 +16,7 @@ import pytest
 from dagster._core.execution.plan import instance_concurrency_context
 from dagster._core.test_utils import instance_for_test
 
-from ml_platform import slot_polling
+from ml_platform.runs import slot_polling
 
 POOL = "warehouse_writer"
 WAIT_SECONDS = 2.0

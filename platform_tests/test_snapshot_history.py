@@ -19,7 +19,7 @@ from helpers import run_metadata
 from ml_platform import settings
 from ml_platform.clean import snapshot_history
 from ml_platform.clean.write import write_clean
-from ml_platform.sources.users import SPEC as USERS
+from ml_platform.declarations.sources.users import SPEC as USERS
 
 HEADER = "user_id,signup_date,country,plan\n"
 SNAPSHOTS = {

@@ -1,11 +1,11 @@
 """Snapshot and temporal accuracy of `get_training_set`: against plain-Python references of their
 specs on random data, at the edges by hand, and on pipeline data (user_activity at 14:05).
 
-The temporal reference is written from the module docstring of `ml_platform.training.temporal`
+The temporal reference is written from the module docstring of `ml_platform.point_in_time.temporal`
 only: for an entity row with keys K (none NULL) and time t (not NULL), a feature aggregates the
 source rows with keys K, `t - window <= ts < t` and `available <= t`; without such rows it is the
 aggregate over no rows; with a NULL key or time it is NULL. The snapshot reference is the spec of
-`ml_platform.training.point_in_time`: the usable row (same keys, ts <= t, created <= t) with the
+`ml_platform.point_in_time.join`: the usable row (same keys, ts <= t, created <= t) with the
 greatest (ts, created), blanked when older than the TTL.
 """
 
@@ -527,7 +527,7 @@ def test_temporal_sees_up_to_the_entitys_minute_snapshot_up_to_midnight(runner, 
     (10), each file ingested soon after. At 11-04 14:05 the temporal 7 days are [10-28 14:05,
     11-04 14:05): 50 + 20 + 10 = 80. The snapshot (user_activity as of 11-04) covers the days
     10-28 to 11-03: 100 + 50 + 20 = 170, without the morning of 11-04."""
-    import ml_platform.source_kinds.files.assets as file_assets
+    import ml_platform.ingestion.files.assets as file_assets
 
     write_landing(data_dir, "users", "2026-11-01", "users.csv", USERS)
     events = {

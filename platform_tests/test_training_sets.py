@@ -16,8 +16,8 @@ import pytest
 
 from conftest import write_landing
 from helpers import pseudonym, run_metadata
-from ml_platform.discovery import discover_training_sets
-from ml_platform.modeling.manifest import manifest_changes
+from ml_platform.declarations import discover_training_sets
+from ml_platform.training.manifest import manifest_changes
 from ml_platform.warehouse import connect
 
 FIRST = dt.date(2026, 8, 1)

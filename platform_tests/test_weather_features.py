@@ -9,9 +9,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from ml_platform.declarations.sources.weather import SPEC
 from ml_platform.demo.weather_api import WeatherApiServer, observations
-from ml_platform.source_kinds.api import client as api_client
-from ml_platform.sources.weather import SPEC
+from ml_platform.ingestion.api import client as api_client
 from ml_platform.training import get_training_set
 from ml_platform.warehouse import connect
 

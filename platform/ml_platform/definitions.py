@@ -1,5 +1,10 @@
-"""The Dagster code location: every source's assets and triggers, the curated tables and labels,
-the training sets and models, the warehouse.
+"""The Dagster code location: every declared source's assets and triggers, the curated tables and
+labels, the training sets and models, the monitoring sensors, the warehouse.
+
+A source is assembled from its spec: its kind's raw side (each kind's `assets.py` under
+`ml_platform.ingestion` has a builder returning the raw asset, what triggers it and the resources
+it needs), then the clean asset and the `landing_freshness` check, the same for every kind. A new
+kind adds one line to `RAW_SIDES`.
 
 `workspace.yaml`, `dagster dev`, the `dagster` CLI and `dg` load `defs` from here. It is built
 lazily (`@dg.definitions`), when Dagster loads the code location, not at import time.
@@ -12,16 +17,41 @@ import functools
 import dagster as dg
 
 from ml_platform import settings
+from ml_platform.checks.landing_freshness import landing_freshness_check, landing_freshness_sensor
 from ml_platform.checks.privacy import raw_personal_columns
+from ml_platform.clean.asset import clean_asset
+from ml_platform.contracts.freshness import derived_rule
 from ml_platform.curated import FeatureView
 from ml_platform.curated.table import curated_asset
-from ml_platform.discovery import discover_curated_tables, discover_labels, discover_specs, discover_training_sets
-from ml_platform.landing_freshness import landing_freshness_sensor
-from ml_platform.modeling.assets import modeling_assets
+from ml_platform.declarations import discover_curated_tables, discover_labels, discover_specs, discover_training_sets
+from ml_platform.ingestion.api import ApiSourceSpec
+from ml_platform.ingestion.api.assets import api_raw_side
+from ml_platform.ingestion.files import FileSourceSpec
+from ml_platform.ingestion.files.assets import file_raw_side
+from ml_platform.ingestion.postgres import PostgresSourceSpec
+from ml_platform.ingestion.postgres.assets import postgres_raw_side
+from ml_platform.ingestion.raw_asset import RawSide
 from ml_platform.monitoring import monitoring_sensors
-from ml_platform.quality.freshness import derived_rule
-from ml_platform.source_assets import source_definitions
+from ml_platform.raw.spec import SourceSpec
+from ml_platform.training.assets import training_assets
 from ml_platform.warehouse import Warehouse
+
+RAW_SIDES = {
+    FileSourceSpec: file_raw_side,
+    PostgresSourceSpec: postgres_raw_side,
+    ApiSourceSpec: api_raw_side,
+}
+
+
+def source_definitions(spec: SourceSpec) -> RawSide:
+    """The source's raw side with its clean asset and its landing_freshness check appended."""
+    builder = next((b for kind, b in RAW_SIDES.items() if isinstance(spec, kind)), None)
+    if builder is None:
+        raise TypeError(f"source {spec.name}: no builder for {type(spec).__name__}")
+    built = builder(spec)
+    built.assets.append(clean_asset(spec, dg.AssetKey(spec.raw_table)))
+    built.assets.append(landing_freshness_check(spec))
+    return built
 
 
 def build_definitions() -> dg.Definitions:
@@ -36,7 +66,7 @@ def build_definitions() -> dg.Definitions:
         for table in [*curated, *labels]
     ]
     views = [table for table in curated if isinstance(table, FeatureView)]
-    assets += modeling_assets(discover_training_sets(), labels, views)
+    assets += training_assets(discover_training_sets(), labels, views)
     sensors: list = [
         dg.AutomationConditionSensorDefinition(
             "automation",

@@ -131,5 +131,5 @@ def s3_listing_overlap_seconds() -> int:
 def parallel_raw() -> bool:
     """File sources' raw runs write their days as Parquet files and commit them in a short
     warehouse transaction, so runs of different days work in parallel (`ML_PLATFORM_PARALLEL_RAW`,
-    default off; `ml_platform.ingestion.partition_files`, docs/scaling.md)."""
+    default off; `ml_platform.raw.partition_files`, docs/scaling.md)."""
     return os.environ.get("ML_PLATFORM_PARALLEL_RAW", "").lower() in ("1", "true", "yes")

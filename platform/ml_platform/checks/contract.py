@@ -21,11 +21,11 @@ import pandera.ibis as pa
 
 from ml_platform.contracts import personal
 from ml_platform.contracts import table_contract as tc
+from ml_platform.contracts.writer import ContractTable
 from ml_platform.dagster_previews import acknowledged
 from ml_platform.results import CheckOutcome, Verdict, publish
 from ml_platform.warehouse import Warehouse, sql
 from ml_platform.warehouse.sql import DateWindow
-from ml_platform.warehouse.writer import ContractTable
 
 CONTRACT_CHECK = "contract"
 QUARANTINE_PARTITION_COLUMN = "partition_date"

@@ -24,11 +24,11 @@ import pandera.ibis as pa
 
 from ml_platform.contracts import personal
 from ml_platform.contracts import table_contract as tc
+from ml_platform.contracts.writer import ContractTable, table_exists
 from ml_platform.dagster_previews import acknowledged
 from ml_platform.results import Verdict
 from ml_platform.warehouse import Warehouse, sql
 from ml_platform.warehouse.sql import DateWindow
-from ml_platform.warehouse.writer import ContractTable, table_exists
 
 PRIVACY_CHECK = "privacy"
 # Clean table -> its personal columns: where raw personal values live (`raw_personal_columns`).

@@ -3,7 +3,7 @@
 A batch whose columns differ from the current version fails the check with WARN severity when
 the source's schema policy accepts it, and ERROR when the policy rejects it (its rows are then
 quarantined by the clean layer). A column whose values changed kind (numbers that became text,
-`ml_platform.ingestion.value_kinds`) is a WARN, and an ERROR when the contract's type cannot read
+`ml_platform.raw.value_kinds`) is a WARN, and an ERROR when the contract's type cannot read
 the new kind. Never blocking: raw keeps every row whatever its columns.
 """
 
@@ -13,10 +13,10 @@ import dagster as dg
 import duckdb
 
 from ml_platform.dagster_previews import acknowledged
-from ml_platform.ingestion.schema_policy import ledger_batches, schema_verdict
-from ml_platform.ingestion.spec import SourceSpec
-from ml_platform.ingestion.value_kinds import batch_kinds, kind_changes, usual_kinds
 from ml_platform.partitions import window_keys
+from ml_platform.raw.schema_policy import ledger_batches, schema_verdict
+from ml_platform.raw.spec import SourceSpec
+from ml_platform.raw.value_kinds import batch_kinds, kind_changes, usual_kinds
 from ml_platform.results import Verdict
 from ml_platform.warehouse.sql import DateWindow
 

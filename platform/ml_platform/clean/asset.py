@@ -1,6 +1,6 @@
 """Factory: a source spec becomes its clean asset (contract check included), whatever the kind.
 
-Every kind writes the same raw shape (`ml_platform.ingestion.raw_table`), so typing, UTC
+Every kind writes the same raw shape (`ml_platform.raw.table`), so typing, UTC
 normalization, dedup, quarantine and the contract check are the same code for files,
 databases and APIs.
 """
@@ -14,22 +14,22 @@ from ml_platform.checks.contract import (
     evaluate_contract,
     publish_contract_table,
 )
-from ml_platform.clean.snapshot_history import snapshots_through
-from ml_platform.clean.staging import too_late_rule
-from ml_platform.clean.write import CleanAccounting, clean_table, write_clean
-from ml_platform.contracts import personal
-from ml_platform.contracts import table_contract as tc
-from ml_platform.dagster_previews import acknowledged
-from ml_platform.ingestion.spec import SourceSpec
-from ml_platform.partitions import daily_partitions, run_window, window_keys, window_label
-from ml_platform.quality.checks import (
+from ml_platform.checks.late_arrivals import Arrivals, beyond_tolerance_counts
+from ml_platform.checks.quality import (
     CheckedTable,
     evaluate_history_quality,
     evaluate_quality,
     quality_check_specs,
     record_quality_profiles,
 )
-from ml_platform.quality.late_arrivals import Arrivals, beyond_tolerance_counts
+from ml_platform.clean.snapshot_history import snapshots_through
+from ml_platform.clean.staging import too_late_rule
+from ml_platform.clean.write import CleanAccounting, clean_table, write_clean
+from ml_platform.contracts import personal
+from ml_platform.contracts import table_contract as tc
+from ml_platform.dagster_previews import acknowledged
+from ml_platform.partitions import daily_partitions, run_window, window_keys, window_label
+from ml_platform.raw.spec import SourceSpec
 from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse
 
 

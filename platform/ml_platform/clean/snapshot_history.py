@@ -20,10 +20,10 @@ import datetime as dt
 
 import duckdb
 
-from ml_platform.ingestion.raw_table import LEDGER_TABLE, UNREADABLE
-from ml_platform.ingestion.spec import SourceSpec
+from ml_platform.contracts.writer import table_exists
+from ml_platform.raw.spec import SourceSpec
+from ml_platform.raw.table import LEDGER_TABLE, UNREADABLE
 from ml_platform.warehouse import sql
-from ml_platform.warehouse.writer import table_exists
 
 LATEST_DAY = dt.date(9999, 12, 31)
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import datetime as dt
 
 from ml_platform.contracts import table_contract as tc
-from ml_platform.ingestion.raw_table import LEDGER_TABLE
-from ml_platform.ingestion.schema_policy import REJECTION_RULES
-from ml_platform.ingestion.spec import SourceSpec
+from ml_platform.raw.schema_policy import REJECTION_RULES
+from ml_platform.raw.spec import SourceSpec
+from ml_platform.raw.table import LEDGER_TABLE
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
 

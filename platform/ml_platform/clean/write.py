@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 import duckdb
 
 from ml_platform.clean import snapshot_history, staging
-from ml_platform.ingestion.raw_table import create_raw_tables
-from ml_platform.ingestion.schema_policy import rejected_batches
-from ml_platform.ingestion.spec import SourceSpec
+from ml_platform.contracts.writer import ContractTable
+from ml_platform.raw.schema_policy import rejected_batches
+from ml_platform.raw.spec import SourceSpec
+from ml_platform.raw.table import create_raw_tables
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
-from ml_platform.warehouse.writer import ContractTable
 
 QUARANTINE_COLUMNS = """
   partition_date DATE NOT NULL,

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from ml_platform import privacy
 from ml_platform.contracts import table_contract as tc
 from ml_platform.curated.table import CuratedTable
-from ml_platform.training.frontier import available_since, refresh_frontier
-from ml_platform.training.point_in_time import FeatureTable
-from ml_platform.training.temporal import TemporalFeature, TemporalView
+from ml_platform.point_in_time.frontier import available_since, refresh_frontier
+from ml_platform.point_in_time.join import FeatureTable
+from ml_platform.point_in_time.temporal import TemporalFeature, TemporalView
 
 
 @dataclass(frozen=True, kw_only=True)

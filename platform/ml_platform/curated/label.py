@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ml_platform.contracts import table_contract as tc
+from ml_platform.contracts.freshness import DAILY, FreshnessRule
+from ml_platform.contracts.quality_rules import DriftRule
 from ml_platform.curated.table import CuratedTable
-from ml_platform.quality.freshness import DAILY, FreshnessRule
-from ml_platform.quality.rules import DriftRule
 from ml_platform.warehouse import sql
 
 

@@ -16,20 +16,20 @@ import pandera.ibis as pa
 from ml_platform import privacy
 from ml_platform.automation import on_upstream_update
 from ml_platform.checks.contract import contract_check_spec, evaluate_contract, publish_contract_table
+from ml_platform.checks.drift import DRIFT_CHECK, judge_drift
 from ml_platform.checks.privacy import PRIVACY_CHECK, RawPersonal, evaluate_privacy, privacy_check_spec
+from ml_platform.checks.verdicts import worst
 from ml_platform.contracts import table_contract as tc
+from ml_platform.contracts.freshness import FreshnessRule
+from ml_platform.contracts.quality_rules import DriftRule
+from ml_platform.contracts.writer import ContractTable, table_exists
+from ml_platform.curated.export import export_partitions
 from ml_platform.dagster_previews import acknowledged
 from ml_platform.partitions import daily_partitions, run_window, window_keys, window_label
-from ml_platform.quality.drift import DRIFT_CHECK, judge_drift
-from ml_platform.quality.freshness import FreshnessRule
-from ml_platform.quality.rules import DriftRule
-from ml_platform.quality.verdicts import worst
 from ml_platform.results import CheckOutcome
 from ml_platform.storage.aws import aws_access
-from ml_platform.storage.lake_export import export_partitions
 from ml_platform.storage.location import s3_location
 from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse, sql
-from ml_platform.warehouse.writer import ContractTable, table_exists
 
 # Late data older than this (in days after its event day) is not expected; sources' tolerances are smaller.
 LATE_ARRIVAL_DAYS = 7
@@ -206,7 +206,7 @@ def curated_asset(
 
 
 def _export(warehouse: Warehouse, location, curated: CuratedTable, days: list[str], blocking: list) -> dict:
-    """Export the run's partitions to the S3 prefix (`storage.lake_export`): those whose blocking
+    """Export the run's partitions to the S3 prefix (`curated.export`): those whose blocking
     checks passed; the others' files are removed."""
 
     def failed(day: str) -> bool:

@@ -15,10 +15,10 @@ import dagster as dg
 import duckdb
 
 from ml_platform.checks.schema import SCHEMA_CHECK, evaluate_schema, schema_check_spec
-from ml_platform.ingestion.raw_table import raw_partition_counts
-from ml_platform.ingestion.spec import SourceSpec
-from ml_platform.ingestion.value_kinds import record_value_kinds
 from ml_platform.partitions import daily_partitions
+from ml_platform.raw.spec import SourceSpec
+from ml_platform.raw.table import raw_partition_counts
+from ml_platform.raw.value_kinds import record_value_kinds
 from ml_platform.results import CheckOutcome, publish
 from ml_platform.warehouse import WAREHOUSE_POOL, sql
 from ml_platform.warehouse.sql import DateWindow

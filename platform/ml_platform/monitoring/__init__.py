@@ -8,7 +8,7 @@ fail while the platform works, and could stall the platform in turn.
 - `quality_report.py`: the `quality_reports` sensor writes `<data>/reports/quality/<run_id>.json`.
 - `alerts.py` (+ `webhook.py`): the `alerts` sensor posts failed runs and checks newly failing at
   ERROR to `ML_PLATFORM_ALERT_WEBHOOK_URL`, logged as JSON, never twice for the same failure.
-- `metrics.py` (+ `python -m ml_platform.monitoring`): rows, quarantine, runs, failing checks and
+- `metrics.py` (served by `python -m ml_platform metrics`): rows, quarantine, runs, failing checks and
   freshness per source in Prometheus' text format, served on 127.0.0.1.
 - `ended_runs.py`: what the two sensors share, the runs that ended after a cursor and their events.
 """

@@ -56,8 +56,8 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ml_platform.checks.landing_freshness import LANDING_FRESHNESS_CHECK
 from ml_platform.monitoring.ended_runs import run_assets
-from ml_platform.quality.freshness import LANDING_FRESHNESS_CHECK
 
 RECENT_RUNS = 100
 QUANTILES = (0.5, 0.9, 1.0)

@@ -39,7 +39,7 @@ from ml_platform.monitoring.ended_runs import (
 REPORT_SENSOR = "quality_reports"
 BATCH = 50
 # Numeric check metadata that holds a limit rather than a measurement (checks/contract.py,
-# quality/volume.py, quality/late_arrivals.py, quality/freshness.py): a check
+# checks/volume.py, checks/late_arrivals.py, checks/landing_freshness.py): a check
 # that records a new kind of limit names it here to have it listed under `thresholds`.
 THRESHOLD_KEYS = frozenset(
     {

@@ -6,7 +6,7 @@ boto3's own chain: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE` an
 config files, or the machine's instance or task role. Nothing here is a secret in itself: only
 the secret's name, the region, the profile name and an endpoint are configuration. The keys stay
 in memory; they are never logged, put in metadata or written into SQL text (DuckDB gets them as
-bound parameters, `duckdb_s3`).
+bound parameters, `ml_platform.warehouse.s3`).
 """
 
 from __future__ import annotations

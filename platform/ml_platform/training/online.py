@@ -14,8 +14,8 @@ import duckdb
 import pandas as pd
 
 from ml_platform import privacy
-from ml_platform.training.point_in_time import ENTITY_TIMESTAMP
-from ml_platform.training.training_set import feature_views, get_training_set
+from ml_platform.point_in_time.join import ENTITY_TIMESTAMP
+from ml_platform.training.retrieval import feature_views, get_training_set
 
 
 def get_online_features(

@@ -52,7 +52,7 @@ def connect(
         # Raw tables are views over partition files on S3 (ingestion.partition_files): every
         # connection that may read them gets S3 access. Imported here: storage builds on this package.
         from ml_platform.storage.aws import aws_access
-        from ml_platform.storage.duckdb_s3 import attach_s3
+        from ml_platform.warehouse.s3 import attach_s3
 
         attach_s3(con, aws_access())
     return con

@@ -1,0 +1,127 @@
+"""The training-set asset: a label's rows with their features as of each row's time, split by time.
+
+Built with the same API a data scientist calls (`get_training_set`), so the asset and a notebook
+get the same rows. The entity rows are the label table's final rows (keys, `event_timestamp`,
+the label; nothing else of the label table, whose other columns describe the future). Rows of
+the latest `validation_days` days are marked `validation`, the rest `train`: a model fitted on
+`train` never sees the later period it is scored on.
+
+Each build records its manifest (`ml_platform.training.manifest`): every label and feature
+partition it read, with row counts, content fingerprints and Dagster data versions, in the
+table `training_set_<name>_manifest` and in the run's metadata. The set is rebuilt when its
+label gains rows (a label partition matures); feature updates alone do not rebuild it (they
+would, every hour) but make `manifest_changes` report it stale.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the `context` annotation at definition time.
+import datetime as dt
+
+import dagster as dg
+
+from ml_platform.automation import on_new_input
+from ml_platform.curated import FeatureView, Label
+from ml_platform.training import ENTITY_TIMESTAMP, get_training_set
+from ml_platform.training.manifest import ManifestInput, build_manifest, view_window, write_manifest
+from ml_platform.training.spec import TrainingSet
+from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse, sql
+
+_ENTITIES = "__training_entities"
+SPLIT_COLUMN = "split"
+
+
+def training_set_asset(spec: TrainingSet, label: Label, views: dict[str, FeatureView]) -> dg.AssetsDefinition:
+    missing = [v for v in spec.views if v not in views]
+    if missing:
+        raise ValueError(f"training set {spec.name}: no feature view(s) {missing}; views: {sorted(views)}")
+
+    @dg.asset(
+        name=f"{spec.name}_training_set",
+        group_name=spec.group,
+        kinds={"duckdb"},
+        deps=[label.name, *spec.views],
+        pool=WAREHOUSE_POOL,
+        owners=[spec.owner],
+        description=spec.description,
+        metadata={"dagster/table_name": spec.table, "label": label.name, "features": ", ".join(spec.features)},
+        automation_condition=on_new_input(ignore=dg.AssetSelection.assets(*spec.views)),
+    )
+    def _training_set(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        with warehouse.transaction() as con:
+            # Inputs never materialized read as empty tables, not as errors.
+            for curated in (label, *(views[v] for v in spec.views)):
+                curated.table.create(con)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_ENTITIES} AS {entity_rows_sql(label)}")
+            rows, first, last = con.execute(
+                f"SELECT count(*), min({ENTITY_TIMESTAMP}), max({ENTITY_TIMESTAMP}) FROM {_ENTITIES}"
+            ).fetchone()
+            cutoff = validation_cutoff(last, spec.validation_days)
+            built = get_training_set(con, _ENTITIES, spec.features, views=views)
+            con.execute(f"DROP TABLE IF EXISTS {sql.ident(spec.table)}")
+            built.project(
+                f"*, CASE WHEN {ENTITY_TIMESTAMP} >= {sql.literal(cutoff)} THEN 'validation' ELSE 'train' END"
+                f" AS {SPLIT_COLUMN}"
+            ).create(spec.table)
+            manifest = build_manifest(con, context.instance, manifest_inputs(label, views, spec, first, last))
+            write_manifest(con, spec.manifest_table, manifest)
+            counts = dict(
+                con.execute(f"SELECT {SPLIT_COLUMN}, count(*) FROM {sql.ident(spec.table)} GROUP BY 1").fetchall()
+            )
+            positives = con.execute(
+                f"SELECT count(*) FILTER (WHERE {sql.ident(label.label_column)}) FROM {sql.ident(spec.table)}"
+            ).fetchone()[0]
+        context.log.info(f"{spec.table}: {rows} rows from {len(manifest)} input partitions")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "train_rows": counts.get("train", 0),
+                "validation_rows": counts.get("validation", 0),
+                "positive_rate": positives / rows if rows else 0.0,
+                "validation_from": str(cutoff) if cutoff else "",
+                "manifest_table": spec.manifest_table,
+                "manifest": dg.MetadataValue.md(_manifest_summary(manifest)),
+            }
+        )
+
+    return _training_set
+
+
+def entity_rows_sql(label: Label) -> str:
+    """The label's rows as entity rows: keys and join columns, `event_timestamp`, the label; oldest first."""
+    keys = sql.columns_list(label.entity_row_columns)
+    return (
+        f"SELECT {keys}, {sql.ident(label.timestamp_column)} AS {ENTITY_TIMESTAMP}, {sql.ident(label.label_column)}"
+        f" FROM {sql.ident(label.name)} ORDER BY {ENTITY_TIMESTAMP}, {keys}"
+    )
+
+
+def validation_cutoff(last: dt.datetime | None, validation_days: int) -> dt.datetime | None:
+    """Start of the validation period: midnight `validation_days - 1` days before the last row's day."""
+    if last is None:
+        return None
+    start = last.date() - dt.timedelta(days=validation_days - 1)
+    return dt.datetime(start.year, start.month, start.day)
+
+
+def manifest_inputs(
+    label: Label, views: dict[str, FeatureView], spec: TrainingSet, first: dt.datetime | None, last: dt.datetime | None
+) -> list[ManifestInput]:
+    if first is None:
+        return []
+    days = (first.date(), last.date())
+    # Every label row is an entity row: the whole label table.
+    inputs = [ManifestInput(label.name, label.partition_column, (dt.date.min, dt.date.max))]
+    for name in spec.views:
+        view = views[name]
+        inputs.append(ManifestInput(view.name, view.partition_column, view_window(days, view.ttl)))
+    return inputs
+
+
+def _manifest_summary(manifest: list[tuple]) -> str:
+    """Per input: partitions, rows, first and last partition (the full list is in the table)."""
+    per_input: dict[str, list[tuple]] = {}
+    for row in manifest:
+        per_input.setdefault(row[0], []).append(row)
+    lines = ["| input | partitions | rows | first | last |", "|---|---|---|---|---|"]
+    for name, rows in per_input.items():
+        lines.append(f"| {name} | {len(rows)} | {sum(r[5] for r in rows)} | {rows[0][4]} | {rows[-1][4]} |")
+    return "\n".join(lines)
