@@ -49,7 +49,7 @@ def compare(outputs: dict[str, str]) -> dict:
             continue
         reference = "script"
         if name == "platform":
-            # The platform's features hold pseudonymized user ids (README: Privacy), under the key
+            # The platform's features hold pseudonymized user ids (docs/privacy.md), under the key
             # pipeline_platform.setup gave it: the script's ids are pseudonymized to meet them.
             privacy.bind_key(con)
             reference = f"({privacy.with_pseudonyms('SELECT * FROM script', ['user_id'])})"

@@ -74,7 +74,7 @@ def identity(data_dir: Path, path: Path) -> str:
 
 
 def sensor_run_key(identities: list[str]) -> str:
-    """The run key the landing sensor derives from a tick's files (source_kinds/files/sensor.py)."""
+    """The run key the landing sensor derives from a tick's files (ingestion/files/sensor.py)."""
     digest = hashlib.sha256("\n".join(sorted(identities)).encode()).hexdigest()[:20]
     return f"events:{DAY.isoformat()}:{digest}"
 

@@ -1,6 +1,6 @@
 """Raw runs of different days in parallel (`ML_PLATFORM_PARALLEL_RAW`): each run works in its own
 DuckDB file, writes its days as Parquet files and commits them in one short warehouse transaction
-(`ingestion.partition_files`). The tables it leaves, and the clean layer built on them, are the
+(`raw.partition_files`). The tables it leaves, and the clean layer built on them, are the
 embedded mode's to the row.
 """
 

@@ -24,7 +24,7 @@ RELIED_ON = {
     ),
     "backfill_policy": (
         "Single-run backfills make a range one set-based SQL write; the per-partition check evidence "
-        "(warehouse.writer.publish) keeps gating per partition. Covered by the CLI range tests."
+        "(results.publish) keeps gating per partition. Covered by the CLI range tests."
     ),
     "allow_nonexistent_upstream_partitions": (
         "The clean layer's late-data mapping reaches landing days that do not exist yet (today + 1); "

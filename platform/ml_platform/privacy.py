@@ -16,7 +16,7 @@ and half the digits of the whole hash make the keys of every join and index half
 The key reaches DuckDB as a bound parameter, into session variables of the one connection
 (`bind_key`): it is in no SQL text, log line, error message or Dagster metadata. A curated
 run that must pseudonymize and finds no key fails, naming the variable. A different key gives
-different pseudonyms: see the README's Privacy section for rotating it.
+different pseudonyms: see docs/privacy.md for rotating it.
 
 Curated SQL reads the clean layer, raw ids and all, and joins on them; only what it writes is
 pseudonymized. A curated table reading another one's pseudonymized column would hash it a second
@@ -53,7 +53,7 @@ def configured_key() -> str:
         raise PseudonymKeyError(
             f"{KEY_VARIABLE} is not set: curated tables pseudonymize personal columns with this secret key. "
             f"Set it to a random string of at least {MIN_KEY_LENGTH} characters (`make dev` creates one under "
-            "DAGSTER_HOME); see the README's Privacy section."
+            "DAGSTER_HOME); see docs/privacy.md."
         )
     if len(key) < MIN_KEY_LENGTH:
         raise PseudonymKeyError(f"{KEY_VARIABLE} is too short: use at least {MIN_KEY_LENGTH} random characters.")

@@ -191,7 +191,7 @@ FROM judged
 
 
 def schema_policy_rules(spec: SourceSpec, rejected_batches: list[str]) -> list[tc.RowRule]:
-    """Every row of a batch the schema policy rejects breaks this rule (see ingestion.schema_policy)."""
+    """Every row of a batch the schema policy rejects breaks this rule (see raw.schema_policy)."""
     if not rejected_batches:
         return []
     batch = "(source_file || '@' || CAST(landing_date AS VARCHAR))"

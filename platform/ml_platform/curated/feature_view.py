@@ -60,7 +60,7 @@ class FeatureView(CuratedTable):
         return [c for c in tc.column_names(self.contract) if c not in bookkeeping]
 
     def write(self, con, window, empty: bool = False) -> dict[str | None, int]:
-        """Replace the window's rows and keep the view's frontier (`training.frontier`) in step:
+        """Replace the window's rows and keep the view's frontier (`point_in_time.frontier`) in step:
         only rows available from the earliest changed row on are recomputed."""
         self.table.create(con)
         scope = self.table.scope(window)

@@ -38,7 +38,7 @@ Materialization metadata, failed checks' severities and ended runs' assets are r
 (by storage id or run id, which never change meaning), so a scrape reads only events that are new
 since the previous one. The partition-status queries are most of the cost: each groups its check's
 executions by partition inside the event database. Measured on a 3-day demo instance (42 runs, 72
-checks, quiet 2-core machine): 0.4 to 0.65 s per scrape (README, Monitoring).
+checks, quiet 2-core machine): 0.4 to 0.65 s per scrape (docs/monitoring.md).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def connect(
             delay = min(delay * 2, 2.0)
     con.execute("SET TimeZone = 'UTC'")
     if settings.parallel_raw() and settings.storage_url():
-        # Raw tables are views over partition files on S3 (ingestion.partition_files): every
+        # Raw tables are views over partition files on S3 (raw.partition_files): every
         # connection that may read them gets S3 access. Imported here: storage builds on this package.
         from ml_platform.storage.aws import aws_access
         from ml_platform.warehouse.s3 import attach_s3

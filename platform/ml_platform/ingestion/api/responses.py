@@ -1,6 +1,6 @@
 """Step 1 of an API source run: fetch the window's responses and store them as received.
 
-One GET per day and location (rate limited, retried; see api_client.py); every response goes
+One GET per day and location (rate limited, retried; see client.py); every response goes
 into `raw_<name>_responses` (delete the window, insert), so the transform can be re-run from
 them without calling the API.
 """

@@ -151,7 +151,7 @@ def _ingest_in_parallel(
     context: dg.AssetExecutionContext, warehouse: Warehouse, spec: FileSourceSpec, window: DateWindow, landed: Landed
 ) -> tuple[RawOutcome, dict, list[dict]]:
     """`_ingest` in the run's own DuckDB file, its days written as Parquet files, then committed to
-    the warehouse in one short transaction (`ingestion.partition_files`): runs of other days work
+    the warehouse in one short transaction (`raw.partition_files`): runs of other days work
     meanwhile."""
     with partition_files.run_folder(context.run_id) as folder:
         run_con = partition_files.open_run_database(folder)
