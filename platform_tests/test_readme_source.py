@@ -1,14 +1,15 @@
-"""Follows README's "Add your own source" and "Add a curated table" to the letter: the files they
-show, nothing else changed.
+"""Follows README's "Add your own source" and "Add a curated table or feature view" to the letter:
+the files they show, nothing else changed.
 
 The package is copied to a temporary folder so the example never touches the working tree; the
-code blocks marked `<!-- readme-example: PATH -->` in README.md are written to PATH.
+code blocks marked `<!-- readme-example: PATH -->` in README.md are written to PATH (from the
+repository root: `platform/...` into the copy, `data/...` into the test's data folder; see
+doc_examples.py).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -16,10 +17,10 @@ import textwrap
 from pathlib import Path
 
 from conftest import write_landing
+from doc_examples import README, marked_blocks
 from helpers import pseudonym
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = re.compile(r"<!-- readme-example: (\S+) -->\n```\w*\n(.*?)```", re.S)
 
 RUN = textwrap.dedent(
     """
@@ -67,12 +68,12 @@ RUN = textwrap.dedent(
 
 
 def test_readme_example_source_works_with_no_other_change(tmp_path):
-    examples = EXAMPLE.findall((REPO / "README.md").read_text())
+    examples = [(block.name, block.body) for block in marked_blocks(README, "readme-example")]
     assert [path for path, _ in examples] == [
-        "sources/support_tickets.py",
-        "landing/support_tickets/2026-11-20/tickets.csv",
-        "features/customer_daily_tickets.py",
-        "features/customer_tickets_7d.py",
+        "platform/ml_platform/declarations/sources/support_tickets.py",
+        "data/landing/support_tickets/2026-11-20/tickets.csv",
+        "platform/ml_platform/declarations/features/customer_daily_tickets.py",
+        "platform/ml_platform/declarations/features/customer_tickets_7d.py",
     ]
     src = tmp_path / "src"
     shutil.copytree(
@@ -80,7 +81,8 @@ def test_readme_example_source_works_with_no_other_change(tmp_path):
     )
     data = tmp_path / "data"
     for path, body in examples:
-        target = (src / "ml_platform" / path) if path.startswith(("sources/", "features/")) else data / path
+        root, _, rest = path.partition("/")
+        target = {"platform": src, "data": data}[root] / rest
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(body)
 
@@ -113,7 +115,6 @@ def test_readme_example_source_works_with_no_other_change(tmp_path):
     assert out["training"] == [["c1", "2026-11-21 12:00:00", "1"], ["c1", "2026-11-20 23:00:00", "None"]]
 
 
-SNIPPET = re.compile(r"<!-- readme-snippet: training-set -->\n```python\n(.*?)```", re.S)
 USERS = "user_id,signup_date,country,plan\n"
 EVENTS = "event_id,user_id,event_type,event_time,product_id,amount\n"
 
@@ -136,7 +137,7 @@ def test_readme_training_set_snippet(runner, data_dir, monkeypatch):
     runner.run("clean_events", range_=("2026-11-03", "2026-11-07"))
     runner.run("user_activity", range_=("2026-11-04", "2026-11-08"))
 
-    [snippet] = SNIPPET.findall((REPO / "README.md").read_text())
+    [snippet] = [block.body for block in marked_blocks(README, "readme-snippet") if block.name == "training-set"]
     monkeypatch.chdir(data_dir.parent)
     namespace: dict = {}
     exec(compile(snippet, "README.md", "exec"), namespace)
