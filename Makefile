@@ -45,7 +45,7 @@ WEATHER_PORT ?= 8765
 # Prometheus metrics (ml_platform.monitoring) are served on http://127.0.0.1:$(METRICS_PORT)/metrics.
 METRICS_PORT ?= $(or $(ML_PLATFORM_METRICS_PORT),9108)
 # Curated tables pseudonymize user ids with a secret key: ML_PLATFORM_PSEUDONYM_KEY, or else a random
-# one made on the first start and kept in $(DAGSTER_HOME)/pseudonym_key (README: Privacy).
+# one made on the first start and kept in $(DAGSTER_HOME)/pseudonym_key (docs/privacy.md).
 dev: install demo-data
 	mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	@if [ -z "$$ML_PLATFORM_PSEUDONYM_KEY" ] && [ ! -s "$(DAGSTER_HOME)/pseudonym_key" ]; then \
