@@ -11,6 +11,7 @@ every use as the registry does.
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import os
 import re
@@ -177,8 +178,7 @@ def test_a_name_dagster_lacks_fails_to_import_naming_its_use(monkeypatch):
 
 
 def test_slot_polling_stays_off_when_dagster_moved_its_module(monkeypatch):
-    from ml_platform import slot_polling
-
+    slot_polling = _user("slot_polling")
     monkeypatch.setitem(fence.EXPORTS, "instance_concurrency_context", "dagster._core.execution.plan.moved_away")
     monkeypatch.delitem(vars(fence), "instance_concurrency_context", raising=False)
     with pytest.warns(UserWarning, match="this Dagster version differs"):
@@ -321,6 +321,12 @@ def test_use_and_export_names_are_unique_and_public():
 # --- the off-switches -----------------------------------------------------------------------------
 
 
+def _user(use: str):
+    """The one platform module that has the use (by the registry, so a moved module is found)."""
+    [module] = fence.BY_NAME[use].used_by
+    return importlib.import_module(module)
+
+
 def test_the_environment_switch_turns_off_only_switchable_uses(monkeypatch):
     monkeypatch.setenv(fence.OFF_ENV, " slot_polling ,")
     assert fence.enabled("slot_polling") is False
@@ -339,8 +345,7 @@ def test_the_environment_switch_turns_off_only_switchable_uses(monkeypatch):
 def test_switched_off_patches_leave_dagster_and_alembic_as_they_are(monkeypatch):
     from alembic.script import ScriptDirectory
 
-    from ml_platform import run_preload, slot_polling
-
+    run_preload, slot_polling = _user("alembic_script_cache"), _user("slot_polling")
     module = fence.instance_concurrency_context
     before = (
         module._calculate_timeout_interval,
@@ -400,14 +405,16 @@ def test_names_are_resolved_only_where_used(tmp_path):
     """Importing the fence imports no Dagster; loading the definitions resolves no private name; the
     launcher resolves its own names only, the fork path's when it forks (so `fork_runs: false` and
     the other off-switches really leave those names alone)."""
-    code = """
-        import json, sys
+    daemon = [*fence.BY_NAME["run_launcher"].used_by, *fence.BY_NAME["run_queue_priority"].used_by]
+    code = f"""
+        import importlib, json, sys
         from ml_platform import dagster_private
         fence_alone = "dagster" in sys.modules
         from ml_platform.definitions import build_definitions
         build_definitions()
         by_definitions = sorted(n for n in dagster_private.EXPORTS if n in vars(dagster_private))
-        import ml_platform.run_launcher, ml_platform.run_queue
+        for module in {daemon!r}:  # what the daemon imports from dagster.yaml: launcher and queue
+            importlib.import_module(module)
         by_daemon = sorted(n for n in dagster_private.EXPORTS if n in vars(dagster_private))
         print(json.dumps(dict(fence_alone=fence_alone, by_definitions=by_definitions, by_daemon=by_daemon)))
         """
