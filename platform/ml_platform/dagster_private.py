@@ -20,7 +20,7 @@ checked. `python -m ml_platform.dagster_private` runs the same checks without py
 Importing this module imports nothing of Dagster: a name is resolved (its Dagster module
 imported) where and when a platform module asks for it, so the import timing of the code that
 uses it is kept (run forks import Dagster's execution modules in the fork, preloaded by the fork
-server, see `ml_platform.run_forks`), and a use that is turned off resolves nothing.
+server, see `ml_platform.runs.forks`), and a use that is turned off resolves nothing.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class PrivateUse:
 
 LAUNCHER_OFF = (
     "Delete the `run_launcher:` block from dagster.yaml: Dagster then uses its own `DefaultRunLauncher` and never "
-    "imports `ml_platform.run_launcher`. Lost with it: forked runs (each run costs about 2 s more CPU) and the "
+    "imports `ml_platform.runs.launcher`. Lost with it: forked runs (each run costs about 2 s more CPU) and the "
     "health check, so a run whose process dies (kill -9, OOM, hard stop of `dagster dev`) stays STARTED and holds "
     "the duckdb slot until someone force-terminates it (the run page's Terminate, with 'Force termination "
     "immediately')."
@@ -131,7 +131,7 @@ FORK_OFF = (
     "fork_server_preload, alembic_script_cache and slot_polling, which only run in forked runs."
 )
 
-# Imported by the fork server ahead of any run, in the order a run imports them (run_forks.PRELOAD).
+# Imported by the fork server ahead of any run, in the order a run imports them (`ml_platform.runs.forks.PRELOAD`).
 PRELOADED_MODULES = (
     "dagster._cli.api",
     "dagster._core.execution.api",
@@ -175,7 +175,7 @@ USES: tuple[PrivateUse, ...] = (
         ),
         switch="dagster.yaml: delete the `run_launcher:` block",
         turned_off_by=LAUNCHER_OFF,
-        used_by=("ml_platform.run_launcher",),
+        used_by=("ml_platform.runs.launcher",),
     ),
     PrivateUse(
         name="forked_runs",
@@ -206,7 +206,7 @@ USES: tuple[PrivateUse, ...] = (
         ),
         switch="dagster.yaml: `fork_runs: false`",
         turned_off_by=FORK_OFF + " The launcher then never resolves `ExecuteRunArgs`.",
-        used_by=("ml_platform.run_forks", "ml_platform.run_launcher"),
+        used_by=("ml_platform.runs.forks", "ml_platform.runs.launcher"),
     ),
     PrivateUse(
         name="fork_server_preload",
@@ -219,7 +219,7 @@ USES: tuple[PrivateUse, ...] = (
         requires=tuple(Exists(module) for module in PRELOADED_MODULES),
         switch="dagster.yaml: `fork_runs: false`",
         turned_off_by=FORK_OFF,
-        used_by=("ml_platform.run_forks",),
+        used_by=("ml_platform.runs.forks",),
     ),
     PrivateUse(
         name="alembic_script_cache",
@@ -252,14 +252,14 @@ USES: tuple[PrivateUse, ...] = (
             "run parses Dagster's migrations again (part of the 0.38 s of CPU a forked run spent before its own "
             "work). Also off with `fork_runs: false`."
         ),
-        used_by=("ml_platform.run_preload",),
+        used_by=("ml_platform.runs.preload",),
         env_switch=True,
     ),
     PrivateUse(
         name="slot_polling",
         exports={"instance_concurrency_context": _CONCURRENCY},
         relies_on=(
-            "In each forked run, `ml_platform.slot_polling` replaces the module function that spaces a waiting "
+            "In each forked run, `ml_platform.runs.slot_polling` replaces the module function that spaces a waiting "
             "step's asks for a pool slot (`_calculate_timeout_interval`, looked up by the context at each ask) and "
             "the context's `interval_to_next_pending_claim_check`, reading its `_pending_claims` (steps waiting) "
             "and `_pending_timeouts` (step -> epoch time of its next ask)."
@@ -283,7 +283,7 @@ USES: tuple[PrivateUse, ...] = (
             "catch-up took 134 s instead of 107 s). Off by itself, with a warning, when the two replaced names are "
             "missing; also off with `fork_runs: false`."
         ),
-        used_by=("ml_platform.slot_polling",),
+        used_by=("ml_platform.runs.slot_polling",),
         env_switch=True,
     ),
     PrivateUse(
@@ -309,10 +309,10 @@ USES: tuple[PrivateUse, ...] = (
         switch="dagster.yaml: `run_coordinator` `module: dagster`, `class: QueuedRunCoordinator`",
         turned_off_by=(
             "In dagster.yaml's `run_coordinator:` block, `module: dagster` and `class: QueuedRunCoordinator` "
-            "instead of `ml_platform.run_queue`'s `NewestFirstRunCoordinator` (same config): Dagster's own queue, "
+            "instead of `ml_platform.runs.queue`'s `NewestFirstRunCoordinator` (same config): Dagster's own queue, "
             "first submitted first launched (today's data waits behind a catch-up's older days)."
         ),
-        used_by=("ml_platform.run_queue",),
+        used_by=("ml_platform.runs.queue",),
     ),
     PrivateUse(
         name="range_check_targets",
@@ -371,10 +371,11 @@ USES: tuple[PrivateUse, ...] = (
                 ("limit", "status", "partition_filter"),
             ),
         ),
-        switch="stop the metrics server (`python -m ml_platform.monitoring`)",
+        switch="stop the metrics server (`python -m ml_platform metrics`)",
         turned_off_by=(
-            "Not running the metrics server (`python -m ml_platform.monitoring`, which `make dev` starts beside "
-            "Dagster): only it imports `ml_platform.monitoring.metrics` (tested), so if these names break, "
+            "Not running the metrics server (`python -m ml_platform metrics`, which `make dev` starts beside "
+            "Dagster): only it (`ml_platform.__main__`) imports `ml_platform.monitoring.metrics` (tested), so if "
+            "these names break, "
             "/metrics is down and the platform runs on."
         ),
         used_by=("ml_platform.monitoring.metrics",),
