@@ -133,9 +133,7 @@ def partition_check_evaluations(
     """
     # Not exported at the top level of dagster 1.13. Without it the evaluation does not count as
     # checking the current materialization; the range-backfill automation test fails if it changes.
-    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-        AssetCheckEvaluationTargetMaterializationData,
-    )
+    from ml_platform.dagster_private import AssetCheckEvaluationTargetMaterializationData
 
     key = context.asset_key
     records = _latest_materializations(context, key, list(verdicts))

@@ -49,14 +49,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import dagster as dg
-
-# Not exported at dagster's top level in 1.13: they select one partition's failed check executions.
-from dagster._core.event_api import PartitionKeyFilter
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ml_platform.checks.landing_freshness import LANDING_FRESHNESS_CHECK
+
+# Not exported at dagster's top level in 1.13: they select one partition's failed check executions.
+from ml_platform.dagster_private import AssetCheckExecutionRecordStatus, PartitionKeyFilter
 from ml_platform.monitoring.ended_runs import run_assets
 
 RECENT_RUNS = 100

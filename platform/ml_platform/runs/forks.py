@@ -22,12 +22,12 @@ from __future__ import annotations
 import multiprocessing
 import threading
 
+from ml_platform.dagster_private import PRELOADED_MODULES
+
 # What every run imports before it reaches the platform's code, in the order a run imports it.
 PRELOAD = [
     "dagster",
-    "dagster._cli.api",
-    "dagster._core.execution.api",
-    "dagster._core.storage.sqlite_storage",
+    *PRELOADED_MODULES,
     "dagster_duckdb",
     "duckdb",
     "pandas",
@@ -67,12 +67,15 @@ def _execute_run(execute_run_args_json: str) -> None:
     """The fork's body: what `dagster api execute_run` does with its input."""
     import sys
 
-    from dagster._cli.api import _execute_run_command_body
-    from dagster._cli.utils import get_instance_for_cli
-    from dagster._grpc.types import ExecuteRunArgs
-    from dagster._serdes import deserialize_value
-    from dagster._utils.interrupts import capture_interrupts, setup_interrupt_handlers
+    from dagster import deserialize_value
 
+    from ml_platform.dagster_private import (
+        ExecuteRunArgs,
+        capture_interrupts,
+        execute_run_command_body,
+        get_instance_for_cli,
+        setup_interrupt_handlers,
+    )
     from ml_platform.runs import preload as run_preload
 
     # An edited platform takes effect now: the fork then imports it afresh instead of the preloaded one.
@@ -88,7 +91,7 @@ def _execute_run(execute_run_args_json: str) -> None:
     with capture_interrupts():
         args = deserialize_value(execute_run_args_json, ExecuteRunArgs)
         with get_instance_for_cli(instance_ref=args.instance_ref) as instance:
-            code = _execute_run_command_body(
+            code = execute_run_command_body(
                 args.run_id, instance, lambda event: None, set_exit_code_on_failure=bool(args.set_exit_code_on_failure)
             )
     sys.exit(code)

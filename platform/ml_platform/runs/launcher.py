@@ -31,13 +31,10 @@ import threading
 import time
 from pathlib import Path
 
-from dagster import DagsterRun, DagsterRunStatus, DefaultRunLauncher, Field
-from dagster._core.events import DagsterEventType
-from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
-from dagster._core.storage.tags import GRPC_INFO_TAG
-from dagster._grpc.types import ExecuteRunArgs
-from dagster._serdes import serialize_value
+from dagster import DagsterEventType, DagsterRun, DagsterRunStatus, DefaultRunLauncher, Field, serialize_value
 
+from ml_platform import dagster_private
+from ml_platform.dagster_private import GRPC_INFO_TAG, CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from ml_platform.runs import forks as run_forks
 
 # A process that started this long after the run recorded its start is not the run's (which
@@ -115,7 +112,9 @@ class LocalRunLauncher(DefaultRunLauncher):
         if run.job_code_origin is None:
             raise ValueError(f"run {run.run_id} has no code origin to execute")
         run_forks.start_run(
-            serialize_value(ExecuteRunArgs(run.job_code_origin, run.run_id, instance_ref=self._instance.get_ref()))
+            serialize_value(
+                dagster_private.ExecuteRunArgs(run.job_code_origin, run.run_id, instance_ref=self._instance.get_ref())
+            )
         )
 
     def terminate(self, run_id: str) -> bool:

@@ -28,6 +28,8 @@ import sys
 import threading
 from pathlib import Path
 
+from ml_platform import dagster_private
+
 log = logging.getLogger(__name__)
 
 PACKAGE = "ml_platform"
@@ -58,6 +60,8 @@ def package_fingerprint(root: Path | None = None) -> tuple:
 
 def cache_alembic_scripts() -> None:
     """Make alembic's `ScriptDirectory.from_config` return one parsed folder per migration folder."""
+    if not dagster_private.enabled("alembic_script_cache"):
+        return
     from alembic.script import ScriptDirectory
 
     if getattr(ScriptDirectory.from_config, "_ml_platform_cached", False):
@@ -77,11 +81,16 @@ def cache_alembic_scripts() -> None:
 
 def _warm_alembic() -> None:
     """Parse the migrations of Dagster's SQLite stores now, in the fork server."""
+    if not dagster_private.enabled("alembic_script_cache"):
+        return
     from alembic.script import ScriptDirectory
-    from dagster._core.storage.event_log.sqlite import sqlite_event_log
-    from dagster._core.storage.runs.sqlite import sqlite_run_storage
-    from dagster._core.storage.schedules.sqlite import sqlite_schedule_storage
-    from dagster._core.storage.sql import get_alembic_config
+
+    from ml_platform.dagster_private import (
+        get_alembic_config,
+        sqlite_event_log,
+        sqlite_run_storage,
+        sqlite_schedule_storage,
+    )
 
     # One folder today (the three stores share it); each is named so a split would be warmed too.
     for module in (sqlite_event_log, sqlite_run_storage, sqlite_schedule_storage):

@@ -20,9 +20,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
-from dagster._core.storage.dagster_run import DagsterRun
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, PARTITION_NAME_TAG, PRIORITY_TAG
+from dagster import DagsterRun, QueuedRunCoordinator, SubmitRunContext
+
+from ml_platform.dagster_private import ASSET_PARTITION_RANGE_END_TAG, PARTITION_NAME_TAG, PRIORITY_TAG
 
 # Dagster requires priorities within a signed 32-bit integer; days since year 1 are far inside.
 OLDEST_PRIORITY = -1_000_000

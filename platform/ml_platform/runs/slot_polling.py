@@ -43,7 +43,14 @@ def _seconds_to_next_ask(self) -> float:
 def apply() -> bool:
     """Patch this process's Dagster; returns False (with a warning) when this Dagster version does
     not have the functions replaced here, in which case Dagster's own behaviour stays."""
-    from dagster._core.execution.plan import instance_concurrency_context as module
+    from ml_platform import dagster_private
+
+    if not dagster_private.enabled("slot_polling"):
+        return False
+    try:
+        module = dagster_private.instance_concurrency_context
+    except ImportError:  # the module itself is gone: warned below
+        module = None
 
     context_class = getattr(module, "InstanceConcurrencyContext", None)
     if not hasattr(module, "_calculate_timeout_interval") or not hasattr(
