@@ -21,8 +21,6 @@ from doc_examples import DOCS, README, REPO
 
 PAGES = [README, *sorted(DOCS.glob("*.md")), REPO / "benchmarks" / "README.md"]
 PACKAGE = REPO / "platform" / "ml_platform"
-# Written alongside the Dagster private-API fence (docs/architecture.md names them already).
-PENDING = {"docs/upgrading-dagster.md", "dagster_private.py", "test_dagster_private.py", "ml_platform.dagster_private"}
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
@@ -103,7 +101,7 @@ def _missing_names(text: str, relative_to: Path) -> list[str]:
         for token in FOLDER.findall(span):
             if token.endswith("/") and not (REPO / token).is_dir() and not (REPO / "platform" / token).is_dir():
                 missing.append(token)
-    return [m for m in missing if m not in PENDING and m.split("::")[0] not in PENDING]
+    return missing
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(REPO).as_posix() for p in PAGES])
@@ -115,8 +113,6 @@ def test_links_and_anchors_resolve(page: Path):
         path, _, anchor = target.partition("#")
         resolved = (page.parent / path).resolve() if path else page
         name = resolved.relative_to(REPO).as_posix() if resolved.is_relative_to(REPO) else str(resolved)
-        if name in PENDING:
-            continue
         if not resolved.exists():
             broken.append(f"{target}: no such file")
         elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
@@ -157,7 +153,7 @@ def test_package_docstrings_and_comments_name_modules_that_exist():
             if t.rsplit(".", 1)[1] not in FILE_SUFFIXES and not _module_exists(f"ml_platform.{t}")
         ]
         names += [t for t in PY_PATH.findall(text) if not _py_file_exists(t)]
-        names = sorted({n for n in names if n not in PENDING and f"ml_platform.{n}" not in PENDING})
+        names = sorted(set(names))
         if names:
             missing[path.relative_to(REPO).as_posix()] = names
     assert missing == {}
