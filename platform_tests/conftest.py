@@ -47,6 +47,26 @@ def pytest_configure(config: pytest.Config) -> None:
         tempfile.tempdir = None  # gettempdir() caches its first answer: read TMPDIR again
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for xdist's `--dist loadgroup` (`make test`: two workers); other tests go to either.
+
+    - Every e2e test, in one group: each starts a whole platform (dagster dev: webserver, daemon,
+      code server, runs) or a browser and waits for it within bounded times; two at once on two
+      cores would share the CPU with each other as well as with the in-process tests.
+    - The tests of a module that use a module-scoped fixture (a server, a BuiltState), so that it
+      starts or builds once, not once per worker.
+    Every test keeps its own temp folder and free ports, so no other test needs a group.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        if item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+        elif any(d.scope == "module" for defs in item._fixtureinfo.name2fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @dataclass
 class BuiltState:
     """A data folder and the Dagster instance that filled it, built once for several tests.
