@@ -45,6 +45,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if root is not None:
         os.environ["TMPDIR"] = str(root)
         tempfile.tempdir = None  # gettempdir() caches its first answer: read TMPDIR again
+    # Each test's Dagster instance opens three SQLite stores, and alembic parses Dagster's migration
+    # scripts afresh for every one; parsed once here, as a run's fork of the fork server does
+    # (ml_platform.run_preload), an instance takes about half the CPU to open.
+    from ml_platform import run_preload
+
+    run_preload.cache_alembic_scripts()
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
