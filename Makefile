@@ -64,8 +64,11 @@ dev: install demo-data
 	trap "kill $$metrics $$api 2>/dev/null" EXIT INT TERM; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 
+# Two workers (xdist): one core each. Tests that must not run beside each other share a group
+# (platform_tests/conftest.py); TEST_WORKERS=0 runs the suite in this process, one test at a time.
+TEST_WORKERS ?= 2
 test: install system-deps lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Lint for bug classes, import order, outdated syntax and needlessly complex code; the format is checked too
 # (`make format` applies it).
@@ -79,7 +82,7 @@ format: install
 
 # Everything but the slow end-to-end tests (dagster dev, browser).
 test-fast: install
-	$(PY) -m pytest -m "not e2e"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e"
 
 # README's lineage picture, taken from a real `dagster dev` run on demo data.
 screenshot: install system-deps

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -12,12 +18,110 @@ import pytest
 
 from helpers import TEST_PSEUDONYM_KEY
 
+# The suite's temp files (tmp_path, Dagster's test instances, dagster dev's DAGSTER_HOME, DuckDB
+# spill folders) go to memory when the machine has room there: every in-process run commits
+# Dagster's SQLite event log a few hundred times and DuckDB checkpoints its file, and on a disk
+# shared with other work each of those fsyncs waits (measured: 4 schema-evolution tests 55 s on
+# /tmp, 27 s on /dev/shm). Killing a process leaves a tmpfs file as it leaves a disk file, so the
+# crash tests see the same. An explicit TMPDIR is kept as it is.
+MEMORY_TEMP_ROOT = Path("/dev/shm")
+MEMORY_TEMP_MIN_FREE = 8 * 2**30  # bytes: a few whole runs' temp folders (pytest keeps the last 3)
+
+
+def _memory_temp_root() -> Path | None:
+    try:
+        stats = os.statvfs(MEMORY_TEMP_ROOT)
+    except OSError:
+        return None
+    if stats.f_bavail * stats.f_frsize < MEMORY_TEMP_MIN_FREE or not os.access(MEMORY_TEMP_ROOT, os.W_OK | os.X_OK):
+        return None
+    return MEMORY_TEMP_ROOT
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before pytest makes its base temp folder (lazily, on first use) and before xdist starts its
+    # workers, which inherit the environment and so the same TMPDIR.
+    root = None if os.environ.get("TMPDIR") else _memory_temp_root()
+    if root is not None:
+        os.environ["TMPDIR"] = str(root)
+        tempfile.tempdir = None  # gettempdir() caches its first answer: read TMPDIR again
+    # Each test's Dagster instance opens three SQLite stores, and alembic parses Dagster's migration
+    # scripts afresh for every one; parsed once here, as a run's fork of the fork server does
+    # (ml_platform.run_preload), an instance takes about half the CPU to open.
+    from ml_platform import run_preload
+
+    run_preload.cache_alembic_scripts()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for xdist's `--dist loadgroup` (`make test`: two workers); other tests go to either.
+
+    - Every e2e test, in one group: each starts a whole platform (dagster dev: webserver, daemon,
+      code server, runs) or a browser and waits for it within bounded times; two at once on two
+      cores would share the CPU with each other as well as with the in-process tests.
+    - The tests of a module that use a module-scoped fixture (a server, a BuiltState), so that it
+      starts or builds once, not once per worker.
+    Every test keeps its own temp folder and free ports, so no other test needs a group.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        if item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+        elif any(d.scope == "module" for defs in item._fixtureinfo.name2fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+@dataclass
+class BuiltState:
+    """A data folder and the Dagster instance that filled it, built once for several tests.
+
+    A test module whose tests all start from the same runs defines a module-scoped fixture named
+    `starting_state` that returns one (made with `build_state`). Every test whose fixtures include
+    `starting_state` gets a copy of its data folder as `data_dir` and of its instance as `instance`:
+    what a test writes changes its copy only. `value` is what the build returned for the tests to
+    read (its runs' results); nothing may change it.
+    """
+
+    data_dir: Path
+    dagster_home: Path
+    value: Any = None
+
+
+@contextlib.contextmanager
+def build_state(root: Path) -> Iterator[tuple[BuiltState, dg.DagsterInstance]]:
+    """A BuiltState in `root` and its instance, open while the runs are made, in the environment
+    every test gets here (conftest's autouse fixtures are per test, and a module-scoped fixture
+    runs before them). The environment is restored and the instance closed on exit."""
+    state = BuiltState(root / "data", root / "dagster_home")
+    (state.data_dir / "landing").mkdir(parents=True)
+    state.dagster_home.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ML_PLATFORM_DATA_DIR", str(state.data_dir))
+        mp.delenv("ML_PLATFORM_WAREHOUSE", raising=False)
+        mp.setenv("ML_PLATFORM_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
+        for name in _configured_source_variables():
+            mp.delenv(name)
+        with dg.instance_for_test(temp_dir=str(state.dagster_home)) as inst:
+            yield state, inst
+
+
+def _starting_state(request: pytest.FixtureRequest) -> BuiltState | None:
+    """The module's BuiltState when this test starts from it (see BuiltState)."""
+    return request.getfixturevalue("starting_state") if "starting_state" in request.fixturenames else None
+
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh ML_PLATFORM_DATA_DIR (landing files + warehouse) for one test."""
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Path:
+    """A fresh ML_PLATFORM_DATA_DIR (landing files + warehouse) for one test, or a copy of the
+    module's built one (BuiltState)."""
     root = tmp_path / "data"
-    (root / "landing").mkdir(parents=True)
+    state = _starting_state(request)
+    if state is None:
+        (root / "landing").mkdir(parents=True)
+    else:
+        shutil.copytree(state.data_dir, root, symlinks=True)
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(root))
     monkeypatch.delenv("ML_PLATFORM_WAREHOUSE", raising=False)
     return root
@@ -34,8 +138,12 @@ def _test_pseudonym_key(monkeypatch: pytest.MonkeyPatch):
 def _no_configured_sources(monkeypatch: pytest.MonkeyPatch):
     """Sources configured on the developer's machine must not leak into tests (autouse fixtures
     run first, so a test's own fixtures can still set them)."""
-    for name in [n for n in os.environ if n.startswith(("ML_PLATFORM_PG_", "ML_PLATFORM_WEATHER_"))]:
+    for name in _configured_source_variables():
         monkeypatch.delenv(name)
+
+
+def _configured_source_variables() -> list[str]:
+    return [n for n in os.environ if n.startswith(("ML_PLATFORM_PG_", "ML_PLATFORM_WEATHER_"))]
 
 
 @pytest.fixture
@@ -46,8 +154,13 @@ def defs(data_dir: Path) -> dg.Definitions:
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
+def instance(request: pytest.FixtureRequest):
+    """A fresh Dagster instance for one test, or a copy of the module's built one (BuiltState)."""
+    state, home = _starting_state(request), None
+    if state is not None:
+        home = request.getfixturevalue("tmp_path") / "dagster_home"
+        shutil.copytree(state.dagster_home, home, symlinks=True)
+    with dg.instance_for_test(temp_dir=None if home is None else str(home)) as inst:
         yield inst
 
 

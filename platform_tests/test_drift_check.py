@@ -11,7 +11,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from conftest import days, write_landing
+from conftest import BuiltState, Runner, build_state, days, write_landing
 from helpers import partition_checks, run_check
 
 DAYS = days("2026-03-01", "2026-03-08")
@@ -28,16 +28,32 @@ def _events(day: str) -> str:
     return "\n".join([HEADER, *rows]) + "\n"
 
 
+@pytest.fixture(scope="module")
+def starting_state(tmp_path_factory) -> BuiltState:
+    """The eight days through user_daily_features, backfilled once for the tests of `features`:
+    each gets its own copy of the warehouse and instance (conftest.BuiltState)."""
+    from ml_platform.definitions import build_definitions
+
+    with build_state(tmp_path_factory.mktemp("drift_features")) as (state, instance):
+        data_dir = state.data_dir
+        runner = Runner(build_definitions(), instance, data_dir)
+        write_landing(
+            data_dir, "users", DAYS[0], "users.csv", "user_id,signup_date,country,plan\nu1,2026-01-01,DE,free\n"
+        )
+        for day in DAYS:
+            write_landing(data_dir, "events", day, "events.csv", _events(day))
+        runner.run("raw_users", partition=DAYS[0])
+        runner.run("clean_users")
+        runner.run("raw_events", range_=(DAYS[0], DAYS[-1]))
+        runner.run("clean_events", range_=(DAYS[0], DAYS[-1]))
+        state.value = runner.run("user_daily_features", range_=(DAYS[0], DAYS[-1]))
+    return state
+
+
 @pytest.fixture
-def features(runner, data_dir):
-    write_landing(data_dir, "users", DAYS[0], "users.csv", "user_id,signup_date,country,plan\nu1,2026-01-01,DE,free\n")
-    for day in DAYS:
-        write_landing(data_dir, "events", day, "events.csv", _events(day))
-    runner.run("raw_users", partition=DAYS[0])
-    runner.run("clean_users")
-    runner.run("raw_events", range_=(DAYS[0], DAYS[-1]))
-    runner.run("clean_events", range_=(DAYS[0], DAYS[-1]))
-    return runner.run("user_daily_features", range_=(DAYS[0], DAYS[-1]))
+def features(starting_state: BuiltState) -> dg.ExecuteInProcessResult:
+    """The feature range run; the test's `data_dir` and `instance` are copies of what it built."""
+    return starting_state.value
 
 
 def test_a_shifted_feature_distribution_is_an_error_on_its_day_only(features):

@@ -15,7 +15,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from conftest import days, write_landing
+from conftest import BuiltState, Runner, build_state, days, write_landing
 from helpers import partition_checks, partition_metadata, run_check
 from ml_platform.checks.completeness import judge_completeness
 from ml_platform.checks.late_arrivals import Arrivals, judge_late_arrivals
@@ -47,16 +47,32 @@ def _events_csv(day: str, n: int, prefix: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.fixture(scope="module")
+def starting_state(tmp_path_factory) -> BuiltState:
+    """The nine days through raw and clean, backfilled once for the tests of `backfilled`: each
+    gets its own copy of the warehouse and instance (conftest.BuiltState)."""
+    from ml_platform.definitions import build_definitions
+
+    with build_state(tmp_path_factory.mktemp("quality_backfilled")) as (state, instance):
+        data_dir = state.data_dir
+        runner = Runner(build_definitions(), instance, data_dir)
+        for day in DAYS:
+            write_landing(data_dir, "events", day, "events.csv", _events_csv(day, 100 if day == HALF_DAY else 200))
+        # 100 more rows of the late day land the next day (kept: within the tolerance).
+        write_landing(
+            data_dir, "events", DAYS[DAYS.index(LATE_DAY) + 1], "late.csv", _events_csv(LATE_DAY, 100, "late-")
+        )
+        # Five rows land 10 days after their event day: quarantined, owned by their landing day.
+        write_landing(data_dir, "events", STALE_LANDING, "stale.csv", _events_csv(STALE_EVENT_DAY, 5, "stale-"))
+        runner.run("raw_events", range_=(DAYS[0], DAYS[-1]))
+        state.value = runner.run("clean_events", range_=(DAYS[0], DAYS[-1]))
+    return state
+
+
 @pytest.fixture
-def backfilled(runner, data_dir):
-    for day in DAYS:
-        write_landing(data_dir, "events", day, "events.csv", _events_csv(day, 100 if day == HALF_DAY else 200))
-    # 100 more rows of the late day land the next day (kept: within the tolerance).
-    write_landing(data_dir, "events", DAYS[DAYS.index(LATE_DAY) + 1], "late.csv", _events_csv(LATE_DAY, 100, "late-"))
-    # Five rows land 10 days after their event day: quarantined, owned by their landing day.
-    write_landing(data_dir, "events", STALE_LANDING, "stale.csv", _events_csv(STALE_EVENT_DAY, 5, "stale-"))
-    runner.run("raw_events", range_=(DAYS[0], DAYS[-1]))
-    return runner.run("clean_events", range_=(DAYS[0], DAYS[-1]))
+def backfilled(starting_state: BuiltState) -> dg.ExecuteInProcessResult:
+    """The clean range run; the test's `data_dir` and `instance` are copies of what it built."""
+    return starting_state.value
 
 
 def _levels(checks: dict[str, dg.AssetCheckEvaluation]) -> dict[str, str]:

@@ -13,18 +13,31 @@ import json
 import dagster as dg
 import pytest
 
+from conftest import BuiltState, build_state
 from helpers import tick
 from ml_platform.contracts.quality_rules import LateArrivalRule, VolumeRule
 from ml_platform.monitoring.quality_report import REPORT_SENSOR
 from monitoring_scenario import BROKEN_DAY, HALF_DAY, LATE_DAY, WEEK, events_runner, run_broken_day, run_week
 
 
+@pytest.fixture(scope="module")
+def starting_state(tmp_path_factory) -> BuiltState:
+    """The week, the broken day and the sensor's first tick, run once for the tests of `watched`:
+    each gets its own copy of the data folder and instance (conftest.BuiltState)."""
+    with build_state(tmp_path_factory.mktemp("quality_watched")) as (state, instance):
+        runner = events_runner(instance, state.data_dir)
+        (raw_week, clean_week), (raw_day, clean_day) = run_week(runner), run_broken_day(runner)
+        first = tick(runner.defs, instance, REPORT_SENSOR)
+        runs = {"raw_week": raw_week, "clean_week": clean_week, "raw_day": raw_day, "clean_day": clean_day}
+        state.value = first, runs
+    return state
+
+
 @pytest.fixture
-def watched(instance, data_dir):
-    runner = events_runner(instance, data_dir)
-    (raw_week, clean_week), (raw_day, clean_day) = run_week(runner), run_broken_day(runner)
-    first = tick(runner.defs, instance, REPORT_SENSOR)
-    return runner, first, {"raw_week": raw_week, "clean_week": clean_week, "raw_day": raw_day, "clean_day": clean_day}
+def watched(starting_state: BuiltState, instance, data_dir):
+    """(events runner, first tick, runs) on the test's copies of the data folder and instance."""
+    first, runs = starting_state.value
+    return events_runner(instance, data_dir), first, runs
 
 
 def _report(data_dir, result: dg.ExecuteInProcessResult) -> dict:
