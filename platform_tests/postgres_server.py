@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +21,7 @@ from ml_platform.demo import postgres as _server
 from ml_platform.demo.postgres import PostgresServer, PostgresUnavailable
 from ml_platform.demo.transactions import TRANSACTIONS_SCHEMA
 
-__all__ = ["PostgresServer", "TRANSACTIONS_SCHEMA", "postgres_bin_dir", "postgres_server"]
+__all__ = ["PostgresServer", "TRANSACTIONS_SCHEMA", "cluster_on_port", "postgres_bin_dir", "postgres_server"]
 
 
 def _free_port() -> int:
@@ -41,3 +43,13 @@ def postgres_server(db: str = "shop", user: str = "ml_reader") -> Iterator[Postg
     postgres_bin_dir()  # fails the test, naming the package, before anything is created
     with _server.postgres_server(db=db, user=user) as server:
         yield server
+
+
+def cluster_on_port(port: str | int) -> Path | None:
+    """The cluster folder of the PostgreSQL server listening on `port` (from its command line), or
+    None when no server runs there: how a test finds a server another process started."""
+    for line in subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout.splitlines():
+        args = line.split()
+        if args and args[0].endswith("/postgres") and "-p" in args and args[args.index("-p") + 1] == str(port):
+            return Path(args[args.index("-D") + 1]).parent
+    return None

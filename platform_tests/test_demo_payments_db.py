@@ -24,7 +24,7 @@ from ml_platform.demo.manifest import main as manifest_main
 from ml_platform.demo.transactions import demo_transactions, expected
 from ml_platform.sources.transactions import CURRENCIES, STATUSES
 from platform_server import process_group_alive
-from postgres_server import postgres_bin_dir
+from postgres_server import cluster_on_port, postgres_bin_dir
 
 FIRST, LAST = dt.date(2026, 11, 18), dt.date(2026, 11, 20)
 START_TIMEOUT = 90.0
@@ -89,15 +89,6 @@ def _read_env(path: Path) -> dict[str, str]:
     return variables
 
 
-def _cluster_of(port: str) -> Path | None:
-    """The cluster folder of the PostgreSQL server listening on `port`, from its command line."""
-    for line in subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout.splitlines():
-        args = line.split()
-        if args and args[0].endswith("/postgres") and "-p" in args and args[args.index("-p") + 1] == port:
-            return Path(args[args.index("-D") + 1]).parent
-    return None
-
-
 def test_the_payments_database_serves_the_demo_and_leaves_nothing_behind(data_dir, tmp_path, instance, monkeypatch):
     postgres_bin_dir()  # fails, naming the package, without the binaries
     manifest = generate(data_dir, days=3, events_per_day=50, seed=5, end_date=LAST, telemetry_hours_per_day=1)
@@ -138,7 +129,7 @@ def test_the_payments_database_serves_the_demo_and_leaves_nothing_behind(data_di
             (counts["refunded"],)
         ]
         assert runner.query("SELECT count(*) FROM quarantine_transactions") == [(0,)]
-        cluster = _cluster_of(env["ML_PLATFORM_PG_PORT"])
+        cluster = cluster_on_port(env["ML_PLATFORM_PG_PORT"])
         assert cluster.is_dir()
     finally:
         server.send_signal(signal.SIGTERM)
@@ -151,7 +142,7 @@ def test_the_payments_database_serves_the_demo_and_leaves_nothing_behind(data_di
     assert not env_file.exists()
     # The server (a child in the helper's group) and its cluster folder are gone.
     assert not process_group_alive(server.pid)
-    assert _cluster_of(env["ML_PLATFORM_PG_PORT"]) is None
+    assert cluster_on_port(env["ML_PLATFORM_PG_PORT"]) is None
     assert not cluster.exists()
 
 
