@@ -40,12 +40,17 @@ demo-data: install
 	fi
 
 # The demo also serves a fake weather API on 127.0.0.1:$(WEATHER_PORT) for the REST source,
-# unless ML_PLATFORM_WEATHER_API_URL already points at a real one.
+# unless ML_PLATFORM_WEATHER_API_URL already points at a real one; the weather's catch-up sensor fetches
+# the demo's complete days from it at once (not only yesterday's, at 00:15 UTC).
 WEATHER_PORT ?= 8765
 # Prometheus metrics (ml_platform.monitoring) are served on http://127.0.0.1:$(METRICS_PORT)/metrics.
 METRICS_PORT ?= $(or $(ML_PLATFORM_METRICS_PORT),9108)
 # Curated tables pseudonymize user ids with a secret key: ML_PLATFORM_PSEUDONYM_KEY, or else a random
 # one made on the first start and kept in $(DAGSTER_HOME)/pseudonym_key (docs/privacy.md).
+# The transactions source reads a local PostgreSQL server holding the demo's payments, started here
+# and stopped with the rest (ml_platform/demo/payments_db.py), unless ML_PLATFORM_PG_HOST already points
+# at a real database; without PostgreSQL's binaries the rest starts and the source stays idle.
+# Partitions start at the demo's first landing day (ML_PLATFORM_START_DATE, unless set).
 dev: install demo-data
 	mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	@if [ -z "$$ML_PLATFORM_PSEUDONYM_KEY" ] && [ ! -s "$(DAGSTER_HOME)/pseudonym_key" ]; then \
@@ -54,14 +59,23 @@ dev: install demo-data
 	@if [ -z "$$ML_PLATFORM_PSEUDONYM_KEY" ]; then \
 	  export ML_PLATFORM_PSEUDONYM_KEY="$$(cat "$(DAGSTER_HOME)/pseudonym_key")"; \
 	fi; \
+	if [ -z "$$ML_PLATFORM_START_DATE" ]; then \
+	  first="$$($(PY) -m ml_platform.demo.manifest first-day "$(DATA_DIR)")"; \
+	  if [ -n "$$first" ]; then export ML_PLATFORM_START_DATE="$$first"; fi; \
+	fi; \
+	trap 'kill $$api $$pg $$metrics 2>/dev/null; wait' EXIT INT TERM; \
+	if [ -z "$$ML_PLATFORM_PG_HOST" ]; then \
+	  pg_env="$(DAGSTER_HOME)/payments_db.env"; rm -f "$$pg_env"; \
+	  $(PY) -m ml_platform.demo.payments_db --data-dir "$(DATA_DIR)" --env-file "$$pg_env" & pg=$$!; \
+	  while [ ! -s "$$pg_env" ] && kill -0 $$pg 2>/dev/null; do sleep 0.2; done; \
+	  if [ -s "$$pg_env" ]; then . "$$pg_env"; else pg=; fi; \
+	fi; \
 	if [ -z "$$ML_PLATFORM_WEATHER_API_URL" ]; then \
 	  $(PY) -m ml_platform.demo.weather_api --port $(WEATHER_PORT) & api=$$!; \
-	  trap "kill $$api 2>/dev/null" EXIT INT TERM; \
 	  export ML_PLATFORM_WEATHER_API_URL=http://127.0.0.1:$(WEATHER_PORT); \
 	fi; \
 	export ML_PLATFORM_UI_URL="$${ML_PLATFORM_UI_URL:-http://127.0.0.1:$(PORT)}"; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(PY) -m ml_platform metrics --port $(METRICS_PORT) & metrics=$$!; \
-	trap "kill $$metrics $$api 2>/dev/null" EXIT INT TERM; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 
 # Two workers (xdist): one core each. Tests that must not run beside each other share a group

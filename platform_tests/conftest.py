@@ -47,8 +47,8 @@ def pytest_configure(config: pytest.Config) -> None:
         tempfile.tempdir = None  # gettempdir() caches its first answer: read TMPDIR again
     # Each test's Dagster instance opens three SQLite stores, and alembic parses Dagster's migration
     # scripts afresh for every one; parsed once here, as a run's fork of the fork server does
-    # (ml_platform.run_preload), an instance takes about half the CPU to open.
-    from ml_platform import run_preload
+    # (ml_platform.runs.preload), an instance takes about half the CPU to open.
+    from ml_platform.runs import preload as run_preload
 
     run_preload.cache_alembic_scripts()
 

@@ -69,6 +69,8 @@ def settled(platform: Platform, last_event_file: Path) -> bool:
 def test_partition_runs_sensor_runs_and_a_reader_share_the_warehouse(tmp_path: Path, monkeypatch):
     with WeatherApiServer() as api:
         monkeypatch.setenv("ML_PLATFORM_WEATHER_API_URL", api.url)
+        # Only the runs launched here: the catch-up would fetch every day since 2026-01-01.
+        monkeypatch.setenv("ML_PLATFORM_API_CATCH_UP", "false")
         with running_platform(tmp_path, sensor_interval=3, name="dagster_dev_concurrency") as platform:
             try:
                 _run(platform, tmp_path)

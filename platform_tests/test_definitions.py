@@ -158,9 +158,13 @@ def test_sensors_run_by_default(defs):
         "transactions_change_sensor",
         "users_landing_sensor",
         "landing_freshness_sensor",
+        "weather_catch_up_sensor",
     }
-    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
-    # Without an API endpoint configured, a running schedule would only produce failed runs.
+    # Without an API endpoint configured, a running schedule or catch-up would only produce failed runs.
+    assert {name for name, s in sensors.items() if s.default_status != dg.DefaultSensorStatus.RUNNING} == {
+        "weather_catch_up_sensor"
+    }
+    assert sensors["weather_catch_up_sensor"].default_status == dg.DefaultSensorStatus.STOPPED
     assert [(s.name, s.default_status) for s in defs.schedules] == [
         ("weather_daily_schedule", dg.DefaultScheduleStatus.STOPPED)
     ]

@@ -1,4 +1,5 @@
-"""End to end through a real `dagster dev`: a landed file flows raw -> clean -> features by itself.
+"""End to end through a real `dagster dev`: a landed file flows raw -> clean -> features by itself, and
+`make dev` fills every asset of every source.
 
 No clicks and no in-process shortcuts: the landing sensor requests the raw partition, the
 automation sensor requests the clean and feature partitions, and everything is observed over
@@ -9,17 +10,26 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
 
+from make_dev import NEVER_IN_A_WEEK, expected_partitions, interrupt, running_make_dev, wait_until_settled
 from ml_platform.demo.generator import write_drip_file
+from ml_platform.demo.manifest import read_manifest
+from ml_platform.demo.transactions import demo_transactions
+from ml_platform.demo.transactions import expected as expected_payments
+from ml_platform.demo.weather_api import LOCATIONS as WEATHER_LOCATIONS
+from ml_platform.warehouse import connect
 from platform_server import FINISHED, process_group_alive, running_platform, write_demo_users
+from postgres_server import cluster_on_port
 
 pytestmark = pytest.mark.e2e
 
 PIPELINE_TIMEOUT = 180.0
 EVENTS = 20
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def _event_dates(path: Path) -> set[str]:
@@ -97,3 +107,123 @@ def test_landed_file_reaches_features_without_clicks(tmp_path: Path, request: py
             platform.save_log()
             raise
     assert not process_group_alive(pgid), "dagster dev left processes behind"
+
+
+# --- make dev: every source, no clicks ------------------------------------------------------------
+
+SETTLE_TIMEOUT = 480.0  # about 100 runs; 2-3 minutes on a quiet 2-core machine
+
+
+def _csv_rows(data_dir: Path, source: str) -> int:
+    """Data lines of every landed file of a snapshot source, counted without a CSV parser."""
+    return sum(len(p.read_text().splitlines()) - 1 for p in (data_dir / "landing" / source).rglob("*.csv"))
+
+
+def _int_metadata(materialization: dict) -> dict[str, int]:
+    return {e["label"]: e["intValue"] for e in materialization["metadataEntries"] if e.get("intValue") is not None}
+
+
+def test_make_dev_fills_every_source_and_ctrl_c_stops_everything(tmp_path: Path):
+    """`make dev` on a demo week: with no click, every raw, clean, feature view, label, training set,
+    model and serving table fills from all seven sources (the transactions from make dev's own
+    PostgreSQL server, the weather fetched by the catch-up sensor), with partitions from the demo's
+    first day; then Ctrl-C stops every process it started, the database server included."""
+    started = time.time()
+    with running_make_dev(tmp_path) as platform:
+        try:
+            manifest = read_manifest(platform.data_dir)
+            first, last = manifest["start_date"], manifest["end_date"]
+            expected = expected_partitions(manifest, dt.datetime.now(dt.UTC))
+            settled_at = wait_until_settled(platform, expected, SETTLE_TIMEOUT)
+            print(f"demo landed and make dev settled in {settled_at - started:.0f} s")
+
+            # Partitions start at the demo's first day: exactly the expected ones, nothing older.
+            for asset, keys in expected.items():
+                assert platform.materialized_partitions(asset) == keys, asset
+            assert {r.status for r in platform.runs(limit=1000)} == {"SUCCESS"}, platform.describe_runs()
+            # The churn label is final 33 days after its day: a demo week has none, so its training
+            # set and models have nothing to build from yet.
+            for asset in NEVER_IN_A_WEEK:
+                assert platform.materializations(asset) == [], asset
+            # Transactions: one run per creation day, requested by the change sensor; weather: the
+            # complete days in a single-run range, requested by the catch-up sensor.
+            runs = platform.runs(limit=1000)
+            assert sorted(r.partition for r in runs if r.sensor == "transactions_change_sensor") == sorted(
+                expected["raw_transactions"]
+            )
+            catch_up = [r for r in runs if r.sensor == "weather_catch_up_sensor"]
+            fetched = sorted(expected["raw_weather"])
+            assert [(r.tags.get(RANGE_START), r.tags.get(RANGE_END)) for r in catch_up] == [(fetched[0], fetched[-1])]
+            model = _int_metadata(platform.materializations("device_failure_model")[0])
+            training_set = _int_metadata(platform.materializations("device_failure_training_set")[0])
+            assert model["train_rows"] > 0 and model["validation_rows"] > 0
+            assert model["train_rows"] + model["validation_rows"] == training_set["dagster/row_count"]
+
+            # Ctrl-C stops everything make dev started: dagster dev and its runs, the weather API,
+            # the metrics server and the payments database (a server and its cluster folder).
+            env_file = platform.dagster_home / "payments_db.env"
+            port = next(
+                line.split("=", 1)[1] for line in env_file.read_text().splitlines() if "ML_PLATFORM_PG_PORT=" in line
+            )
+            cluster = cluster_on_port(port)
+            assert cluster is not None and cluster.is_dir()
+            pgid = platform.pgid
+            stopped_in = interrupt(platform)
+            print(f"make dev stopped {stopped_in:.1f} s after Ctrl-C")
+        except BaseException:
+            platform.save_log()
+            raise
+    assert not process_group_alive(pgid), "make dev left processes behind"
+    assert cluster_on_port(port) is None and not cluster.exists() and not env_file.exists()
+
+    # Every table holds the demo's rows: exact where the generator states them.
+    payments = expected_payments(
+        demo_transactions(manifest["seed"], dt.date.fromisoformat(first), dt.date.fromisoformat(last))
+    )
+    hours = len(expected["raw_weather"]) * len(WEATHER_LOCATIONS) * 24
+    exact = {
+        "raw_events": manifest["totals"]["rows"],
+        "clean_events": sum(n for day, n in manifest["expected_clean_by_event_date"].items() if day >= first),
+        "raw_users": _csv_rows(platform.data_dir, "users"),
+        "clean_users": manifest["users"]["expected_versions"],
+        "raw_products": _csv_rows(platform.data_dir, "products"),
+        "clean_products": manifest["products"]["expected_versions"],
+        "raw_telemetry": manifest["telemetry"]["rows"],
+        "clean_telemetry": manifest["telemetry"]["valid_unique"],
+        "raw_maintenance": manifest["maintenance"]["rows"],
+        "clean_maintenance": manifest["maintenance"]["rows"],
+        "raw_transactions": payments["rows"],
+        "clean_transactions": payments["clean"],
+        "quarantine_transactions": 0,
+        "raw_weather": hours,
+        "clean_weather": hours,
+        "quarantine_weather": 0,
+        "weather": hours,
+        "latest_weather": len(WEATHER_LOCATIONS),
+        "training_set_device_failure": training_set["dagster/row_count"],
+    }
+    some = (
+        "user_daily_features",
+        "user_activity",
+        "user_transactions",
+        "device_health",
+        "product_features",
+        "device_failure_label",
+        "latest_user_activity",
+        "latest_user_transactions",
+        "latest_device_health",
+        "latest_product_features",
+    )
+    with connect(platform.warehouse_path, read_only=True) as con:
+        counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in [*exact, *some]}
+        by_day = dict(
+            con.execute(
+                "SELECT strftime(transaction_date, '%Y-%m-%d'), count(*) FROM clean_transactions GROUP BY 1"
+            ).fetchall()
+        )
+        label_rows = con.execute("SELECT count(*) FROM device_failure_label").fetchone()[0]
+    assert {t: counts[t] for t in exact} == exact
+    assert by_day == payments["clean_by_day"]
+    assert [t for t in some if counts[t] == 0] == []
+    assert training_set["dagster/row_count"] == label_rows
+    assert (platform.data_dir / "models" / "device_failure.pkl").is_file()

@@ -78,3 +78,41 @@ def test_the_production_instance_stores_runs_in_postgres_and_launches_on_ecs(ser
     # Another process (here: a new instance on the same configuration) sees the same runs.
     with dg.DagsterInstance.get() as again:
         assert [r.run_id for r in again.get_runs()] == run_ids
+
+
+def test_the_production_instance_lets_one_warehouse_writer_run_at_a_time(servers, data_dir, tmp_path, monkeypatch):
+    """DuckDB allows one writing process per file: on a deployment too, the `duckdb` pool has one slot."""
+    from ml_platform.definitions import build_definitions
+    from ml_platform.warehouse.resource import WAREHOUSE_POOL
+
+    pg, _ = servers
+    # A database of its own: the test above counts the runs in its storage.
+    pg.sql("CREATE DATABASE dagster_pools OWNER dagster;", db="postgres")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(DEPLOY_CONFIG, home / "dagster.yaml")
+    for name, value in {
+        **pg.env("DAGSTER_PG"),
+        "DAGSTER_PG_DB": "dagster_pools",
+        "DAGSTER_HOME": str(home),
+        "ML_PLATFORM_MAX_CONCURRENT_RUNS": "6",
+        "DAGSTER_ECS_TASK_DEFINITION": "ml-platform-run",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    # The warehouse's writers are in the pool (every asset's pool: test_definitions.py's snapshot).
+    defs = build_definitions()
+    graph = defs.resolve_asset_graph()
+    assert {frozenset(graph.get(dg.AssetKey(a)).pools) for a in ("raw_users", "clean_events", "latest_features")} == {
+        frozenset({WAREHOUSE_POOL})
+    }
+
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        # The run limits from the environment still hold beside it.
+        assert instance.run_coordinator.get_run_queue_config().max_concurrent_runs == 6
+        # A run's step claiming the pool for the first time gives it the default limit (in the
+        # storage every machine shares): one slot.
+        write_landing(data_dir, "users", "2026-11-01", "users.csv", USERS_CSV)
+        Runner(defs, instance, data_dir).run("raw_users", partition="2026-11-01")
+        assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1

@@ -47,6 +47,8 @@ def _status(platform: Platform, run_id: str) -> str:
 def test_a_run_is_a_fork_and_terminate_cancels_it(tmp_path: Path, monkeypatch):
     with WeatherApiServer() as api:
         monkeypatch.setenv("ML_PLATFORM_WEATHER_API_URL", api.url)
+        # Only the runs launched here: the catch-up would fetch every day since 2026-01-01.
+        monkeypatch.setenv("ML_PLATFORM_API_CATCH_UP", "false")
         with running_platform(tmp_path, name="dagster_dev_run_launcher") as platform:
             _run(platform, api)  # running_platform saves dagster dev's log when this fails
 

@@ -133,3 +133,11 @@ def parallel_raw() -> bool:
     warehouse transaction, so runs of different days work in parallel (`ML_PLATFORM_PARALLEL_RAW`,
     default off; `ml_platform.raw.partition_files`, docs/scaling.md)."""
     return os.environ.get("ML_PLATFORM_PARALLEL_RAW", "").lower() in ("1", "true", "yes")
+
+
+def api_catch_up() -> bool:
+    """Whether API sources catch up on the days their daily schedule missed (`ML_PLATFORM_API_CATCH_UP`,
+    default true): each source's `<name>_catch_up_sensor` then runs by default, like its schedule, and
+    fetches every complete day since the first partition that is still missing
+    (`ml_platform.ingestion.api.catch_up`). `false` leaves missed days to the operator."""
+    return os.environ.get("ML_PLATFORM_API_CATCH_UP", "true").strip().lower() not in ("0", "false", "no", "off")

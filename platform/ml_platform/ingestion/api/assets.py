@@ -1,4 +1,4 @@
-"""Factory: a REST API source spec becomes its raw asset, daily schedule and API resource.
+"""Factory: a REST API source spec becomes its raw asset, daily schedule, catch-up sensor and API resource.
 
 A run of `raw_<name>` covers a window of observation days (one partition or a single-run
 backfill). It works in two committed steps:
@@ -19,6 +19,7 @@ import dagster as dg
 from pydantic import Field
 
 from ml_platform.dagster_previews import acknowledged
+from ml_platform.ingestion.api.catch_up import api_catch_up_sensor
 from ml_platform.ingestion.api.client import ApiError
 from ml_platform.ingestion.api.records import load_raw_from_responses
 from ml_platform.ingestion.api.resource import ApiSourceResource, api_resource
@@ -111,6 +112,10 @@ def api_raw_asset(spec: ApiSourceSpec) -> dg.AssetsDefinition:
 def api_raw_side(spec: ApiSourceSpec) -> RawSide:
     raw = api_raw_asset(spec)
     schedule = api_schedule(spec, raw)
+    catch_up = api_catch_up_sensor(spec, raw)
     return RawSide(
-        assets=[raw], schedules=[schedule] if schedule else [], resources={spec.resource_key: api_resource(spec)}
+        assets=[raw],
+        sensors=[catch_up] if catch_up else [],
+        schedules=[schedule] if schedule else [],
+        resources={spec.resource_key: api_resource(spec)},
     )
