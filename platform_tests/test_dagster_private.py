@@ -427,7 +427,13 @@ def test_names_are_resolved_only_where_used(tmp_path):
     assert result == {
         "fence_alone": False,
         "by_definitions": [],
-        "by_daemon": sorted([*fence.BY_NAME["run_launcher"].exports, *fence.BY_NAME["run_queue_priority"].exports]),
+        "by_daemon": sorted(
+            [
+                *fence.BY_NAME["run_launcher"].exports,
+                *fence.BY_NAME["run_queue_priority"].exports,
+                "ASSET_PARTITION_RANGE_END_TAG",  # the queue reads a range run's newest day
+            ]
+        ),
     }
 
 

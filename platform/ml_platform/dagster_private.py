@@ -290,7 +290,6 @@ USES: tuple[PrivateUse, ...] = (
         name="run_queue_priority",
         exports={
             "PARTITION_NAME_TAG": f"{_TAGS}.PARTITION_NAME_TAG",
-            "ASSET_PARTITION_RANGE_END_TAG": f"{_TAGS}.ASSET_PARTITION_RANGE_END_TAG",
             "PRIORITY_TAG": f"{_TAGS}.PRIORITY_TAG",
         },
         relies_on=(
@@ -303,7 +302,6 @@ USES: tuple[PrivateUse, ...] = (
             Exists("dagster.QueuedRunCoordinator._instance"),
             Exists("dagster.SubmitRunContext.dagster_run"),
             Equals(f"{_TAGS}.PARTITION_NAME_TAG", "dagster/partition"),
-            Equals(f"{_TAGS}.ASSET_PARTITION_RANGE_END_TAG", "dagster/asset_partition_range_end"),
             Equals(f"{_TAGS}.PRIORITY_TAG", "dagster/priority"),
         ),
         switch="dagster.yaml: `run_coordinator` `module: dagster`, `class: QueuedRunCoordinator`",
@@ -313,6 +311,49 @@ USES: tuple[PrivateUse, ...] = (
             "first submitted first launched (today's data waits behind a catch-up's older days)."
         ),
         used_by=("ml_platform.runs.queue",),
+    ),
+    PrivateUse(
+        name="partition_range_tags",
+        exports={
+            "ASSET_PARTITION_RANGE_START_TAG": f"{_TAGS}.ASSET_PARTITION_RANGE_START_TAG",
+            "ASSET_PARTITION_RANGE_END_TAG": f"{_TAGS}.ASSET_PARTITION_RANGE_END_TAG",
+        },
+        relies_on=(
+            "A run over a range of partitions is asked for, and recognized, by Dagster's two range tags "
+            "(`RunRequest` takes one partition key, not a range): the API catch-up sensor requests a week per run "
+            "with them, and the run queue reads a run's newest day from the end tag."
+        ),
+        requires=(
+            Equals(f"{_TAGS}.ASSET_PARTITION_RANGE_START_TAG", "dagster/asset_partition_range_start"),
+            Equals(f"{_TAGS}.ASSET_PARTITION_RANGE_END_TAG", "dagster/asset_partition_range_end"),
+        ),
+        switch="`ML_PLATFORM_API_CATCH_UP=false`, and dagster.yaml's `run_coordinator` `class: QueuedRunCoordinator`",
+        turned_off_by=(
+            "`ML_PLATFORM_API_CATCH_UP=false` starts the API sources' catch-up sensors stopped (the days a schedule "
+            "missed are then backfilled by hand); Dagster's own `QueuedRunCoordinator` in dagster.yaml stops the "
+            "queue reading the end tag (first submitted, first launched)."
+        ),
+        used_by=("ml_platform.ingestion.api.catch_up", "ml_platform.runs.queue"),
+    ),
+    PrivateUse(
+        name="cron_ticks",
+        exports={"get_latest_completed_cron_tick": "dagster._utils.schedules.get_latest_completed_cron_tick"},
+        relies_on=(
+            "The API catch-up sensor asks Dagster's own cron arithmetic for the schedule's latest completed tick "
+            "(the same the scheduler uses), so a day the schedule is about to fetch is not fetched twice."
+        ),
+        requires=(
+            Call(
+                "dagster._utils.schedules.get_latest_completed_cron_tick",
+                ("cron_string", "current_time", "timezone"),
+            ),
+        ),
+        switch="`ML_PLATFORM_API_CATCH_UP=false`",
+        turned_off_by=(
+            "`ML_PLATFORM_API_CATCH_UP=false`: the API sources' catch-up sensors start stopped, so the days their "
+            "daily schedule missed are left to a backfill by hand."
+        ),
+        used_by=("ml_platform.ingestion.api.catch_up",),
     ),
     PrivateUse(
         name="range_check_targets",

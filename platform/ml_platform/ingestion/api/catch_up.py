@@ -27,8 +27,6 @@ import datetime as dt
 import os
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-from dagster._utils.schedules import get_latest_completed_cron_tick
 
 from ml_platform import settings
 from ml_platform.ingestion.api.spec import ApiSourceSpec
@@ -50,6 +48,9 @@ def utc_now() -> dt.datetime:
 def last_due_day(spec: ApiSourceSpec, now: dt.datetime) -> dt.date:
     """The newest day the daily schedule should have fetched by `now`: the day before its latest
     tick at least SCHEDULE_GRACE old (the schedule fetches the day before its tick, in UTC)."""
+    # Resolved on a tick, not when the definitions load (the fence's rule: turned off, never resolved).
+    from ml_platform.dagster_private import get_latest_completed_cron_tick
+
     tick = get_latest_completed_cron_tick(spec.schedule_cron, now.astimezone(dt.UTC) - SCHEDULE_GRACE, "UTC")
     return tick.astimezone(dt.UTC).date() - dt.timedelta(days=1)
 
@@ -70,6 +71,8 @@ def _request(spec: ApiSourceSpec, first: dt.date, last: dt.date) -> dg.RunReques
     if first == last:
         return dg.RunRequest(run_key=f"{spec.name}:catch-up:{first}", partition_key=first.isoformat(), tags=tags)
     # One run for the range: the raw asset's single-run backfill policy fetches and writes it at once.
+    from ml_platform.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
     tags |= {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
     return dg.RunRequest(run_key=f"{spec.name}:catch-up:{first}..{last}", tags=tags)
 
