@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-NULL_MARKERS = ["", "NA", "NULL", "\\N"]
+NULL_MARKERS = [""]  # the events source declares no other null marker
 EVENT_COLUMNS = ["event_id", "user_id", "event_type", "event_time", "product_id", "amount", "device_type", "session_id"]
 EVENT_TYPES = ["page_view", "product_view", "search", "add_to_cart", "remove_from_cart", "purchase"]
 DEVICES = ["mobile", "desktop", "tablet"]

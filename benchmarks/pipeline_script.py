@@ -3,8 +3,8 @@
     python benchmarks/pipeline_script.py DATA_DIR OUT.duckdb FIRST_DAY LAST_DAY
 
 It does what the platform does to the same landing files, in one process and one database file:
-reads the events (CSV, JSON Lines, Parquet; every value as text, the null markers '', 'NA',
-'NULL' and '\\N' as NULL, `device` as an alias of `device_type`), converts event times to UTC
+reads the events (CSV, JSON Lines, Parquet; every value as text, an empty value as NULL (the
+only null marker the events source has), `device` as an alias of `device_type`), converts event times to UTC
 (an explicit offset wins, otherwise UTC), types values with TRY_CAST, gives each row its owning
 day (its UTC event day if within [landing - 3, landing + 1], else its landing day), applies the
 contract's rules (keys not null and free of control characters, no nested JSON values, readable
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-NULLS = "('', 'NA', 'NULL', '\\N')"
+NULLS = "('')"
 EVENT_COLUMNS = ("event_id", "user_id", "event_type", "event_time", "product_id", "amount", "device_type", "session_id")
 
 

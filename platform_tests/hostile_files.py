@@ -2,23 +2,31 @@
 
 `hostile_day(folder, outside)` writes, into one landing day of the `events` source, well over 50
 files per format family (CSV; JSON Lines and JSON; Parquet): empty, header-only, binary junk,
-other delimiters, Latin-1 bytes, BOM, CRLF, ragged rows, a field and a line longer than the
-line limit, 10,000 columns, quoted newlines, duplicate headers, truncated and mislabelled
-Parquet, wrong column types, mixed JSON types, nested objects, NUL in keys, null markers,
-dotfiles, temp files, symbolic links, names and headers carrying SQL, beside ordinary files.
+other delimiters, Latin-1 and Windows-1252 lines, BOM, CRLF, UTF-16 and UTF-32, gzip and zstd
+(also behind a wrong extension, cut short, or several members), upper-case and clashing
+headers, broken header quoting, ragged rows, a field and a line longer than the line limit,
+10,000 columns, quoted newlines, duplicate headers, truncated and mislabelled Parquet, wrong
+column types, mixed JSON types, nested objects, NUL in keys, literal null markers, dotfiles,
+temp files, symbolic links, names and headers carrying SQL, beside ordinary files.
 For each it returns a `Landed` manifest entry: the event ids that are valid (they must reach the
-clean table), the status the file must get, and how many lines must be rejected. Content that
-must never appear anywhere carries `SECRET`; it lives only outside the landing root.
+clean table), the status the file must get, how many lines must be rejected and how many decoded
+with the fallback encoding. Content that must never appear anywhere carries `SECRET`; it lives
+only outside the landing root.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
 
 DAY = "2026-11-02"
 SECRET = "TOP-SECRET-OUTSIDE-THE-LANDING-ROOT"
@@ -36,6 +44,7 @@ class Landed:
     valid_ids: list[str] = field(default_factory=list)  # must reach clean_events
     rejected_lines: int | None = 0  # exact lines in rejected_lines (None: not asserted)
     quarantined: dict[str, str] = field(default_factory=dict)  # event id -> clean quarantine rule
+    fallback_lines: int = 0  # lines decoded with the fallback encoding (Windows-1252), in the ledger
 
 
 def event(event_id: str, minute: int = 0, **overrides) -> dict:
@@ -109,13 +118,12 @@ def _csv_family(day: HostileDay, rng: random.Random) -> None:
     for k, delimiter in enumerate([";", "\t", "|", ";", "\t"]):
         rows = day.rows("d", 5)
         ok(f"delimiter_{k}.csv", rows, csv_text(rows, delimiter=delimiter))
-    for k in range(4):  # Latin-1 bytes in some rows: those lines are rejected, the rest are read
+    for k in range(4):  # Latin-1 bytes in some rows of a UTF-8 file: decoded as Windows-1252, kept
         good, accented = day.rows("l", 4), day.rows("la", 2 + k % 2, session_id="séance")
         text = csv_text(good).encode() + b"".join(csv_text([r]).split("\n", 1)[1].encode("latin-1") for r in accented)
+        ids = [r["event_id"] for r in good + accented]
         day.add(
-            f"latin1_{k}.csv",
-            text,
-            Landed(f"latin1_{k}.csv", "csv", "partly_read", [r["event_id"] for r in good], len(accented)),
+            f"latin1_{k}.csv", text, Landed(f"latin1_{k}.csv", "csv", "ingested", ids, fallback_lines=len(accented))
         )
     for k, (bom, newline) in enumerate([(True, "\n"), (False, "\r\n"), (True, "\r\n"), (False, "\r\n")]):
         rows = day.rows("b", 3)
@@ -147,14 +155,22 @@ def _csv_family(day: HostileDay, rng: random.Random) -> None:
     for k in range(3):  # quoted line breaks inside fields
         rows = day.rows("q", 3, session_id=["two\nlines", "crlf\r\ninside", "blank\n\nline"][k])
         ok(f"quoted_newlines_{k}.csv", rows)
-    for k in range(2):  # a repeated column name: the first is the column, the repeat is reported
+    for k in range(2):  # a contract column named twice: which one holds it? The file is refused.
         rows = day.rows("dup", 3)
         text = (
-            ",".join([*COLUMNS, "event_id"])
+            ",".join([*COLUMNS, ["event_id", "EVENT_ID"][k]])
             + "\n"
             + "".join(",".join([*(str(r[c]) for c in COLUMNS), "not-the-id"]) + "\n" for r in rows)
         )
-        ok(f"duplicate_header_{k}.csv", rows, text, status="partly_read")
+        day.add(f"duplicate_header_{k}.csv", text, Landed(f"duplicate_header_{k}.csv", "csv", "unreadable"))
+    for k in range(2):  # an extra column named twice: the repeat is renamed and reported
+        rows = day.rows("dupx", 3)
+        text = (
+            ",".join([*COLUMNS, "note", "note"])
+            + "\n"
+            + "".join(",".join([*(str(r[c]) for c in COLUMNS), "a", "b"]) + "\n" for r in rows)
+        )
+        ok(f"duplicate_extra_header_{k}.csv", rows, text, status="partly_read")
     for k in range(3):  # wrong types: the rows reach raw and are quarantined by clean with the rule
         good = day.rows("t", 2)
         bad_amount, bad_time = day.rows("ta", 1, amount="twelve"), day.rows("tt", 1, event_time="yesterday")
@@ -177,10 +193,16 @@ def _csv_family(day: HostileDay, rng: random.Random) -> None:
         rows = day.rows("s", 2, session_id="O'Brien\"; DROP TABLE clean_events; --")
         columns = [*COLUMNS, 'evil"; DROP TABLE ingest_ledger; --', "it's"]
         ok(name, rows, csv_text(rows, columns=columns))
-    for k in range(3):  # null markers of R, pandas and databases in nullable columns
+    for k in range(3):  # null markers of R, pandas and databases, undeclared: values like any other
         marker = ["NA", "NULL", "\\N"][k]
-        rows = day.rows("na", 3, product_id=marker, amount=marker, device_type=marker, session_id=marker)
-        ok(f"null_markers_{k}.csv", rows)
+        rows = day.rows("na", 3, product_id=marker, session_id=marker)
+        [amount] = day.rows("nam", 1, amount=marker)
+        ok(
+            f"null_markers_{k}.csv",
+            rows,
+            csv_text(rows + [amount]),
+            quarantined={amount["event_id"]: "amount:type(DOUBLE)"},
+        )
     for k in range(3):  # a copy cut short in the middle of a row: that row is rejected
         rows = day.rows("cut", 3)
         text = csv_text(rows)
@@ -204,11 +226,95 @@ def _csv_family(day: HostileDay, rng: random.Random) -> None:
         csv_text(rows) + 'uq-bad,u,page_view,"never closed\n',
         Landed("unterminated_quote.csv", "csv", "partly_read", [r["event_id"] for r in rows], None),
     )
+    _exported_csv(day, rng)
     for name in [".hidden.csv", "_in_flight.csv", ".events.csv.swp"]:
         day.add(name, csv_text(day.rows("inflight", 1)), Landed(name, "csv", "in_flight"))
     for name in ["events.csv.tmp", "notes.txt", "export.xlsx", "events.csv.part", "README"]:
         day.add(name, csv_text(day.rows("unsup", 1)), Landed(name, "csv", "unsupported"))
     _symlinks(day, "csv")
+
+
+def _with_header(header: list[str], rows: list[dict], delimiter: str = ",", newline: str = "\n") -> str:
+    """`rows` as CSV under a header of other spellings (one name per column of COLUMNS, in order)."""
+    body = csv_text(rows, delimiter=delimiter, newline=newline).split(newline, 1)[1]
+    return delimiter.join(header) + newline + body
+
+
+def unicode_text(rows: list[dict], encoding: str = "utf-16-le") -> bytes:
+    """A spreadsheet's "Unicode text" export: UTF-16 (or 32) with a byte-order mark, tabs, CRLF."""
+    return "\ufeff".encode(encoding) + csv_text(rows, delimiter="\t", newline="\r\n").encode(encoding)
+
+
+def zstd(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(data)
+
+
+def _exported_csv(day: HostileDay, rng: random.Random) -> None:
+    """CSV as other systems export it: compressed, any header case, UTF-16, stray Windows-1252."""
+
+    def add(name, data, valid, status="ingested", rejected=0, **extra):
+        day.add(name, data, Landed(name, "csv", status, [r["event_id"] for r in valid], rejected, **extra))
+
+    for k in range(3):  # object stores, Firehose and database dumps deliver gzip or zstd
+        rows = day.rows("gz", 4)
+        add(f"export_{k}.csv.gz", gzip.compress(csv_text(rows).encode()), rows)
+        rows = day.rows("zs", 4)
+        add(f"export_{k}.csv.zst", zstd(csv_text(rows).encode()), rows)
+    rows = day.rows("gzr", 4)  # a ragged line inside an archive: rejected like in a plain file
+    lines = csv_text(rows).split("\n")
+    lines.insert(3, "gzr-bad,u,page_view")
+    add("ragged.csv.gz", gzip.compress("\n".join(lines).encode()), rows, "partly_read", 1)
+    # Names that lie: read by the first bytes.
+    rows = day.rows("gzl", 3)
+    add("dump.csv", gzip.compress(csv_text(rows).encode()), rows)
+    rows = day.rows("zsl", 3)
+    add("dump_zstd.csv", zstd(csv_text(rows).encode()), rows)
+    rows = day.rows("pgz", 3)
+    add("plain.csv.gz", csv_text(rows), rows)
+    # Concatenated archives: several gzip members, several zstd frames, cut mid-line.
+    rows = day.rows("gzm", 6)
+    text = csv_text(rows).encode()
+    add("members.csv.gz", gzip.compress(text[:101]) + gzip.compress(text[101:]), rows)
+    rows = day.rows("zsm", 6)
+    text = csv_text(rows).encode()
+    add("frames.csv.zst", zstd(text[:77]) + zstd(text[77:]), rows)
+    # Archives cut short, and junk inside an archive: refused whole, with the reason.
+    whole = gzip.compress(csv_text(day.rows("gzcut", 200)).encode())
+    zwhole = zstd(csv_text(day.rows("zscut", 200)).encode())
+    for k in range(2):
+        add(f"cut_{k}.csv.gz", whole[: len(whole) * (k + 1) // 3], [], "unreadable")
+        add(f"cut_{k}.csv.zst", zwhole[: len(zwhole) * (k + 1) // 3], [], "unreadable")
+    add("junk.csv.gz", gzip.compress(rng.randbytes(3000)), [], "unreadable")
+    # Header names in any case, with spaces around: matched to the contract (aliases too).
+    spellings = [
+        [c.upper() for c in COLUMNS],
+        [c.title() for c in COLUMNS],
+        [f" {c.upper()} " for c in COLUMNS],
+        [c.upper() if c != "device_type" else "Device" for c in COLUMNS],
+    ]
+    for k, header in enumerate(spellings):
+        rows = day.rows("uh", 3)
+        add(f"upper_header_{k}.csv", _with_header(header, rows), rows)
+    rows = day.rows("uhc", 2)  # the alias of device_type twice, in two cases: refused
+    header = [*COLUMNS[:6], "device", "DEVICE", "session_id"]
+    body = "".join(",".join([*(r[c] for c in COLUMNS[:6]), "mobile", "tablet", r["session_id"]]) + "\n" for r in rows)
+    add("clashing_alias.csv", ",".join(header) + "\n" + body, [], "unreadable")
+    # UTF-16 and UTF-32 with a byte-order mark (also compressed).
+    for k, encoding in enumerate(["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"]):
+        rows = day.rows("u16", 3, session_id="séance ✓")
+        add(f"unicode_text_{k}.csv", unicode_text(rows, encoding), rows)
+    rows = day.rows("u16z", 3, session_id="naïve")
+    add("unicode_text.csv.gz", gzip.compress(unicode_text(rows)), rows)
+    # Windows-1252 lines in UTF-8 files (€, ’, and 0x81, which only browsers' windows-1252 maps).
+    for k, odd in enumerate([b"5 \x80", b"it\x92s", b"x\x81y"]):
+        good, [other] = day.rows("w", 3), day.rows("wx", 1)
+        line = csv_text([other]).split("\n")[1].rsplit(",", 1)[0].encode() + b"," + odd + b"\n"
+        add(f"windows_1252_line_{k}.csv", csv_text(good).encode() + line, good + [other], fallback_lines=1)
+    # Broken quoting in the header (the header and 5 rows): every line read, the header noted.
+    for k, name in enumerate(['"user_id', 'session"_id', '"product_id" (sku)']):
+        rows = day.rows("bh", 5)
+        broken = {"user_id": name} if k == 0 else {"session_id": name} if k == 1 else {"product_id": name}
+        add(f"broken_header_{k}.csv", _with_header([broken.get(c, c) for c in COLUMNS], rows), rows, "partly_read")
 
 
 def _symlinks(day: HostileDay, family: str) -> None:
@@ -266,10 +372,10 @@ def _json_family(day: HostileDay, rng: random.Random) -> None:
     for k in range(3):  # BOM and CRLF
         rows = day.rows("jc", 3)
         add(f"bom_crlf_{k}.jsonl", ("\ufeff" if k != 1 else "") + jsonl_text(rows, newline="\r\n" if k else "\n"), rows)
-    for k in range(3):  # Latin-1 bytes: that line is rejected
+    for k in range(3):  # Latin-1 bytes: that line is decoded as Windows-1252 and kept
         rows, [accented] = day.rows("jl", 2), day.rows("jla", 1, session_id="séance")
         text = jsonl_text(rows).encode() + (json.dumps(accented, ensure_ascii=False) + "\n").encode("latin-1")
-        add(f"latin1_{k}.jsonl", text, rows, "partly_read", 1)
+        add(f"latin1_{k}.jsonl", text, rows + [accented], fallback_lines=1)
     for k in range(2):  # a line longer than the limit
         rows, [huge] = day.rows("jh", 2), day.rows("jhx", 1, session_id="x" * (LINE_LIMIT + k))
         add(f"huge_line_{k}.jsonl", jsonl_text([rows[0], huge, rows[1]]), rows, "partly_read", 1)
@@ -290,9 +396,15 @@ def _json_family(day: HostileDay, rng: random.Random) -> None:
         rows = day.rows("js", 2, session_id="'); DROP TABLE raw_events; --")
         records = [{**r, 'x"; DROP TABLE clean_events; --': 1, "it's": "a'b"} for r in rows]
         add(["j'; DROP TABLE x; --.jsonl", 'j"quoted".jsonl', "j;semi.ndjson"][k], jsonl_text(records), rows)
-    for k in range(2):  # null markers
-        rows = day.rows("jna", 2, product_id="NA", session_id="\\N", amount="NULL")
-        add(f"null_markers_{k}.jsonl", jsonl_text(rows), rows)
+    for k in range(2):  # null markers, undeclared: values like any other
+        rows = day.rows("jna", 2, product_id="NA", session_id="\\N")
+        [amount] = day.rows("jnam", 1, amount="NULL")
+        add(
+            f"null_markers_{k}.jsonl",
+            jsonl_text(rows + [amount]),
+            rows,
+            quarantined={amount["event_id"]: "amount:type(DOUBLE)"},
+        )
     add("empty.jsonl", "", [], "partly_read")
     add("whitespace_only.jsonl", "  \n\t\n", [], "partly_read")
     for k in range(4):  # .json arrays of records
@@ -319,18 +431,62 @@ def _json_family(day: HostileDay, rng: random.Random) -> None:
         )
     for name in [".hidden.jsonl", "_tmp.json"]:
         day.add(name, jsonl_text(day.rows("jinflight", 1)), Landed(name, "json", "in_flight"))
-    for name in ["events.jsonl.gz", "events.json~"]:
+    # Named as compressed, but plain: read by its first bytes, not its name.
+    rows = day.rows("jplain", 1)
+    add("events.jsonl.gz", jsonl_text(rows), rows)
+    for name in ["events.json~", "events.jsonl.gz.part"]:
         day.add(name, jsonl_text(day.rows("junsup", 1)), Landed(name, "json", "unsupported"))
-    for k in range(3):
+    for k in range(3):  # binary junk behind a JSON start: refused whole
         junk = rng.randbytes(1500)
-        add(
-            f"junk_{k}.json",
-            b"[" + junk if k else b"{" + junk,
-            [],
-            "unreadable" if k else "partly_read",
-            None if not k else 0,
-        )
+        add(f"junk_{k}.json", b"[" + junk if k else b"{" + junk, [], "unreadable")
+    _exported_json(day, rng)
     _symlinks(day, "json")
+
+
+def _exported_json(day: HostileDay, rng: random.Random) -> None:
+    """JSON Lines and JSON as other systems export them: compressed, keys in any case, UTF-16."""
+
+    def add(name, data, valid, status="ingested", rejected=0, **extra):
+        day.add(name, data, Landed(name, "json", status, [r["event_id"] for r in valid], rejected, **extra))
+
+    for k in range(2):
+        rows = day.rows("jgz", 4)
+        add(f"export_{k}.jsonl.gz", gzip.compress(jsonl_text(rows).encode()), rows)
+        rows = day.rows("jzs", 4)
+        add(f"export_{k}.jsonl.zst", zstd(jsonl_text(rows).encode()), rows)
+    rows = day.rows("jnd", 3)
+    add("export.ndjson.gz", gzip.compress(jsonl_text(rows).encode()), rows)
+    rows = day.rows("jar", 3)
+    add("export_array.json.gz", gzip.compress(json.dumps(rows).encode()), rows)
+    rows = day.rows("jlz", 3)
+    add("export_lines.json.zst", zstd(jsonl_text(rows).encode()), rows)
+    rows = day.rows("jgm", 3)  # a malformed line inside an archive: rejected by its number
+    add(
+        "malformed.jsonl.gz",
+        gzip.compress((jsonl_text(rows[:1]) + "{oops\n" + jsonl_text(rows[1:])).encode()),
+        rows,
+        "partly_read",
+        1,
+    )
+    rows = day.rows("jgl", 2)
+    add("firehose-delivery.jsonl", gzip.compress(jsonl_text(rows).encode()), rows)  # gzip behind a plain name
+    whole = gzip.compress(jsonl_text(day.rows("jcut", 100)).encode())
+    add("cut.jsonl.gz", whole[: len(whole) // 2], [], "unreadable")
+    add("cut_array.json.gz", gzip.compress(json.dumps(day.rows("jcuta", 100)).encode())[:-30], [], "unreadable")
+    add("junk.jsonl.zst", zstd(rng.randbytes(2000)), [], "unreadable")
+    # Keys in any case, or with spaces around: matched to the contract; two for one column: refused.
+    rows = day.rows("jup", 3)
+    add("upper_keys.jsonl", jsonl_text([{k.upper(): v for k, v in r.items()} for r in rows]), rows)
+    rows = day.rows("jsp", 3)
+    add("spaced_keys.ndjson", jsonl_text([{f" {k} ": v for k, v in r.items()} for r in rows]), rows)
+    rows = day.rows("jcl", 2)
+    add("clashing_keys.jsonl", jsonl_text([rows[0], {k.upper(): v for k, v in rows[1].items()}]), [], "unreadable")
+    # UTF-16 with a byte-order mark; a Windows-1252 line.
+    rows = day.rows("j16", 2, session_id="séance")
+    add("unicode.jsonl", "\ufeff".encode("utf-16-le") + jsonl_text(rows, newline="\r\n").encode("utf-16-le"), rows)
+    rows, [odd] = day.rows("jw", 2), day.rows("jwx", 1, session_id="5 €")
+    data = jsonl_text(rows).encode() + (json.dumps(odd, ensure_ascii=False) + "\n").encode("cp1252")
+    add("windows_1252_line.jsonl", data, rows + [odd], fallback_lines=1)
 
 
 def _parquet(day: HostileDay, name: str, select_sql: str) -> bytes:
@@ -417,8 +573,16 @@ def _parquet_family(day: HostileDay, rng: random.Random) -> None:
     add("wide_1000_columns.parquet", _parquet(day, "w", f"SELECT *, {wide} FROM ({_values_sql(rows)})"), rows)
     for name in [".hidden.parquet", "_tmp.parquet"]:
         day.add(name, whole, Landed(name, "parquet", "in_flight"))
-    for name in ["events.parquet.crc", "events.orc"]:
+    for name in ["events.parquet.crc", "events.orc", "events.parquet.gz"]:
         day.add(name, whole, Landed(name, "parquet", "unsupported"))
+    rows = day.rows("pup", 2)  # column names in upper case: matched to the contract
+    upper = ", ".join(f'"{c}" AS "{c.upper()}"' for c in COLUMNS)
+    add("upper_columns.parquet", _parquet(day, "u", f"SELECT {upper} FROM ({_values_sql(rows)})"), rows)
+    rows = day.rows("pcl", 2)  # event_id and EVENT_ID: which one is the id? Refused.
+    sink = io.BytesIO()
+    table = pa.Table.from_pylist([{**r, "EVENT_ID": "other-" + r["event_id"]} for r in rows])
+    pq.write_table(table, sink)
+    add("clashing_columns.parquet", sink.getvalue(), [], "unreadable")
     _symlinks(day, "parquet")
 
 

@@ -1,17 +1,18 @@
-"""How file sources read what lands, one property at a time: declared encoding, delimiter and null
-markers; the `files` check's WARN and ERROR; files outside any date folder; and a raw partition
+"""How file sources read what lands, one property at a time: encoding and its fallback, delimiter
+and null markers; the `files` check's WARN and ERROR; files outside any date folder; and a raw partition
 that refuses to shrink silently when a landing file it was built from is moved away."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 
 import dagster as dg
 
 from conftest import source_runner, write_landing
-from helpers import run_check
+from helpers import run_check, run_metadata
 from ml_platform.declarations.sources.events import SPEC as EVENTS
 
 DAY = "2026-11-02"
@@ -22,18 +23,29 @@ def _row(event_id: str, session: str = "s1", amount: str = "", sep: str = ",") -
     return sep.join([event_id, "u1", "purchase", f"{DAY}T10:00:00Z", "p1", amount, "mobile", session]) + "\n"
 
 
-def test_a_declared_encoding_reads_latin1_files_whole(instance, data_dir):
+def test_latin1_lines_are_decoded_with_the_fallback_and_counted_or_read_whole_when_declared(instance, data_dir):
     path = data_dir / "landing" / "events" / DAY / "latin1.csv"
     path.parent.mkdir(parents=True)
-    path.write_bytes((HEADER + _row("e1", "séance") + _row("e2", "crème")).encode("latin-1"))
+    path.write_bytes(HEADER.encode() + _row("e1", "séance").encode("latin-1") + _row("e2", "crème").encode("latin-1"))
 
-    undeclared = source_runner(EVENTS, instance, data_dir)
-    undeclared.run("raw_events", partition=DAY)
-    assert undeclared.query("SELECT line, reason FROM rejected_lines ORDER BY 1") == [
-        (2, "not valid utf-8 text (declare the source's encoding, e.g. 'latin-1')"),
-        (3, "not valid utf-8 text (declare the source's encoding, e.g. 'latin-1')"),
+    # By default, a line that is not UTF-8 is decoded as Windows-1252 and kept; the ledger counts it.
+    default = source_runner(EVENTS, instance, data_dir)
+    raw = default.run("raw_events", "clean_events", partition=DAY)
+    assert default.query("SELECT event_id, session_id FROM clean_events ORDER BY 1") == [
+        ("e1", "séance"),
+        ("e2", "crème"),
     ]
+    assert default.query("SELECT count(*) FROM rejected_lines") == [(0,)]
+    assert default.query("SELECT status, encoding, fallback_lines FROM ingest_ledger") == [("ingested", "utf-8", 2)]
+    assert run_metadata(raw, "raw_events")["lines_decoded_with_fallback"] == 2
 
+    # Without a fallback, such lines are rejected with the reason.
+    strict = source_runner(dataclasses.replace(EVENTS, fallback_encoding=None), instance, data_dir)
+    strict.run("raw_events", partition=DAY)
+    reason = "not valid utf-8 text (declare the source's encoding, or a fallback_encoding to decode such lines)"
+    assert strict.query("SELECT line, reason FROM rejected_lines ORDER BY 1") == [(2, reason), (3, reason)]
+
+    # Declared, the whole file is Latin-1: nothing falls back.
     declared = source_runner(dataclasses.replace(EVENTS, encoding="latin-1"), instance, data_dir)
     declared.run("raw_events", "clean_events", partition=DAY)
     assert declared.query("SELECT event_id, session_id FROM clean_events ORDER BY 1") == [
@@ -41,6 +53,7 @@ def test_a_declared_encoding_reads_latin1_files_whole(instance, data_dir):
         ("e2", "crème"),
     ]
     assert declared.query("SELECT count(*) FROM rejected_lines") == [(0,)]
+    assert declared.query("SELECT encoding, fallback_lines FROM ingest_ledger") == [("latin-1", 0)]
 
 
 def test_a_declared_delimiter_keeps_commas_inside_values(instance, data_dir):
@@ -51,23 +64,36 @@ def test_a_declared_delimiter_keeps_commas_inside_values(instance, data_dir):
     assert runner.query("SELECT event_id, session_id FROM clean_events ORDER BY 1") == [("e1", "a,b"), ("e2", "c,d,e")]
 
 
-def test_null_markers_are_nulls_by_default_and_values_when_not_declared(instance, data_dir):
-    text = HEADER + _row("e1", "NA", "NA") + _row("e2", "\\N", "NULL") + _row("e3", "s", "12.5")
+def test_only_an_empty_value_is_null_unless_the_source_declares_its_markers(instance, data_dir):
+    text = HEADER + _row("e1", "NA", "") + _row("e2", "\\N", "NULL") + _row("e3", "s", "12.5")
     write_landing(data_dir, "events", DAY, "exported_by_r.csv", text)
-    runner = source_runner(EVENTS, instance, data_dir)
-    runner.run("raw_events", "clean_events", partition=DAY)
+
+    # By default 'NA' is a value like any other (a country, a product code): kept as text; 'NULL'
+    # in a numeric column is then a type error, quarantined with its rule. Nothing read as NULL.
+    default = source_runner(dataclasses.replace(EVENTS, max_quarantine_fraction=1.0), instance, data_dir)
+    raw = default.run("raw_events", "clean_events", partition=DAY)
+    assert default.query("SELECT event_id, session_id, amount FROM clean_events ORDER BY 1") == [
+        ("e1", "NA", None),
+        ("e3", "s", 12.5),
+    ]
+    assert default.query("SELECT record->>'event_id', rule FROM quarantine_events") == [("e2", "amount:type(DOUBLE)")]
+    assert run_metadata(raw, "raw_events")["values_read_as_null"] == {}
+
+    # Declared markers: for every column, and per column (session ids here only treat \N as no value).
+    declared = dataclasses.replace(
+        EVENTS, null_values=("NA", "NULL", "\\N"), column_null_values={"session_id": ("\\N",)}
+    )
+    runner = source_runner(declared, instance, data_dir)
+    raw = runner.run("raw_events", "clean_events", partition=DAY)
     assert runner.query("SELECT event_id, session_id, amount FROM clean_events ORDER BY 1") == [
-        ("e1", None, None),
+        ("e1", "NA", None),
         ("e2", None, None),
         ("e3", "s", 12.5),
     ]
-    # Without the markers, 'NA' is a value: a type error in a numeric column, quarantined.
-    strict = source_runner(dataclasses.replace(EVENTS, null_values=(), max_quarantine_fraction=1.0), instance, data_dir)
-    strict.run("raw_events", "clean_events", partition=DAY)
-    assert strict.query("SELECT record->>'event_id', rule FROM quarantine_events ORDER BY 1") == [
-        ("e1", "amount:type(DOUBLE)"),
-        ("e2", "amount:type(DOUBLE)"),
-    ]
+    counted = {"amount": {"NULL": 1}, "session_id": {"\\N": 1}}
+    assert run_metadata(raw, "raw_events")["values_read_as_null"] == counted
+    [(in_ledger,)] = runner.query("SELECT null_markers FROM ingest_ledger")
+    assert json.loads(in_ledger) == counted
 
 
 def _land_good(data_dir, n: int) -> None:
@@ -86,7 +112,7 @@ def test_an_unreadable_file_warns_and_the_rest_of_the_day_is_ingested(instance, 
         (
             f"events/{DAY}/image.csv",
             "unreadable",
-            "the header line is not utf-8 text: a binary file, or declare the source's encoding",
+            "binary data, not text: a PNG image; land it with its real extension",
         )
     ]
     files = run_check(raw, "raw_events", "files")

@@ -2,7 +2,7 @@
 
 The proof of the file-level quarantine: every valid row reaches the clean table, every file is
 ingested or quarantined with a reason (in-flight dotfiles are left alone by design), rows are
-accounted for per file, the landing sensor does not crash, and nothing from outside the landing
+accounted for per file, lines decoded with the fallback encoding are counted per file, the landing sensor does not crash, and nothing from outside the landing
 root appears in the warehouse or in what the runs recorded.
 """
 
@@ -58,6 +58,9 @@ def test_a_hostile_day_keeps_every_valid_row_and_records_every_file(runner, data
     assert runner.query("SELECT count(*) FROM rejected_lines WHERE line IS NULL OR reason IS NULL") == [(0,)]
     # Rows read + rejected add up to each file's own count: no file is unaccounted for.
     assert runner.query("SELECT count(*) FROM ingest_ledger WHERE status = 'unaccounted'") == [(0,)]
+    # Lines not valid UTF-8 were decoded with the fallback, kept, and counted file by file.
+    fallback = dict(runner.query("SELECT source_file, fallback_lines FROM ingest_ledger WHERE fallback_lines > 0"))
+    assert fallback == {path[m.name]: m.fallback_lines for m in manifest if m.fallback_lines}
 
     # Every valid row reaches clean; the broken ones are quarantined with their rule.
     valid = sorted(i for m in manifest for i in m.valid_ids)

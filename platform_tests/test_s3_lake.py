@@ -7,6 +7,7 @@ Parquet, and the credentials never reach the event log.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import io
 import shutil
 import time
@@ -18,6 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 from dagster._serdes import serialize_value
 
 from conftest import Runner
@@ -194,6 +196,54 @@ def test_truncated_objects_are_quarantined_with_their_reasons_and_the_rest_of_th
     ]
     [(line, excerpt)] = lake.runner.query("SELECT line, excerpt FROM rejected_lines")
     assert (line, excerpt) == (3, "e4,u1,vi")
+
+
+def test_compressed_utf16_and_windows_1252_objects_are_read_as_from_a_folder(lake):
+    """The text a reader needs decoded or decompressed is streamed from the object (ranged GETs
+    pinned to its ETag); DuckDB reads a plain or compressed UTF-8 object straight from S3."""
+    row = "e{n},u1,view,2026-11-02T10:00:00Z,p1,1.5\n"
+    orders = EVENTS_HEADER + row.format(n=1) + "e-bad,u1\n" + row.format(n=2)
+    lake.put(f"events/{DAY}/orders.csv.gz", gzip.compress(orders.encode()))
+    lake.put(f"events/{DAY}/dump.csv", zstandard.ZstdCompressor().compress((EVENTS_HEADER + row.format(n=3)).encode()))
+    unicode = (EVENTS_HEADER + row.format(n=4).replace("u1", "Zoë")).replace(",", "\t").replace("\n", "\r\n")
+    lake.put(f"events/{DAY}/unicode_text.csv", b"\xff\xfe" + unicode.encode("utf-16-le"))
+    latin = (
+        EVENTS_HEADER.upper().encode()
+        + row.format(n=5).encode()
+        + row.format(n=6).replace("u1", "café").encode("cp1252")
+    )
+    lake.put(f"events/{DAY}/MOSTLY_UTF8.CSV", latin)
+    whole = gzip.compress((EVENTS_HEADER + "".join(row.format(n=n) for n in range(100, 400))).encode())
+    lake.put(f"events/{DAY}/cut.csv.gz", whole[: len(whole) // 2])
+    assert _requested(tick(lake.defs, lake.runner.instance, "events_landing_sensor")) == [DAY]
+    lake.runner.run("raw_events", partition=DAY)
+
+    f = f"events/{DAY}/"
+    assert lake.runner.query(
+        "SELECT source_file, source_row, record->>'event_id', record->>'user_id' FROM raw_events ORDER BY 1, 2"
+    ) == [
+        (f + "MOSTLY_UTF8.CSV", 1, "e5", "u1"),
+        (f + "MOSTLY_UTF8.CSV", 2, "e6", "café"),
+        (f + "dump.csv", 1, "e3", "u1"),
+        (f + "orders.csv.gz", 1, "e1", "u1"),
+        (f + "orders.csv.gz", 2, "e2", "u1"),
+        (f + "unicode_text.csv", 1, "e4", "Zoë"),
+    ]
+    assert lake.runner.query("SELECT source_file, line, reason FROM rejected_lines") == [
+        (f + "orders.csv.gz", 3, "fewer fields than the header's 6"),
+    ]
+    assert lake.runner.query(
+        "SELECT source_file, status, compression, encoding, fallback_lines FROM ingest_ledger ORDER BY 1"
+    ) == [
+        (f + "MOSTLY_UTF8.CSV", "ingested", None, "utf-8", 1),
+        (f + "cut.csv.gz", "unreadable", None, None, 0),
+        (f + "dump.csv", "ingested", "zstd", "utf-8", 0),
+        (f + "orders.csv.gz", "partly_read", "gzip", "utf-8", 0),
+        (f + "unicode_text.csv", "ingested", None, "utf-16-le", 0),
+    ]
+    assert lake.runner.query("SELECT reason FROM quarantined_files WHERE status = 'unreadable'") == [
+        ("truncated gzip archive: the copy was cut short, land it again",)
+    ]
 
 
 def test_an_overwritten_object_is_requested_again_and_replaces_its_rows(lake):

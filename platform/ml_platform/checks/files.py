@@ -6,7 +6,9 @@ not read), and unaccounted (rows read + rejected differ from the file's own coun
 when every file was read in full; WARN when some were not, since the readable ones are in and
 the day goes on; ERROR when rows cannot be accounted for, or when more than the source's
 `max_unreadable_file_share` of the day's files could not be read at all. Files outside any date
-folder belong to no day: they turn the run's result WARN until they are moved.
+folder belong to no day: they turn the run's result WARN until they are moved. Lines decoded with
+the source's fallback encoding were read, so they do not fail it; the result counts them and names
+their files (`lines_decoded_with_fallback`, `decoded_with_fallback`).
 """
 
 from __future__ import annotations
@@ -48,16 +50,16 @@ def files_check_spec(asset_key: dg.AssetKey, max_unreadable_share: float, partit
 
 
 def _day_files(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow) -> list[tuple]:
-    """(landing_date, file, status, rows_rejected, reason) of every file of the window."""
+    """(landing_date, file, status, rows_rejected, reason, fallback_lines) of every file of the window."""
     create_quarantine_tables(con)
     return con.execute(
         f"""
-        SELECT l.landing_date, l.source_file, l.status, l.rows_rejected, q.reason
+        SELECT l.landing_date, l.source_file, l.status, l.rows_rejected, q.reason, l.fallback_lines
         FROM (SELECT * FROM {sql.ident(LEDGER_TABLE)} WHERE {ledger_scope(spec, window)}) l
         LEFT JOIN {sql.ident(QUARANTINED_FILES_TABLE)} q
           ON q.source = l.source AND q.landing_date = l.landing_date AND q.source_file = l.source_file
         UNION ALL
-        SELECT landing_date, source_file, status, rows_rejected, reason FROM {sql.ident(QUARANTINED_FILES_TABLE)}
+        SELECT landing_date, source_file, status, rows_rejected, reason, 0 FROM {sql.ident(QUARANTINED_FILES_TABLE)}
         WHERE source = {sql.literal(spec.name)} AND {sql.in_window("landing_date", window)}
           AND status IN ({sql.literal(REFUSED)}, {sql.literal(UNSUPPORTED)})
         ORDER BY 1, 2
@@ -105,6 +107,8 @@ def _verdict(files: list[tuple], misplaced: list[str], max_unreadable_share: flo
             **{f"files_{status}": count for status, count in counts.items()},
             "files_misplaced": len(misplaced),
             "rows_rejected": sum(f[3] or 0 for f in files),
+            "lines_decoded_with_fallback": sum(f[5] or 0 for f in files),
+            "decoded_with_fallback": dg.MetadataValue.json({f[1]: f[5] for f in files if f[5]}),
             "unreadable_share": float(round(share, 4)),
             "problems": dg.MetadataValue.json(problems),
         },

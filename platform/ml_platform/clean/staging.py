@@ -67,12 +67,13 @@ def _json_item(spec: SourceSpec, values: str, key: str) -> str:
 
 def _text_of(spec: SourceSpec, column: str) -> str:
     """The column's text in a raw record, under its contract name or any of its aliases; the
-    source's null markers (e.g. 'NA') read as NULL."""
+    column's null markers (e.g. 'NA', when the source declares it) read as NULL."""
     paths = [_json_item(spec, JSON_TEXTS, name) for name in spec.names_for(column)]
     text = paths[0] if len(paths) == 1 else f"COALESCE({', '.join(paths)})"
-    if not spec.null_values:
+    markers = spec.null_markers(column)
+    if not markers:
         return text
-    return f"(CASE WHEN {text} IN ({', '.join(sql.literal(v) for v in spec.null_values)}) THEN NULL ELSE {text} END)"
+    return f"(CASE WHEN {text} IN ({', '.join(sql.literal(v) for v in markers)}) THEN NULL ELSE {text} END)"
 
 
 def _value_rules(spec: SourceSpec) -> list[tc.RowRule]:

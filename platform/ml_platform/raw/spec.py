@@ -52,9 +52,12 @@ class SourceSpec:
     soft_delete_column: str | None = None
     # The blocking check fails when more than this share of a partition's rows is quarantined.
     max_quarantine_fraction: float = 0.05
-    # Texts that mean "no value" (e.g. 'NA', '\\N'): read as null before typing. None by default
-    # for sources with real nulls (databases, JSON APIs); file sources default to the common markers.
+    # Texts that mean "no value" in every column (e.g. 'NA', '\\N'): read as null before typing.
+    # None by default: a literal NA (Namibia, a product code) stays a value unless declared.
     null_values: tuple[str, ...] = ()
+    # Per column (its contract name), the texts that mean "no value" there, instead of
+    # `null_values`: {"amount": ("NA", "-")}, or {"country": ()} to keep NA a value in one column.
+    column_null_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Thresholds of the clean table's quality checks (volume, completeness), per source.
     quality: QualityRules = field(default_factory=QualityRules)
     # How often data is expected to land: the raw asset's landing_freshness check and Dagster's
@@ -77,6 +80,7 @@ class SourceSpec:
             self.partition_column,
             self.version_column,
             self.soft_delete_column,
+            *self.column_null_values,
         )
         for column in named:
             if column is not None and column not in contract_columns:
@@ -133,6 +137,10 @@ class SourceSpec:
     def current_columns(self) -> tuple[str, ...] | None:
         """Columns of the current (last declared) schema version, if versions are declared."""
         return list(self.schema_versions.values())[-1] if self.schema_versions else None
+
+    def null_markers(self, column: str) -> tuple[str, ...]:
+        """The texts read as NULL in `column` (a contract column) before typing."""
+        return self.column_null_values.get(column, self.null_values)
 
     def names_for(self, column: str) -> tuple[str, ...]:
         return (column, *self.aliases.get(column, ()))

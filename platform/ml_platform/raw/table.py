@@ -5,12 +5,16 @@ lineage (landing date, source file or batch name, row number, ingestion time, de
 version). Keeping values untyped means no row is lost to a type error; typing happens in the
 clean layer, where a failure is quarantined with the rule it broke. One ledger row per ingested
 batch (a landed file, a database extraction, an API response) records what came in and with
-which columns: the schema policy and the clean layer read it.
+which columns: the schema policy and the clean layer read it. A landed file's row also says how it
+was read (`Reading`): compression, encoding, lines decoded with the source's fallback encoding,
+column names matched to the contract, and values that are null markers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import dataclass, field
 
 import duckdb
 
@@ -59,6 +63,12 @@ LEDGER_ADDED_COLUMNS = {
     "status": "VARCHAR DEFAULT 'ingested'",
     # Column -> kind of its values (ml_platform.raw.value_kinds), set after the batch's rows.
     "column_types": "MAP(VARCHAR, VARCHAR)",
+    # How a landed file was read (`Reading`); NULL for other batches.
+    "compression": "VARCHAR",
+    "encoding": "VARCHAR",
+    "fallback_lines": "BIGINT DEFAULT 0",
+    "renamed_columns": "MAP(VARCHAR, VARCHAR)",
+    "null_markers": "JSON",
 }
 LEDGER_INSERT_COLUMNS = (
     "source",
@@ -73,7 +83,36 @@ LEDGER_INSERT_COLUMNS = (
     "ingested_at",
     "rows_rejected",
     "status",
+    "compression",
+    "encoding",
+    "fallback_lines",
+    "renamed_columns",
+    "null_markers",
 )
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a landed file was read, for its ledger row."""
+
+    compression: str | None = None  # gzip, zstd (found by the file's first bytes)
+    encoding: str | None = None  # the encoding its text was decoded in
+    fallback_lines: int = 0  # lines not valid in `encoding`, decoded with the source's fallback
+    renamed_columns: dict[str, str] = field(default_factory=dict)  # as landed -> as read
+    # column -> null marker -> how many of the file's values are that marker (the clean layer
+    # reads them as NULL); the empty value, no value in any format, is not counted.
+    null_markers: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """What the run's metadata shows of it: only what differs from a plain UTF-8 file."""
+        shown = {
+            "compression": self.compression,
+            "encoding": None if self.encoding in (None, "utf-8") else self.encoding,
+            "fallback_lines": self.fallback_lines,
+            "renamed_columns": self.renamed_columns,
+            "null_markers": self.null_markers,
+        }
+        return {k: v for k, v in shown.items() if v}
 
 
 def ingestion_time() -> dt.datetime:
@@ -135,12 +174,14 @@ def record_batch(
     modified_at=None,
     rows_rejected: int = 0,
     status: str = INGESTED,
+    reading: Reading | None = None,
 ) -> dict:
     """One ledger row for an ingested batch; returns its summary for run metadata.
 
     `status` and `rows_rejected` say whether the batch was read in full (see
-    `ml_platform.raw.quarantine` for the statuses of files).
+    `ml_platform.raw.quarantine` for the statuses of files); `reading`, how a file was read.
     """
+    facts = reading or Reading()
     placeholders = ", ".join("?" for _ in LEDGER_INSERT_COLUMNS)
     con.execute(
         f"INSERT INTO {sql.ident(LEDGER_TABLE)} ({sql.columns_list(LEDGER_INSERT_COLUMNS)}) VALUES ({placeholders})",
@@ -157,9 +198,20 @@ def record_batch(
             ingested_at,
             rows_rejected,
             status,
+            facts.compression,
+            facts.encoding,
+            facts.fallback_lines,
+            facts.renamed_columns or None,
+            json.dumps(facts.null_markers) if facts.null_markers else None,
         ],
     )
-    summary = {"file": source_file, "rows": row_count, "schema_version": schema_version, "columns": columns}
+    summary = {
+        "file": source_file,
+        "rows": row_count,
+        "schema_version": schema_version,
+        "columns": columns,
+        **facts.summary(),
+    }
     return summary if status == INGESTED else {**summary, "status": status, "rows_rejected": rows_rejected}
 
 

@@ -57,7 +57,7 @@ def _text_sql(spec: SourceSpec, column: str) -> str:
     """The column's text under any of its names; empty text and null markers count as missing."""
     names = [sql.json_text("r.record", name) for name in spec.names_for(column)]
     text = names[0] if len(names) == 1 else f"COALESCE({', '.join(names)})"
-    markers = ", ".join(sql.literal(v) for v in ("", *spec.null_values))
+    markers = ", ".join(sql.literal(v) for v in ("", *spec.null_markers(column)))
     return f"(CASE WHEN {text} IN ({markers}) THEN NULL ELSE {text} END)"
 
 

@@ -18,8 +18,9 @@ import dagster as dg
 
 from ml_platform.checks.files import evaluate_files, files_check_spec
 from ml_platform.dagster_previews import acknowledged
-from ml_platform.ingestion.files.landing import LandedFile, parse_landing_date
+from ml_platform.ingestion.files.landing import TEXT_FORMATS, LandedFile, parse_landing_date
 from ml_platform.ingestion.files.landing_store import landing_store
+from ml_platform.ingestion.files.null_markers import add_counts
 from ml_platform.ingestion.files.reader import ingest_file
 from ml_platform.ingestion.files.sensor import landing_sensor
 from ml_platform.ingestion.files.spec import FileSourceSpec
@@ -93,6 +94,11 @@ def file_raw_asset(spec: FileSourceSpec) -> dg.AssetsDefinition:
             for entry in ledger:
                 if "reason" in entry:
                     context.log.warning(f"{entry['file']}: {entry['status']}: {entry['reason']}")
+                if entry.get("fallback_lines"):
+                    context.log.warning(
+                        f"{entry['file']}: {entry['fallback_lines']} line(s) not valid {entry.get('encoding', 'utf-8')},"
+                        f" decoded as {spec.fallback_encoding} (kept; counted in ingest_ledger.fallback_lines)"
+                    )
             if landed.refused:
                 context.log.warning(f"files in landing that {spec.name} refuses to read: {landed.refused}")
             if landed.unsupported:
@@ -135,10 +141,17 @@ def _ingest(
     outcome = raw_outcome(
         con, spec, window, [evaluate_files(con, spec, window, misplaced, spec.max_unreadable_file_share)]
     )
+    read_as_null: dict[str, dict[str, int]] = {}
+    for entry in ledger:
+        add_counts(read_as_null, entry.get("null_markers", {}))
     metadata = {
         "rows_ingested": sum(entry["rows"] for entry in ledger),
         "files": len(landed.files),
         "rows_rejected": sum(entry.get("rows_rejected", 0) for entry in ledger),
+        # Lines not valid in their file's encoding, decoded with the source's fallback_encoding.
+        "lines_decoded_with_fallback": sum(entry.get("fallback_lines", 0) for entry in ledger),
+        # column -> null marker -> values the clean layer reads as NULL (none unless declared).
+        "values_read_as_null": dg.MetadataValue.json(read_as_null),
         "schema_versions": schema_versions_label(ledger),
         "ignored_files": dg.MetadataValue.json(landed.unsupported),
         "refused_files": dg.MetadataValue.json(landed.refused),
@@ -171,8 +184,10 @@ def _ingest_in_parallel(
 
 
 def _unsupported_reason(spec: FileSourceSpec) -> str:
+    compressed = [f for f in spec.formats if f in TEXT_FORMATS]
+    also = f"; {', '.join(compressed)} also as .gz or .zst" if compressed else ""
     return (
-        f"not a format {spec.name} reads ({', '.join(spec.formats)}): rename it with its real extension,"
+        f"not a format {spec.name} reads ({', '.join(spec.formats)}{also}): rename it with its real extension,"
         " or add the format to the source's formats"
     )
 

@@ -21,6 +21,19 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 FORMAT_BY_SUFFIX = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet"}
+# A text format may also land compressed: `events.csv.gz`, `events.jsonl.zst`. The suffix only
+# names the file; the reader goes by the file's first bytes (`text`). Parquet compresses inside.
+COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst", ".zstd")
+TEXT_FORMATS = ("csv", "jsonl", "json")
+
+
+def file_format(name: str) -> str | None:
+    """The format a file name says (`events.csv`, `events.csv.gz`), None for any other name."""
+    stem, suffix = os.path.splitext(name.lower())
+    if suffix in COMPRESSION_SUFFIXES:
+        fmt = FORMAT_BY_SUFFIX.get(os.path.splitext(stem)[1])
+        return fmt if fmt in TEXT_FORMATS else None
+    return FORMAT_BY_SUFFIX.get(suffix)
 
 
 @dataclass(frozen=True)
@@ -130,8 +143,7 @@ def _landed_in(landing_root: Path, day: dt.date, folder: Path, formats: tuple[st
     under_root = folder.relative_to(landing_root).as_posix()
     found = []
     for entry in entries:
-        # Path.suffix, for a name not starting with a dot: from the last dot on.
-        fmt = FORMAT_BY_SUFFIX.get(os.path.splitext(entry.name)[1].lower())
+        fmt = file_format(entry.name)
         if fmt not in formats or entry.name.startswith((".", "_")) or entry.is_symlink():
             continue
         try:
@@ -173,7 +185,7 @@ def unsupported_files(
         if _is_visible(p)
         and not any(part.startswith((".", "_")) for part in p.relative_to(source_dir).parts)
         and (
-            FORMAT_BY_SUFFIX.get(p.suffix.lower()) not in formats
+            file_format(p.name) not in formats
             or parse_landing_date(p.parent.name) is None
             or p.parent.parent != source_dir
         )

@@ -7,7 +7,10 @@ its ingest-ledger row (see `ml_platform.raw.table`). The format's reader parses 
 file on a scratch connection (see `scan`); then, inside the raw write's transaction, its records
 go to the raw table and its rejected lines to `rejected_lines`. A file that cannot be read at all,
 or only in part, or whose rows do not add up to its own count, is also recorded in
-`quarantined_files` with a reason; it never stops the other files of its day.
+`quarantined_files` with a reason; it never stops the other files of its day. The ledger row
+also says how the file was read: the compression and encoding found, the lines decoded with the
+source's fallback encoding, the column names matched to the contract, and how many values of each
+column are null markers the clean layer reads as NULL.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
+import tempfile
 from contextlib import ExitStack
+from pathlib import Path
 
 import duckdb
 
 from ml_platform.ingestion.files.csv_file import read_csv_file
 from ml_platform.ingestion.files.json_file import read_json_file, read_json_lines
 from ml_platform.ingestion.files.landing import LandedFile
+from ml_platform.ingestion.files.null_markers import null_marker_counts
 from ml_platform.ingestion.files.parquet_file import read_parquet_file
 from ml_platform.ingestion.files.scan import RECORDS, REJECTS, FileRead, UnreadableFile
 from ml_platform.ingestion.files.spec import FileSourceSpec
@@ -32,6 +38,7 @@ from ml_platform.raw.table import (
     UNACCOUNTED,
     UNKNOWN_VERSION,
     UNREADABLE,
+    Reading,
     detect_schema_version,
     record_batch,
 )
@@ -42,9 +49,9 @@ log = logging.getLogger(__name__)
 READERS = {"csv": read_csv_file, "jsonl": read_json_lines, "json": read_json_file, "parquet": read_parquet_file}
 
 
-def _read(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: LandedFile) -> FileRead:
+def _read(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: LandedFile, work: Path) -> FileRead:
     try:
-        return READERS[file.format](scratch, spec, file)
+        return READERS[file.format](scratch, spec, file, work)
     except (UnreadableFile, duckdb.OutOfMemoryException, duckdb.HTTPException):
         # Not the file's fault: storage unreachable or refusing (credentials, network). The run
         # fails and rolls back instead of quarantining files that are fine.
@@ -53,21 +60,24 @@ def _read(scratch: duckdb.DuckDBPyConnection, spec: FileSourceSpec, file: Landed
         raise UnreadableFile(f"cannot be read as {file.format}: fix or re-export the file", str(exc)) from exc
 
 
-def _parse(stack: ExitStack, spec: FileSourceSpec, file: LandedFile) -> tuple[duckdb.DuckDBPyConnection, FileRead]:
+def _parse(
+    stack: ExitStack, spec: FileSourceSpec, file: LandedFile, work: Path
+) -> tuple[duckdb.DuckDBPyConnection, FileRead]:
     """The file parsed on a scratch connection, which `stack` (this function's alone) keeps open
-    for the copy. The memory limit bounds big windows; it must not make a file unreadable: a file
-    that does not fit is parsed again without it (DuckDB's CSV reader holds buffers per column,
-    and 10,000 columns did not fit 512 MB)."""
+    for the copy; `work` is a folder for the copies a reader may make (a transcoded text). The
+    memory limit bounds big windows; it must not make a file unreadable: a file that does not fit
+    is parsed again without it (DuckDB's CSV reader holds buffers per column, and 10,000 columns
+    did not fit 512 MB)."""
     scratch = stack.enter_context(scratch_connection())
     file.prepare(scratch)
     try:
-        return scratch, _read(scratch, spec, file)
+        return scratch, _read(scratch, spec, file, work)
     except duckdb.OutOfMemoryException as exc:
         log.warning("%s: %s; read again without the memory limit", file.relative_path, str(exc).splitlines()[0])
     stack.close()
     scratch = stack.enter_context(scratch_connection(limited=False))
     file.prepare(scratch)
-    return scratch, _read(scratch, spec, file)
+    return scratch, _read(scratch, spec, file, work)
 
 
 def _status(read: FileRead) -> tuple[str, str | None]:
@@ -103,9 +113,10 @@ def ingest_file(
     where = dict(landing_date=file.landing_date, source_file=file.relative_path)
     # What quarantined_files records of the file, whatever went wrong.
     facts = dict(**where, format=file.format, size_bytes=file.size, recorded_at=ingested_at)
-    with ExitStack() as stack:
+    # Copies (a transcoded text) go beside the scratch connection's spill folder, and go with the file.
+    with tempfile.TemporaryDirectory(prefix="ml_platform-file-") as work, ExitStack() as stack:
         try:
-            scratch, read = _parse(stack, spec, file)
+            scratch, read = _parse(stack, spec, file, Path(work))
         except UnreadableFile as unreadable:
             quarantine.record_file(
                 con, spec, **facts, status=UNREADABLE, reason=unreadable.reason, reader_error=unreadable.reader_error
@@ -115,6 +126,7 @@ def ingest_file(
             )
             return {**summary, "reason": unreadable.reason}
         version = detect_schema_version(spec, read.columns)
+        nulls = null_marker_counts(scratch, spec, read.columns)
         # The records cross as Arrow's JSON type, which DuckDB takes as JSON without parsing every
         # record again: they are DuckDB's own JSON already. (As text cast back to JSON, the copy cost
         # 0.4 s per 200,000 records; now 0.03 s.)
@@ -143,6 +155,7 @@ def ingest_file(
         schema_version=version,
         rows_rejected=read.rows_rejected,
         status=status,
+        reading=Reading(read.compression, read.encoding, read.fallback_lines, read.renamed, nulls),
     )
     if reason is None:
         return summary

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from ml_platform.ingestion.files.landing import FORMAT_BY_SUFFIX, LandedFile, parse_landing_date
+from ml_platform.ingestion.files.landing import LandedFile, file_format, parse_landing_date
 from ml_platform.storage.aws import AwsAccess, s3_client
 from ml_platform.storage.location import LANDING, S3Location
 from ml_platform.storage.s3_object import open_object
@@ -92,7 +92,7 @@ class S3Landing:
         if len(parts) != 3 or parts[2].startswith((".", "_")):
             return None
         day = parse_landing_date(parts[1])
-        fmt = FORMAT_BY_SUFFIX.get("." + parts[2].rsplit(".", 1)[-1].lower()) if "." in parts[2] else None
+        fmt = file_format(parts[2])
         if day is None or fmt not in formats:
             return None
         modified_ns = int(entry["LastModified"].timestamp()) * 1_000_000_000

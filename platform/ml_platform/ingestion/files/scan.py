@@ -1,5 +1,7 @@
-"""What every file format's reader shares: the outcome of reading one file, a file that cannot be
-read at all, and the file's own line count that rows read and rejected must add up to.
+"""What every file format's reader shares: the outcome of reading one file (with the count, taken
+apart from the parser, that rows read and rejected must add up to), a file that cannot be read at
+all, and the SQL measuring the lines a record or a rejected line spans. Text files' lines are
+counted where they are decompressed and decoded (`text`).
 
 A format reader parses one file on a scratch in-memory DuckDB connection, never on the
 warehouse's: in DuckDB a failed statement aborts its whole transaction, so a broken file parsed
@@ -10,7 +12,6 @@ reader_error, content), which the raw write copies over.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
@@ -31,8 +32,6 @@ REJECTS = "rejects"
 # A run of line breaks inside a value (RE2 syntax): each run starts one more non-blank line.
 LINE_BREAK_RUN = r"\r?\n(?:\r?\n)*"
 ESCAPED_LF = r"\n"
-_BLANK_LINE = re.compile(rb"(?<=\n)\r?\n")
-_CHUNK = 1 << 20
 
 
 def create_empty(scratch: duckdb.DuckDBPyConnection, *tables: str) -> None:
@@ -69,33 +68,17 @@ class FileRead:
     unit: str = "lines"
     # File-level problems in words (e.g. duplicate header names), beside any rejected rows.
     notes: list[str] = field(default_factory=list)
+    # How a text file was read (`text.TextFile`): the compression found, the encoding, and how
+    # many lines were decoded with the source's fallback encoding. None for Parquet.
+    compression: str | None = None
+    encoding: str | None = None
+    fallback_lines: int = 0
+    # Column names as landed -> as read, where they differ (matched to the contract: `columns`).
+    renamed: dict[str, str] = field(default_factory=dict)
 
     @property
     def accounted(self) -> bool:
         return self.expected_units == self.accounted_units
-
-
-def nonblank_lines(file: Openable) -> int:
-    """Lines of the file that are not empty (an unterminated last line counts)."""
-    lines, blank = line_counts(file)
-    return lines - blank
-
-
-def line_counts(file: Openable) -> tuple[int, int]:
-    """(lines, empty lines) of the file, counted as bytes, so an undecodable line still counts.
-    Line breaks are LF or CRLF; an unterminated last line counts."""
-    newlines = blank = 0
-    tail = b"\n"  # the start of the file behaves like the end of a line
-    last = b""
-    with file.open() as f:
-        while chunk := f.read(_CHUNK):
-            data = tail + chunk
-            if b"\n\n" in data or b"\n\r\n" in data:
-                blank += sum(1 for m in _BLANK_LINE.finditer(data) if m.end() > len(tail))
-            newlines += chunk.count(b"\n")
-            tail, last = data[-2:], chunk[-1:]
-    unterminated = 1 if last and last != b"\n" else 0
-    return newlines + unterminated, blank
 
 
 def extra_lines_sql(text: str) -> str:

@@ -15,11 +15,14 @@ from ml_platform.raw.spec import SourceSpec
 # json: a JSON array of records, or JSON Lines written with a `.json` name (told apart by content).
 FileFormat = Literal["csv", "jsonl", "json", "parquet"]
 FILE_FORMATS: tuple[str, ...] = get_args(FileFormat)
-# The encodings DuckDB's CSV reader decodes without an extension download.
-FileEncoding = Literal["utf-8", "latin-1", "utf-16"]
+# What a text file without a byte-order mark is decoded as (a mark, when present, decides: UTF-8,
+# UTF-16 or UTF-32). utf-16 without a mark is little-endian, as Windows writes it.
+FileEncoding = Literal["utf-8", "latin-1", "windows-1252", "utf-16", "utf-16-le", "utf-16-be"]
 FILE_ENCODINGS: tuple[str, ...] = get_args(FileEncoding)
-# What R, pandas and database exports write for a missing value.
-DEFAULT_NULL_VALUES = ("", "NA", "NULL", "\\N")
+# What a line that is not valid UTF-8 is decoded with; both map every byte. None: such a line is
+# rejected instead.
+FallbackEncoding = Literal["windows-1252", "latin-1"]
+FALLBACK_ENCODINGS: tuple[str, ...] = get_args(FallbackEncoding)
 # DuckDB's own default line limit: a longer line is rejected (recorded with its line number).
 DEFAULT_MAX_LINE_BYTES = 2_097_152
 
@@ -31,11 +34,14 @@ class FileSourceSpec(SourceSpec):
     formats: tuple[FileFormat, ...] = FILE_FORMATS
     # Folder under the landing root (`ML_PLATFORM_DATA_DIR/landing/`); the source's name by default.
     landing: str | None = None
-    # Text files (CSV, JSON Lines, JSON) are decoded with this; lines that do not decode are rejected.
+    # Text files (CSV, JSON Lines, JSON), plain or compressed (gzip, zstd), are decoded with this
+    # unless a byte-order mark says otherwise (docs/reading-files.md).
     encoding: FileEncoding = "utf-8"
+    # A line of a UTF-8 file that is not valid UTF-8 is decoded with this and kept (the ledger
+    # counts such lines); None rejects it instead.
+    fallback_encoding: FallbackEncoding | None = "windows-1252"
     # CSV field separator; None detects it per file (DuckDB's sniffer), falling back to ','.
     delimiter: str | None = None
-    null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     # The raw `files` check turns ERROR when more than this share of a day's files cannot be read
     # at all (below it, WARN: the readable files are ingested and the day goes on).
@@ -48,8 +54,15 @@ class FileSourceSpec(SourceSpec):
             raise ValueError(f"source {self.name}: unsupported formats {sorted(unknown)}")
         if self.encoding not in FILE_ENCODINGS:
             raise ValueError(f"source {self.name}: encoding must be one of {FILE_ENCODINGS}")
+        if self.fallback_encoding is not None and self.fallback_encoding not in FALLBACK_ENCODINGS:
+            raise ValueError(f"source {self.name}: fallback_encoding must be None or one of {FALLBACK_ENCODINGS}")
         if self.delimiter is not None and len(self.delimiter) != 1:
             raise ValueError(f"source {self.name}: delimiter must be one character")
+
+    def null_markers(self, column: str) -> tuple[str, ...]:
+        """An empty value is no value in any file format (DuckDB reads an empty CSV field as NULL
+        already); beside it, only the markers the source declares."""
+        return ("", *(m for m in super().null_markers(column) if m != ""))
 
     @property
     def landing_folder(self) -> str:
