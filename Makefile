@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT ?= 3000
 export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo bench-spark
+.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo bench-spark kafka
 
 install: $(VENV)/.installed
 
@@ -19,10 +19,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 # System packages the tests need, from Debian's packages: Chromium for the browser tests
-# (Playwright cannot download browsers here) and a PostgreSQL server for the database source.
+# (Playwright cannot download browsers here), a PostgreSQL server for the database source and a
+# Redis server for the online store.
 SYSTEM_PACKAGES_MISSING = $(strip \
   $(if $(shell command -v chromium),,chromium) \
-  $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql))
+  $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql) \
+  $(if $(shell command -v redis-server),,redis-server))
 system-deps:
 	@missing="$(SYSTEM_PACKAGES_MISSING)"; \
 	if [ -n "$$missing" ]; then \
@@ -33,6 +35,18 @@ system-deps:
 	    echo "Missing system packages: run 'sudo apt-get install $$missing' (Debian/Ubuntu) and retry."; exit 1; \
 	  fi; \
 	fi
+
+# The development and test Kafka broker: Apache Kafka's pinned jars from Maven Central
+# (deploy/kafka/pom.xml), copied once into .kafka/lib (git-ignored); offline afterwards.
+# Needs Java 17+ and Maven (docs/streaming.md).
+KAFKA_LIB := $(CURDIR)/.kafka/lib
+kafka: $(KAFKA_LIB)/.fetched
+$(KAFKA_LIB)/.fetched: deploy/kafka/pom.xml
+	@command -v java >/dev/null && command -v mvn >/dev/null || \
+	  { echo "The Kafka broker needs Java 17+ and Maven: apt-get install openjdk-17-jre-headless maven"; exit 1; }
+	rm -rf "$(KAFKA_LIB)"
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory="$(KAFKA_LIB)" -DincludeScope=runtime
+	touch $@
 
 demo-data: install
 	@if [ ! -d "$(DATA_DIR)/landing/events" ]; then \
@@ -64,7 +78,7 @@ dev: install demo-data
 	trap "kill $$metrics $$api 2>/dev/null" EXIT INT TERM; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 
-test: install system-deps lint
+test: install system-deps kafka lint
 	$(PY) -m pytest
 
 # Lint for bug classes, import order, outdated syntax and needlessly complex code; the format is checked too
