@@ -36,6 +36,7 @@ def _no_configured_sources(monkeypatch: pytest.MonkeyPatch):
     run first, so a test's own fixtures can still set them)."""
     for name in [n for n in os.environ if n.startswith(("ML_PLATFORM_PG_", "ML_PLATFORM_WEATHER_"))]:
         monkeypatch.delenv(name)
+    monkeypatch.delenv("ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS", raising=False)
 
 
 @pytest.fixture
