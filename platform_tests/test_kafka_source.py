@@ -15,6 +15,7 @@ import time
 import dagster as dg
 import duckdb
 import pytest
+from prometheus_client.core import GaugeMetricFamily
 
 from helpers import run_check, run_metadata
 from kafka_server import (
@@ -32,6 +33,7 @@ from kafka_server import (
 from ml_platform.demo.kafka_broker import free_port
 from ml_platform.ingestion.kafka import KafkaSourceSpec
 from ml_platform.ingestion.kafka import assets as kafka_assets
+from ml_platform.monitoring.metrics import PlatformCollector, SourceAssets
 
 RAW, CLEAN, SENSOR = "raw_stream_events", "clean_stream_events", "stream_events_lag_sensor"
 ENV = "ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS"
@@ -379,7 +381,7 @@ def test_partitions_added_to_the_topic_are_read_from_their_first_offset(bootstra
     ]
 
 
-# --- the lag sensor ----------------------------------------------------------
+# --- the lag sensor and the metrics ----------------------------------------------------------
 
 
 def _tick(defs, instance, cursor=None):
@@ -453,6 +455,21 @@ def test_lag_sensor_requests_each_range_once_and_records_the_lag(bootstrap, inst
     produce(bootstrap, topic, events(20, 3), partition=1)
     [later] = _tick(defs, instance, tick.cursor).run_requests
     assert later.run_key == f"stream_events:{today()}:{topic}:1=2-4"
+
+    # The metrics endpoint serves the latest lag observation, per partition.
+    tick = _tick(defs, instance, tick.cursor)
+    for event_ in tick.asset_events:
+        instance.report_runless_asset_event(event_)
+    source = SourceAssets("stream_events", RAW, CLEAN, True, streaming=True)
+    families = {
+        f.name: f for f in PlatformCollector(instance, [source], {}).collect() if isinstance(f, GaugeMetricFamily)
+    }
+    assert {s.labels["partition"]: s.value for s in families["ml_platform_stream_lag_messages"].samples} == {
+        "0": 0,
+        "1": 3,
+    }
+    [observed] = families["ml_platform_stream_lag_observed_timestamp_seconds"].samples
+    assert observed.labels == {"source": "stream_events"} and abs(observed.value - time.time()) < 60
 
 
 # --- the demo producer ------------------------------------------------------------------------

@@ -40,7 +40,7 @@ LAG_PREFIX = "lag/"
 SOURCE_TAG = "ml_platform/stream_source"
 RANGES_TAG = "ml_platform/stream_ranges"
 # A tick waits at most this long for the broker: a sensor that blocks delays the daemon's others.
-TICK_TIMEOUT_SECONDS = 5.0
+TICK_TIMEOUT_SECONDS = 2.0
 HEARTBEAT_SECONDS = 60.0
 IN_FLIGHT = (
     dg.DagsterRunStatus.QUEUED,
