@@ -58,6 +58,11 @@ demo-data: install
 WEATHER_PORT ?= 8765
 # Prometheus metrics (ml_platform.monitoring) are served on http://127.0.0.1:$(METRICS_PORT)/metrics.
 METRICS_PORT ?= $(or $(ML_PLATFORM_METRICS_PORT),9108)
+# A Kafka broker on 127.0.0.1:$(KAFKA_PORT) and the demo clickstream at $(STREAM_RATE) events/s for the
+# stream source, unless ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS already points at a broker; without Java
+# the stream source stays idle and the broker command says why (docs/streaming.md).
+KAFKA_PORT ?= 9092
+STREAM_RATE ?= 2
 # Curated tables pseudonymize user ids with a secret key: ML_PLATFORM_PSEUDONYM_KEY, or else a random
 # one made on the first start and kept in $(DAGSTER_HOME)/pseudonym_key (docs/privacy.md).
 dev: install demo-data
@@ -72,6 +77,13 @@ dev: install demo-data
 	  $(PY) -m ml_platform.demo.weather_api --port $(WEATHER_PORT) & api=$$!; \
 	  trap "kill $$api 2>/dev/null" EXIT INT TERM; \
 	  export ML_PLATFORM_WEATHER_API_URL=http://127.0.0.1:$(WEATHER_PORT); \
+	fi; \
+	if [ -z "$$ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS" ]; then \
+	  $(MAKE) -s kafka || true; \
+	  if $(PY) -m ml_platform.demo.kafka_broker --check; then \
+	    $(PY) -m ml_platform.demo.kafka_broker --port $(KAFKA_PORT) --data-dir "$(DATA_DIR)/kafka" --demo-rate $(STREAM_RATE) & \
+	    export ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT); \
+	  fi; \
 	fi; \
 	export ML_PLATFORM_UI_URL="$${ML_PLATFORM_UI_URL:-http://127.0.0.1:$(PORT)}"; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(PY) -m ml_platform metrics --port $(METRICS_PORT) & metrics=$$!; \
