@@ -434,10 +434,11 @@ def test_lag_sensor_requests_each_range_once_and_records_the_lag(bootstrap, inst
 
     # A failed run (the broker was away) gets its ranges requested once more.
     monkeypatch.setenv(ENV, f"127.0.0.1:{free_port()}")
+    broken = stream_defs(stream_spec(topic, request_timeout_seconds=1.0))
     failed = dg.materialize(
-        [stream_defs(stream_spec(topic, request_timeout_seconds=1.0)).get_assets_def(RAW)],
+        [broken.get_assets_def(RAW)],
         instance=instance,
-        resources=stream_defs(stream_spec(topic, request_timeout_seconds=1.0)).resources,
+        resources=broken.resources,
         partition_key=today(),
         tags=request.tags,
         raise_on_error=False,
@@ -446,6 +447,21 @@ def test_lag_sensor_requests_each_range_once_and_records_the_lag(bootstrap, inst
     monkeypatch.setenv(ENV, bootstrap)
     [retry] = _tick(defs, instance).run_requests
     assert retry.run_key == f"{request.run_key}:retry-{failed.run_id[:8]}"
+    # ... once: when the retry fails too, the sensor stops asking for those ranges and says so.
+    monkeypatch.setenv(ENV, f"127.0.0.1:{free_port()}")
+    failed_again = dg.materialize(
+        [broken.get_assets_def(RAW)],
+        instance=instance,
+        resources=broken.resources,
+        partition_key=today(),
+        tags=retry.tags,
+        raise_on_error=False,
+    )
+    monkeypatch.setenv(ENV, bootstrap)
+    assert _tick(defs, instance).skip_message == (
+        f"stream_events: the runs of offsets 0=0-3,1=0-1 failed twice (last: run {failed_again.run_id[:8]});"
+        " not requested again until new messages arrive or a run is launched by hand"
+    )
 
     # Once raw has read it, the lag is gone; new messages make a new range, from the stored offsets.
     runner.run(RAW, partition=today(), tags=request.tags)

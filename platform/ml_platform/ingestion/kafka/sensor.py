@@ -10,8 +10,9 @@ warehouse itself, so a stale report only costs a run that finds less to read.
 - Run key: `<source>:<day>:<topic>:<partition>=<from>-<to>,...`, the per-partition offset
   ranges the lag covers, so a repeated tick never requests the same range twice. While a run of
   the source is queued or running, no other is requested (it takes all the lag there is when it
-  starts). When the latest run failed on the same ranges (the broker was away), the range is
-  requested once more per failed run (`:retry-<run id>`).
+  starts). When the latest run failed on the same ranges (the broker was away), they are
+  requested once more (`:retry-<run id>`); when that retry fails too, the sensor stops asking for
+  those ranges and says which run failed (new messages make new ranges, and a new request).
 - Lag: `lag/partition_<n>` (high watermark minus stored offset) and `lag/total` on an
   `AssetObservation` of the raw asset for today's partition, numeric metadata the UI plots
   (asset page, Plots) and the metrics endpoint serves (`monitoring/metrics.py`). One is recorded
@@ -39,6 +40,7 @@ OFFSETS_METADATA = "stream_offsets"
 LAG_PREFIX = "lag/"
 SOURCE_TAG = "ml_platform/stream_source"
 RANGES_TAG = "ml_platform/stream_ranges"
+RETRY_TAG = "ml_platform/stream_retry_of"
 # A tick waits at most this long for the broker: a sensor that blocks delays the daemon's others.
 TICK_TIMEOUT_SECONDS = 2.0
 HEARTBEAT_SECONDS = 60.0
@@ -118,14 +120,20 @@ def lag_sensor(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.SensorDefi
                 cursor=new_cursor,
             )
         key = f"{spec.name}:{today}:{spec.topic}:{label}"
+        tags = {"ml_platform/source": spec.name, SOURCE_TAG: spec.name, RANGES_TAG: label}
         if latest is not None and latest.status in ENDED_BADLY and latest.tags.get(RANGES_TAG) == label:
+            if RETRY_TAG in latest.tags:
+                return dg.SensorResult(
+                    skip_reason=(
+                        f"{spec.name}: the runs of offsets {label} failed twice (last: run {latest.run_id[:8]});"
+                        " not requested again until new messages arrive or a run is launched by hand"
+                    ),
+                    asset_events=events,
+                    cursor=new_cursor,
+                )
             key += f":retry-{latest.run_id[:8]}"
-        request = dg.RunRequest(
-            run_key=key,
-            partition_key=today,
-            tags={"ml_platform/source": spec.name, SOURCE_TAG: spec.name, RANGES_TAG: label},
-            asset_check_keys=own_checks(raw),
-        )
+            tags[RETRY_TAG] = latest.run_id
+        request = dg.RunRequest(run_key=key, partition_key=today, tags=tags, asset_check_keys=own_checks(raw))
         return dg.SensorResult(run_requests=[request], asset_events=events, cursor=new_cursor)
 
     return _sensor
