@@ -14,9 +14,13 @@ import time
 
 import dagster as dg
 import duckdb
+import ibis.expr.datatypes as ibis_dt
+import pandas as pd
 import pytest
+from pandera.ibis import DataFrameModel, Field
 from prometheus_client.core import GaugeMetricFamily
 
+from conftest import Runner
 from helpers import run_check, run_metadata
 from kafka_server import (
     add_partitions,
@@ -30,6 +34,9 @@ from kafka_server import (
     stream_spec,
     watermarks,
 )
+from ml_platform.contracts import personal
+from ml_platform.contracts.lineage import UtcTimestamp
+from ml_platform.curated import FeatureView
 from ml_platform.demo.kafka_broker import free_port
 from ml_platform.ingestion.kafka import KafkaSourceSpec
 from ml_platform.ingestion.kafka import assets as kafka_assets
@@ -379,6 +386,89 @@ def test_partitions_added_to_the_topic_are_read_from_their_first_offset(bootstra
         (2, 3, 3),
         (3, 4, 4),
     ]
+
+
+# --- the shared layers -------------------------------------------------------------------------
+
+
+class StreamUserEvents(DataFrameModel):
+    user_id: ibis_dt.String = Field(nullable=False, description="Entity key.", metadata=personal.pseudonymized())
+    as_of_date: ibis_dt.Date = Field(nullable=False, description="The day the row is as of: the partition.")
+    as_of: UtcTimestamp = Field(description="The user's latest event that day.")
+    created_at: UtcTimestamp = Field(description="When its events were read from the topic.")
+    events_1d: ibis_dt.Int64 = Field(ge=1, description="Events that day.")
+
+    class Config:
+        strict = True
+
+
+STREAM_VIEW = FeatureView(
+    name="stream_user_events",
+    description="Each user's events per UTC day, from the stream.",
+    contract=StreamUserEvents,
+    partition_column="as_of_date",
+    reads=("clean_stream_events",),
+    entity_columns=("user_id",),
+    timestamp_column="as_of",
+    ttl=dt.timedelta(days=1),
+    sql="""
+        SELECT user_id, event_date AS as_of_date, max(event_time) AS as_of, max(ingested_at) AS created_at,
+               count(*) AS events_1d
+        FROM clean_stream_events WHERE event_date BETWEEN $start AND $end
+        GROUP BY user_id, event_date
+    """,
+)
+
+
+def test_clean_automation_privacy_and_feature_views_take_the_stream_unchanged(bootstrap, instance, data_dir):
+    from helpers import Ticker, pseudonym
+    from ml_platform.checks.privacy import raw_personal_columns
+    from ml_platform.curated.table import curated_asset
+    from ml_platform.declarations.sources.stream_events import CleanStreamEvents
+    from ml_platform.training import get_training_set
+
+    topic = new_topic(bootstrap, partitions=2)
+    spec = stream_spec(topic)
+    side = stream_defs(spec)
+    view = curated_asset(STREAM_VIEW, raw_personal=raw_personal_columns({CLEAN: CleanStreamEvents}))
+    defs = dg.Definitions(assets=[*side.assets, view], resources=side.resources)
+    runner = Runner(defs, instance, data_dir)
+    ticker = Ticker(defs, instance)
+    assert ticker.tick() == {}
+
+    late = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(microsecond=0).isoformat()
+    produce(bootstrap, topic, [event(1, user_id="u1"), event(2, user_id="u1"), event(3, user_id="u2")])
+    produce(bootstrap, topic, [event(4, user_id="u1", event_time=late), event(2, user_id="u1")])  # late; resent
+    runner.run(RAW, partition=today())
+    # Late-data automation as for files: a landing day updates the event days it can hold, and
+    # what reads them.
+    assert ticker.tick() == {
+        dg.AssetKey(CLEAN): {yesterday(), today()},
+        dg.AssetKey("stream_user_events"): {yesterday(), today()},
+    }
+    for day in (yesterday(), today()):
+        runner.run(CLEAN, partition=day)
+    assert query(runner, "SELECT event_date::VARCHAR, count(*) FROM clean_stream_events GROUP BY 1 ORDER BY 1") == [
+        (yesterday(), 1),
+        (today(), 3),
+    ]
+    result = runner.run("stream_user_events", partition=today())
+    assert run_check(result, "stream_user_events", "privacy").passed
+    assert query(runner, "SELECT user_id, events_1d FROM stream_user_events ORDER BY 2 DESC") == [
+        (pseudonym("u1"), 2),
+        (pseudonym("u2"), 1),
+    ]
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        entities = pd.DataFrame(
+            {"user_id": [pseudonym("u1")], "event_timestamp": [dt.datetime.now(dt.UTC).replace(tzinfo=None)]}
+        )
+        training = get_training_set(
+            con, entities, ["stream_user_events:events_1d"], views={"stream_user_events": STREAM_VIEW}
+        ).fetchall()
+    finally:
+        con.close()
+    assert [row[-1] for row in training] == [2]
 
 
 # --- the lag sensor and the metrics ----------------------------------------------------------
