@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT ?= 3000
 export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo bench-spark
+.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo bench-spark kafka
 
 install: $(VENV)/.installed
 
@@ -19,10 +19,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 # System packages the tests need, from Debian's packages: Chromium for the browser tests
-# (Playwright cannot download browsers here) and a PostgreSQL server for the database source.
+# (Playwright cannot download browsers here), a PostgreSQL server for the database source and a
+# Redis server for the online store.
 SYSTEM_PACKAGES_MISSING = $(strip \
   $(if $(shell command -v chromium),,chromium) \
-  $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql))
+  $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql) \
+  $(if $(shell command -v redis-server),,redis-server))
 system-deps:
 	@missing="$(SYSTEM_PACKAGES_MISSING)"; \
 	if [ -n "$$missing" ]; then \
@@ -33,6 +35,18 @@ system-deps:
 	    echo "Missing system packages: run 'sudo apt-get install $$missing' (Debian/Ubuntu) and retry."; exit 1; \
 	  fi; \
 	fi
+
+# The development and test Kafka broker: Apache Kafka's pinned jars from Maven Central
+# (deploy/kafka/pom.xml), copied once into .kafka/lib (git-ignored); offline afterwards.
+# Needs Java 17+ and Maven (docs/streaming.md).
+KAFKA_LIB := $(CURDIR)/.kafka/lib
+kafka: $(KAFKA_LIB)/.fetched
+$(KAFKA_LIB)/.fetched: deploy/kafka/pom.xml
+	@command -v java >/dev/null && command -v mvn >/dev/null || \
+	  { echo "The Kafka broker needs Java 17+ and Maven: apt-get install openjdk-17-jre-headless maven"; exit 1; }
+	rm -rf "$(KAFKA_LIB)"
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory="$(KAFKA_LIB)" -DincludeScope=runtime
+	touch $@
 
 demo-data: install
 	@if [ ! -d "$(DATA_DIR)/landing/events" ]; then \
@@ -45,6 +59,11 @@ demo-data: install
 WEATHER_PORT ?= 8765
 # Prometheus metrics (ml_platform.monitoring) are served on http://127.0.0.1:$(METRICS_PORT)/metrics.
 METRICS_PORT ?= $(or $(ML_PLATFORM_METRICS_PORT),9108)
+# A Kafka broker on 127.0.0.1:$(KAFKA_PORT) and the demo clickstream at $(STREAM_RATE) events/s for the
+# stream source, unless ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS already points at a broker; without Java
+# the stream source stays idle and the broker command says why (docs/streaming.md).
+KAFKA_PORT ?= 9092
+STREAM_RATE ?= 2
 # Curated tables pseudonymize user ids with a secret key: ML_PLATFORM_PSEUDONYM_KEY, or else a random
 # one made on the first start and kept in $(DAGSTER_HOME)/pseudonym_key (docs/privacy.md).
 # The transactions source reads a local PostgreSQL server holding the demo's payments, started here
@@ -63,7 +82,7 @@ dev: install demo-data
 	  first="$$($(PY) -m ml_platform.demo.manifest first-day "$(DATA_DIR)")"; \
 	  if [ -n "$$first" ]; then export ML_PLATFORM_START_DATE="$$first"; fi; \
 	fi; \
-	trap 'kill $$api $$pg $$metrics 2>/dev/null; wait' EXIT INT TERM; \
+	trap 'kill $$api $$pg $$kafka $$metrics 2>/dev/null; wait' EXIT INT TERM; \
 	if [ -z "$$ML_PLATFORM_PG_HOST" ]; then \
 	  pg_env="$(DAGSTER_HOME)/payments_db.env"; rm -f "$$pg_env"; \
 	  $(PY) -m ml_platform.demo.payments_db --data-dir "$(DATA_DIR)" --env-file "$$pg_env" & pg=$$!; \
@@ -74,6 +93,13 @@ dev: install demo-data
 	  $(PY) -m ml_platform.demo.weather_api --port $(WEATHER_PORT) & api=$$!; \
 	  export ML_PLATFORM_WEATHER_API_URL=http://127.0.0.1:$(WEATHER_PORT); \
 	fi; \
+	if [ -z "$$ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS" ]; then \
+	  $(MAKE) -s kafka || true; \
+	  if $(PY) -m ml_platform.demo.kafka_broker --check; then \
+	    $(PY) -m ml_platform.demo.kafka_broker --port $(KAFKA_PORT) --data-dir "$(DATA_DIR)/kafka" --demo-rate $(STREAM_RATE) & kafka=$$!; \
+	    export ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT); \
+	  fi; \
+	fi; \
 	export ML_PLATFORM_UI_URL="$${ML_PLATFORM_UI_URL:-http://127.0.0.1:$(PORT)}"; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(PY) -m ml_platform metrics --port $(METRICS_PORT) & metrics=$$!; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
@@ -81,7 +107,7 @@ dev: install demo-data
 # Two workers (xdist): one core each. Tests that must not run beside each other share a group
 # (platform_tests/conftest.py); TEST_WORKERS=0 runs the suite in this process, one test at a time.
 TEST_WORKERS ?= 2
-test: install system-deps lint
+test: install system-deps kafka lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Lint for bug classes, import order, outdated syntax and needlessly complex code; the format is checked too

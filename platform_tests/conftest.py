@@ -140,6 +140,7 @@ def _no_configured_sources(monkeypatch: pytest.MonkeyPatch):
     run first, so a test's own fixtures can still set them)."""
     for name in _configured_source_variables():
         monkeypatch.delenv(name)
+    monkeypatch.delenv("ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS", raising=False)
 
 
 def _configured_source_variables() -> list[str]:

@@ -52,6 +52,14 @@ def marked_blocks(page: Path, marker: str) -> list[Block]:
     ]
 
 
+def in_section(block: Block, heading: str) -> bool:
+    """Whether the block is in the page's `## heading` section."""
+    text = block.page.read_text(encoding="utf-8")
+    lines = text.splitlines()[: block.line]
+    headings = [line[3:].strip() for line in lines if line.startswith("## ")]
+    return bool(headings) and headings[-1] == heading
+
+
 def run_python(block: Block, namespace: dict) -> None:
     """Execute a Python block in `namespace` (blocks of one page share it), so that a traceback
     names the page and the line in it."""

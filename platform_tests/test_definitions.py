@@ -37,6 +37,9 @@ def test_asset_specs_snapshot(defs):
             # landing_freshness says whether it still lands.
             "checks": ["landing_freshness", "schema"]
             if source in {"transactions", "weather"}
+            # A stream source checks that every offset was read and every message usable.
+            else ["landing_freshness", "messages", "schema"]
+            if source == "stream_events"
             else ["files", "landing_freshness", "schema"],
             "automated": False,
         }
@@ -56,12 +59,12 @@ def test_asset_specs_snapshot(defs):
                     if partitioned
                     else ["contract", "uniqueness"]
                 )
-                + (["references"] if source in {"events", "transactions"} else [])
+                + (["references"] if source in {"events", "stream_events", "transactions"} else [])
             ),
             "automated": True,
         }
 
-    sources = ["events", "maintenance", "products", "telemetry", "transactions", "users", "weather"]
+    sources = ["events", "maintenance", "products", "stream_events", "telemetry", "transactions", "users", "weather"]
     snapshots = {"products", "users"}
     expected = {f"raw_{s}": raw(s) for s in sources}
     expected.update({f"clean_{s}": clean(s, partitioned=s not in snapshots) for s in sources})
@@ -154,6 +157,7 @@ def test_sensors_run_by_default(defs):
         "maintenance_landing_sensor",
         "products_landing_sensor",
         "quality_reports",
+        "stream_events_lag_sensor",
         "telemetry_landing_sensor",
         "transactions_change_sensor",
         "users_landing_sensor",
@@ -175,6 +179,7 @@ def test_every_spec_is_discovered_once():
         "events",
         "maintenance",
         "products",
+        "stream_events",
         "telemetry",
         "transactions",
         "users",

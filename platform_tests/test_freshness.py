@@ -75,7 +75,8 @@ def test_the_policies_follow_each_sources_cadence(defs):
     hourly = FreshnessRule(warn_after=3 * HOUR, error_after=12 * HOUR)
     polled = FreshnessRule(warn_after=6 * HOUR, error_after=26 * HOUR)
     rules = {s: DAILY for s in ("events", "maintenance", "products", "users", "weather")}
-    rules.update(telemetry=hourly, transactions=polled)
+    live = FreshnessRule(warn_after=dt.timedelta(minutes=10), error_after=HOUR)
+    rules.update(telemetry=hourly, transactions=polled, stream_events=live)
     expected = {f"{layer}_{s}": rule for s, rule in rules.items() for layer in ("raw", "clean")}
     # Curated tables are due as their inputs' sources land; labels mature once a day.
     expected.update(

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from helpers import run_check
 from monitoring_scenario import BROKEN_DAY, HALF_DAY, LATE_DAY, events_runner, run_broken_day, run_week
 
-SOURCES = ["events", "maintenance", "products", "telemetry", "transactions", "users", "weather"]
+SOURCES = ["events", "maintenance", "products", "stream_events", "telemetry", "transactions", "users", "weather"]
 
 
 @pytest.fixture

@@ -20,13 +20,17 @@ from prometheus_client import CollectorRegistry, start_http_server
 from ml_platform import settings
 from ml_platform.declarations import discover_specs
 from ml_platform.definitions import build_definitions
+from ml_platform.ingestion.kafka import KafkaSourceSpec
 from ml_platform.monitoring.metrics import PlatformCollector, SourceAssets
 
 
 def collector_for(instance: dg.DagsterInstance, defs: dg.Definitions) -> PlatformCollector:
     """The collector over the code location's sources (from their raw and clean assets) and checks."""
     graph = defs.resolve_asset_graph()
-    sources = [SourceAssets(s.name, s.raw_table, s.clean_table, s.is_partitioned) for s in discover_specs()]
+    sources = [
+        SourceAssets(s.name, s.raw_table, s.clean_table, s.is_partitioned, streaming=isinstance(s, KafkaSourceSpec))
+        for s in discover_specs()
+    ]
     checks = {key: graph.get(key).partitions_def is not None for key in graph.asset_check_keys}
     return PlatformCollector(instance, sources, checks)
 

@@ -28,6 +28,8 @@ from ml_platform.ingestion.api import ApiSourceSpec
 from ml_platform.ingestion.api.assets import api_raw_side
 from ml_platform.ingestion.files import FileSourceSpec
 from ml_platform.ingestion.files.assets import file_raw_side
+from ml_platform.ingestion.kafka import KafkaSourceSpec
+from ml_platform.ingestion.kafka.assets import kafka_raw_side
 from ml_platform.ingestion.postgres import PostgresSourceSpec
 from ml_platform.ingestion.postgres.assets import postgres_raw_side
 from ml_platform.ingestion.raw_asset import RawSide
@@ -40,6 +42,7 @@ RAW_SIDES = {
     FileSourceSpec: file_raw_side,
     PostgresSourceSpec: postgres_raw_side,
     ApiSourceSpec: api_raw_side,
+    KafkaSourceSpec: kafka_raw_side,
 }
 
 

@@ -128,6 +128,12 @@ def s3_listing_overlap_seconds() -> int:
     return int(os.environ.get("ML_PLATFORM_S3_LISTING_OVERLAP", "900"))
 
 
+def kafka_lib_dir() -> Path:
+    """The Kafka broker's jars for development and tests (`ML_PLATFORM_KAFKA_LIB`, default
+    `.kafka/lib` in the repository, filled by `make kafka`; `ml_platform.demo.kafka_broker`)."""
+    return Path(os.environ.get("ML_PLATFORM_KAFKA_LIB", REPO_ROOT / ".kafka" / "lib")).resolve()
+
+
 def parallel_raw() -> bool:
     """File sources' raw runs write their days as Parquet files and commit them in a short
     warehouse transaction, so runs of different days work in parallel (`ML_PLATFORM_PARALLEL_RAW`,

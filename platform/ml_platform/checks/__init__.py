@@ -5,7 +5,8 @@ Blocking (a failing partition holds everything downstream of it):
 - `privacy`: no raw personal value in a curated table.
 
 Raw layer: `schema` (column sets and value kinds of each batch), `files` (every landed file read in
-full and accounted for), `landing_freshness` (has the source stopped landing?).
+full and accounted for), `messages` (every offset of a stream read, every message usable),
+`landing_freshness` (has the source stopped landing?).
 
 Is a well-formed clean partition believable? (`quality`: their specs and the run's outcomes)
 `volume`, `completeness`, `late_arrivals`, `uniqueness`, `references`; on curated features,

@@ -1,7 +1,9 @@
-"""Command line for demo data: `generate` a back-fill of days, or `drip` small files live.
+"""Command line for demo data: `generate` a back-fill of days, `drip` small files live, or `stream`
+events to Kafka.
 
 python -m ml_platform.demo generate --days 7 --events-per-day 1000 --seed 42
 python -m ml_platform.demo drip --interval 10 --count 5
+python -m ml_platform.demo stream --rate 100   (needs ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS or --bootstrap)
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from ml_platform.demo import stream as demo_stream
 from ml_platform.demo.generator import generate, write_drip_file
 from ml_platform.storage.aws import aws_access
 from ml_platform.storage.landing_upload import upload_landing
 from ml_platform.storage.location import s3_location
+
+# The bootstrap variable of the demo stream source (its declaration names the same).
+STREAM_BOOTSTRAP_ENV = "ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS"
 
 
 def _default_data_dir() -> Path:
@@ -80,7 +86,21 @@ def main(argv: list[str] | None = None) -> int:
     drip.add_argument("--data-dir", type=Path, default=None, help="default: $ML_PLATFORM_DATA_DIR or ./data")
     drip.add_argument("--seed", type=int, default=0)
 
+    stream = sub.add_parser(
+        "stream", help="produce clickstream events to a Kafka topic, with the mix real producers make"
+    )
+    stream.add_argument("--rate", type=float, default=10.0, help="messages per second (default: 10)")
+    stream.add_argument("--count", type=int, default=None, help="stop after K messages (default: until Ctrl-C)")
+    stream.add_argument(
+        "--bootstrap", default=None, help="host:port of the broker (default: $ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS)"
+    )
+    stream.add_argument("--topic", default=demo_stream.TOPIC)
+    stream.add_argument("--partitions", type=int, default=demo_stream.PARTITIONS, help="when it creates the topic")
+    stream.add_argument("--seed", type=int, default=0)
+
     args = parser.parse_args(argv)
+    if args.command == "stream":
+        return _stream(args)
     data_dir = args.data_dir or _default_data_dir()
 
     if args.command == "generate":
@@ -110,6 +130,21 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C is how a drip is stopped: end quietly.
     with contextlib.suppress(KeyboardInterrupt):
         _drip(data_dir, args.interval, args.count, args.seed)
+    return 0
+
+
+def _stream(args) -> int:
+    bootstrap = args.bootstrap or os.environ.get(STREAM_BOOTSTRAP_ENV)
+    if not bootstrap:
+        print(f"no broker: pass --bootstrap host:port or set {STREAM_BOOTSTRAP_ENV}", file=sys.stderr)
+        return 2
+    options = dict(topic=args.topic, rate=args.rate, seed=args.seed, partitions=args.partitions)
+    if args.count is not None:
+        sent = demo_stream.produce(bootstrap, count=args.count, **options)
+    else:
+        print(f"producing about {args.rate:g} events/s to {args.topic} at {bootstrap} (Ctrl-C stops)", flush=True)
+        sent = demo_stream.run_until_stopped(bootstrap, **options)
+    print(json.dumps(sent, sort_keys=True), flush=True)
     return 0
 
 

@@ -19,6 +19,8 @@ Metrics (every name starts with `ml_platform_`):
 | `last_ingestion_timestamp_seconds` | source | when the source's raw table was last written (Unix time) |
 | `last_landed_timestamp_seconds` | source | when the source's newest data landed, as its `landing_freshness` check last saw it |
 | `freshness_lag_seconds` | source | now minus when the newest data landed (before the landing check has run: minus the last ingestion) |
+| `stream_lag_messages` | source, partition | a stream source's messages not yet in raw, per topic partition, as its lag sensor last observed |
+| `stream_lag_observed_timestamp_seconds` | source | when that observation was recorded (Unix time): how current the lag is |
 | `scrape_duration_seconds` | | how long collecting these took |
 
 Freshness is about the data, not the runs: a raw run that re-reads a day writes a new
@@ -28,6 +30,13 @@ sources the newest landed file, ingested or not; for database and API sources th
 extraction), read from the check's latest evaluation, in a run or reported by its sensor. Until
 that check has been evaluated, the lag is measured from the latest raw materialization. A source
 never ingested and never checked has no freshness series.
+
+Stream lag is read the same way: a stream source's lag sensor polls the broker's watermarks and
+records the lag as an `AssetObservation` of the raw asset (`lag/partition_<n>`, `lag/total`); a
+scrape reads the latest one. The metrics server never talks to the broker: a scrape cannot hang on
+an unreachable broker, no broker client lives in the monitoring process, and the figures are those
+the UI plots. The price is age: the lag is as old as the sensor's last observation (one per change,
+at least one a minute while the broker answers), which `stream_lag_observed_timestamp_seconds` shows.
 
 Cost of a scrape. The number of queries grows with the sources, assets and checks, and what
 they return with the partitions, not with the history: one asset-records query for the raw and
@@ -59,6 +68,8 @@ from ml_platform.dagster_private import AssetCheckExecutionRecordStatus, Partiti
 from ml_platform.monitoring.ended_runs import run_assets
 
 RECENT_RUNS = 100
+# The lag observations' metadata names (written by the stream lag sensor, ingestion/kafka/sensor.py).
+STREAM_LAG_PARTITION = "lag/partition_"
 QUANTILES = (0.5, 0.9, 1.0)
 FAILED = AssetCheckExecutionRecordStatus.FAILED
 ENDED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -72,6 +83,8 @@ class SourceAssets:
     raw: str
     clean: str
     partitioned: bool
+    # A stream source: its raw asset carries lag observations.
+    streaming: bool = False
 
 
 def quantile(ordered: list[float], q: float) -> float:
@@ -121,6 +134,7 @@ class PlatformCollector(Collector):
             yield from self._runs()
             yield from self._checks()
             yield from self._freshness(latest_raw)
+            yield from self._stream_lag()
             elapsed = GaugeMetricFamily(
                 "ml_platform_scrape_duration_seconds", "Time taken to collect the platform's metrics"
             )
@@ -298,6 +312,32 @@ class PlatformCollector(Collector):
             if since is not None:
                 lag.add_metric([source.name], max(0.0, now - since))
         yield from (ingested, landed, lag)
+
+    # --- stream lag ----------------------------------------------------------------------------
+
+    def _stream_lag(self) -> Iterator:
+        lag = GaugeMetricFamily(
+            "ml_platform_stream_lag_messages",
+            "Messages of the source's topic partition not yet in raw, as its lag sensor last observed",
+            labels=["source", "partition"],
+        )
+        observed = GaugeMetricFamily(
+            "ml_platform_stream_lag_observed_timestamp_seconds",
+            "When the source's lag was last observed (Unix time)",
+            labels=["source"],
+        )
+        for source in self.sources:
+            if not source.streaming:
+                continue
+            records = self.instance.fetch_observations(dg.AssetKey(source.raw), limit=1).records
+            if not records:
+                continue
+            record = records[0]
+            for name, entry in sorted(record.asset_observation.metadata.items()):
+                if name.startswith(STREAM_LAG_PARTITION) and isinstance(entry.value, int | float):
+                    lag.add_metric([source.name, name.removeprefix(STREAM_LAG_PARTITION)], entry.value)
+            observed.add_metric([source.name], record.timestamp)
+        yield from (lag, observed)
 
     def _landed_at(self) -> dict[str, float]:
         """Each source's `landed_at` from its landing check's latest completed evaluation."""

@@ -1,4 +1,4 @@
-"""Where landed files that could not be read in full are recorded: nothing is dropped unrecorded.
+"""Where what could not be read is recorded: nothing is dropped unrecorded.
 
 Two tables, shared by every file source and replaced with the raw partition they belong to (in
 the raw write's transaction):
@@ -7,6 +7,11 @@ the raw write's transaction):
 - `rejected_lines`: one row per line (record, array element) of a file that was read only in
   part: its line number, why it was rejected, and the start of its content.
 Files that were read in full appear only in the ingest ledger.
+
+And one for streams, written with the raw rows of the batch the message was read in:
+- `rejected_messages`: one row per message of a topic that is not a record the source can use
+  (not JSON, not an object, over the size limit, an unreadable event time): its topic,
+  partition and offset, the reason, and the start of its value.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ QUARANTINED_FILES_TABLE = "quarantined_files"
 REJECTED_LINES_TABLE = "rejected_lines"
 # Both are scoped by source and landing date, as the ledger is.
 TABLES = (QUARANTINED_FILES_TABLE, REJECTED_LINES_TABLE)
+REJECTED_MESSAGES_TABLE = "rejected_messages"
 # How much of a rejected line is kept: enough to recognise it, bounded so a 10 MB line stays small.
 EXCERPT_CHARS = 200
 
@@ -55,6 +61,47 @@ REJECTED_LINES_COLUMNS = """
   reader_error VARCHAR,
   excerpt VARCHAR
 """
+
+
+REJECTED_MESSAGES_COLUMNS = """
+  source VARCHAR NOT NULL,
+  landing_date DATE NOT NULL,
+  source_file VARCHAR NOT NULL,
+  topic VARCHAR NOT NULL,
+  partition INTEGER NOT NULL,
+  "offset" BIGINT NOT NULL,
+  kafka_timestamp TIMESTAMP,
+  kafka_key VARCHAR,
+  size_bytes BIGINT NOT NULL,
+  reason VARCHAR NOT NULL,
+  excerpt VARCHAR,
+  recorded_at TIMESTAMP NOT NULL
+"""
+
+
+def create_rejected_messages_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(REJECTED_MESSAGES_TABLE)} ({REJECTED_MESSAGES_COLUMNS})")
+
+
+def record_rejected_messages(con: duckdb.DuckDBPyConnection, spec: SourceSpec, rejects_sql: str) -> int:
+    """Insert the rejected messages selected by `rejects_sql` (columns: landing_date, source_file,
+    topic, partition, offset, kafka_timestamp, kafka_key, size_bytes, reason, content, recorded_at:
+    the batch's ingestion time, so a re-read records the same rows); returns how many."""
+    create_rejected_messages_table(con)
+    return con.execute(
+        f"""
+        INSERT INTO {sql.ident(REJECTED_MESSAGES_TABLE)}
+        SELECT {sql.literal(spec.name)}, landing_date, source_file, topic, partition, "offset", kafka_timestamp,
+               kafka_key, size_bytes, reason, left(content, {EXCERPT_CHARS}), recorded_at
+        FROM ({rejects_sql})
+        """
+    ).fetchone()[0]
+
+
+def forget_rejected_messages(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow) -> None:
+    """Drop what a window of landing days rejected, before it is read again (same transaction)."""
+    create_rejected_messages_table(con)
+    con.execute(f"DELETE FROM {sql.ident(REJECTED_MESSAGES_TABLE)} WHERE {_scope(spec, window)}")
 
 
 def create_quarantine_tables(con: duckdb.DuckDBPyConnection) -> None:
