@@ -3,14 +3,17 @@ broker (`demo/kafka_broker.py`), as `make dev` and the tests use them."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
+import uuid
 
 import redis
 
 from kafka_server import shared_broker
-from ml_platform.demo.kafka_broker import CANNOT_RUN
+from ml_platform.demo import kafka_broker
+from ml_platform.demo.kafka_broker import CANNOT_RUN, new_broker
 from ml_platform.demo.kafka_broker import missing_reason as kafka_missing
 from ml_platform.demo.redis_server import redis_server
 
@@ -60,3 +63,17 @@ def test_without_java_the_broker_command_says_why_the_stream_stays_idle(tmp_path
     assert done.stderr.strip().startswith(
         "Kafka broker not started, the stream source stays idle: no Java on PATH: the Kafka broker needs Java 17+"
     )
+
+
+def test_a_cluster_id_never_starts_with_a_dash_so_the_storage_tool_formats_every_new_cluster(tmp_path, monkeypatch):
+    # One random id in 64 starts with "-" (first byte 0xF8-0xFB); the storage tool took it for an
+    # option and refused to format ("argument --cluster-id/-t: expected one argument").
+    dashed, plain = uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x01" * 16)
+    assert base64.urlsafe_b64encode(dashed.bytes).decode().startswith("-")
+    draws = iter([dashed, plain])
+    monkeypatch.setattr(kafka_broker.uuid, "uuid4", lambda: next(draws))
+    broker = new_broker(tmp_path / "cluster")
+    broker.format()  # the real tool, as make dev and every test broker run it
+    expected = base64.urlsafe_b64encode(plain.bytes).decode().rstrip("=")
+    meta = (tmp_path / "cluster" / "logs" / "meta.properties").read_text().splitlines()
+    assert f"cluster.id={expected}" in meta

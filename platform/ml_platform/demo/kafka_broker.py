@@ -177,7 +177,7 @@ class KafkaBroker:
                 "format",
                 "--standalone",
                 "-t",
-                _cluster_id(),
+                new_cluster_id(),
                 "-c",
                 str(self.properties),
                 heap="-Xmx256m",
@@ -249,11 +249,19 @@ class KafkaBroker:
         self.process = None
 
 
-def _cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 characters)."""
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 characters).
+
+    Never one starting with `-`: the storage tool's parser would take it for an option and refuse to
+    format ("argument --cluster-id/-t: expected one argument"), one start in 64. Kafka's own
+    `Uuid.randomUuid()` draws again for the same reason.
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _quiet(*_args) -> None:
