@@ -3,14 +3,18 @@
 `running_make_dev(root)` lands a demo week in `root/data` (smaller than make dev's own unless asked:
 the run count, not the rows, sets the cost), then runs `make dev` with that data folder, a DAGSTER_HOME
 under `root` and free ports, in its own process group, as a terminal would run it. Everything else is
-make dev's: the payments database, the fake weather API, the metrics server, the partitions' start
-at the demo's first day, dagster dev. It yields a `Platform` (platform_server.py's GraphQL helpers)
-whose process is make; on exit the group gets SIGINT, as a terminal's Ctrl-C, and what survives is
-killed. When the body raised, the log is kept under test-artifacts/.
+make dev's: the payments database, the fake weather API, the Kafka broker (on a free port) and its
+demo producer, the metrics server, the partitions' start at the demo's first day, dagster dev. It
+yields a `Platform` (platform_server.py's GraphQL helpers) whose process is make; on exit the group
+gets SIGINT, as a terminal's Ctrl-C, and what survives is killed. When the body raised, the log is
+kept under test-artifacts/.
 
 `expected_partitions(manifest, now)` is what a settled demo holds, asset by asset, and
 `wait_until_settled` waits for exactly that: every run ended, no run for a quiet spell, and every
-expected partition materialized.
+expected partition materialized. The stream never settles: its producer sends events for as long as
+make dev runs, so the lag sensor and the automation keep requesting runs of the stream's own assets
+(`STREAM_ASSETS`, which nothing else reads). Those runs are left out of "every run ended" and of the
+quiet spell; a run that also holds another asset counts.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ml_platform.declarations.sources.stream_events import SPEC as STREAM
 from ml_platform.declarations.sources.weather import SPEC as WEATHER
 from ml_platform.demo import generate
 from ml_platform.demo.manifest import read_manifest
@@ -57,8 +62,13 @@ UNPARTITIONED = (
     "latest_features",
 )
 
+# The stream source's assets: its runs go on while make dev runs (module docstring).
+STREAM_ASSETS = frozenset({f"raw_{STREAM.name}", f"clean_{STREAM.name}"})
+
 _RUNS_QUERY = """
-query { runsOrError(limit: 1000) { __typename ... on Runs { results { runId status creationTime endTime } } } }
+query { runsOrError(limit: 1000) { __typename ... on Runs {
+  results { runId status creationTime endTime assetSelection { path } }
+} } }
 """
 
 
@@ -94,10 +104,15 @@ def expected_partitions(manifest: dict, now: dt.datetime) -> dict[str, set[str]]
     }
 
 
+def is_stream_run(assets: list[str]) -> bool:
+    """A run of the stream's assets only (asset names as `Run.assets` holds them)."""
+    return bool(assets) and set(assets) <= STREAM_ASSETS
+
+
 def _last_activity(platform: Platform) -> tuple[bool, float]:
-    """(every run ended, the newest creation or end time)."""
+    """(every run ended, the newest creation or end time), runs of the stream's assets left out."""
     data = platform.graphql(_RUNS_QUERY)["runsOrError"]
-    runs = data["results"]
+    runs = [r for r in data["results"] if not is_stream_run(["/".join(k["path"]) for k in r["assetSelection"] or []])]
     busy = any(r["status"] not in FINISHED for r in runs)
     return not busy, max([r["endTime"] or 0 for r in runs] + [r["creationTime"] for r in runs] + [0.0])
 
@@ -152,6 +167,8 @@ def running_make_dev(root: Path, name: str = "make_dev", demo: dict | None = Non
         "PORT": port,
         "WEATHER_PORT": _free_port(),
         "METRICS_PORT": _free_port(),
+        # make dev's default, 9092, is any other broker's on this machine too.
+        "KAFKA_PORT": _free_port(),
     }
     with log_path.open("ab") as log:
         # `-o install`: the venv running the tests is the one make dev uses; never reinstall it here.

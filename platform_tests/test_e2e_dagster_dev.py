@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from make_dev import NEVER_IN_A_WEEK, expected_partitions, interrupt, running_make_dev, wait_until_settled
+from make_dev import (
+    NEVER_IN_A_WEEK,
+    expected_partitions,
+    interrupt,
+    is_stream_run,
+    running_make_dev,
+    wait_until_settled,
+)
 from ml_platform.demo.generator import write_drip_file
 from ml_platform.demo.manifest import read_manifest
 from ml_platform.demo.transactions import demo_transactions
@@ -127,7 +134,8 @@ def test_make_dev_fills_every_source_and_ctrl_c_stops_everything(tmp_path: Path)
     """`make dev` on a demo week: with no click, every raw, clean, feature view, label, training set,
     model and serving table fills from all seven sources (the transactions from make dev's own
     PostgreSQL server, the weather fetched by the catch-up sensor), with partitions from the demo's
-    first day; then Ctrl-C stops every process it started, the database server included."""
+    first day, and the demo clickstream flows from make dev's Kafka broker into raw and clean; then
+    Ctrl-C stops every process it started, the database server and the broker included."""
     started = time.time()
     with running_make_dev(tmp_path) as platform:
         try:
@@ -140,7 +148,17 @@ def test_make_dev_fills_every_source_and_ctrl_c_stops_everything(tmp_path: Path)
             # Partitions start at the demo's first day: exactly the expected ones, nothing older.
             for asset, keys in expected.items():
                 assert platform.materialized_partitions(asset) == keys, asset
-            assert {r.status for r in platform.runs(limit=1000)} == {"SUCCESS"}, platform.describe_runs()
+            every_run = platform.runs(limit=1000)
+            batch_runs = [r for r in every_run if not is_stream_run(r.assets)]
+            assert {r.status for r in batch_runs} == {"SUCCESS"}, platform.describe_runs()
+            # The stream flows by itself too: the demo producer's events reach raw by the lag sensor's
+            # runs and clean by the automation, today's partition; its runs go on, none failed.
+            today = dt.datetime.now(dt.UTC).date().isoformat()
+            stream_runs = [r for r in every_run if is_stream_run(r.assets)]
+            assert {r.sensor for r in stream_runs if "raw_stream_events" in r.assets} == {"stream_events_lag_sensor"}
+            assert [r for r in stream_runs if r.status in FINISHED - {"SUCCESS"}] == [], platform.describe_runs()
+            assert today in platform.materialized_partitions("raw_stream_events")
+            assert today in platform.materialized_partitions("clean_stream_events")
             # The churn label is final 33 days after its day: a demo week has none, so its training
             # set and models have nothing to build from yet.
             for asset in NEVER_IN_A_WEEK:
