@@ -1,7 +1,9 @@
 """Regenerates README's picture: the platform's global asset lineage after the demo data flowed.
 
-Run by `make screenshot`: starts `dagster dev` on a temporary copy of two demo days, waits until
-the sensors and automation have carried them to the features, and photographs the lineage.
+Run by `make screenshot`: runs `make dev` itself on its demo (make_dev.py) in a temporary folder,
+waits until the demo has settled (every run ended, every expected partition materialized: what a
+user sees after `make dev` has caught up, partitions from the demo's first day), and photographs
+the lineage.
 """
 
 from __future__ import annotations
@@ -13,29 +15,19 @@ import urllib.parse
 from pathlib import Path
 
 from browser import CURATED_GRAPH, chromium, expand_all_groups, graph_box, hide_sidebars
-from ml_platform.demo import generate
-from platform_server import running_platform
+from make_dev import MAKE_DEV_DEMO, expected_partitions, running_make_dev, wait_until_settled
+from ml_platform.demo.manifest import read_manifest
+
+# Seconds for make dev's demo to settle: minutes on a quiet 2-core machine, more on a busy one.
+SETTLE_TIMEOUT = 1500.0
 
 
 def main(target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        today = dt.datetime.now(dt.UTC).date()
-        generate(
-            root / "data",
-            days=2,
-            events_per_day=200,
-            seed=7,
-            end_date=today - dt.timedelta(days=1),
-            telemetry_hours_per_day=2,
-        )
-        with running_platform(root, sensor_interval=3, name="screenshot") as platform:
-            platform.wait_for(
-                lambda: platform.materialized_partitions("user_activity") and platform.idle(),
-                600,
-                interval=3,
-                what="the demo data to reach the features",
-            )
+        with running_make_dev(root, name="screenshot", demo=MAKE_DEV_DEMO) as platform:
+            expected = expected_partitions(read_manifest(platform.data_dir), dt.datetime.now(dt.UTC))
+            wait_until_settled(platform, expected, SETTLE_TIMEOUT)
             with chromium(root / "profile") as context:
                 page = context.new_page()
                 # Tall enough for the six clean tables stacked in one column at a readable zoom.

@@ -223,6 +223,10 @@ class Platform:
         nodes = self.graphql(_GRAPH_QUERY)["assetNodes"]
         return {("/".join(dep["path"]), "/".join(n["assetKey"]["path"])) for n in nodes for dep in n["dependencyKeys"]}
 
+    def asset_names(self) -> set[str]:
+        """Every asset of the code location, as the webserver lists it."""
+        return {"/".join(n["assetKey"]["path"]) for n in self.graphql(_GRAPH_QUERY)["assetNodes"]}
+
     # --- runs ---------------------------------------------------------------------------
     def runs(self, limit: int = 200, **filter_: Any) -> list[Run]:
         """Newest first; `filter_` is a GraphQL RunsFilter, e.g. statuses=["SUCCESS"]."""

@@ -17,6 +17,7 @@ import pytest
 
 from make_dev import (
     NEVER_IN_A_WEEK,
+    UNPARTITIONED,
     expected_partitions,
     interrupt,
     is_stream_run,
@@ -145,6 +146,8 @@ def test_make_dev_fills_every_source_and_ctrl_c_stops_everything(tmp_path: Path)
             settled_at = wait_until_settled(platform, expected, SETTLE_TIMEOUT)
             print(f"demo landed and make dev settled in {settled_at - started:.0f} s")
 
+            # Every asset is accounted for below: a new one needs its expectation here.
+            assert platform.asset_names() == {*expected, *UNPARTITIONED, *NEVER_IN_A_WEEK}
             # Partitions start at the demo's first day: exactly the expected ones, nothing older.
             for asset, keys in expected.items():
                 assert platform.materialized_partitions(asset) == keys, asset
