@@ -176,8 +176,9 @@ class KafkaBroker:
                 "kafka.tools.StorageTool",
                 "format",
                 "--standalone",
-                "-t",
-                _cluster_id(),
+                # One argument, `--cluster-id=<id>`: an id may start with "-", which the tool's
+                # parser would take for an option (one start in 64 failed so).
+                f"--cluster-id={_cluster_id()}",
                 "-c",
                 str(self.properties),
                 heap="-Xmx256m",

@@ -26,6 +26,7 @@ import duckdb
 import pandas as pd
 
 from ml_platform.curated import CuratedTable, FeatureView
+from ml_platform.curated.stream_view import StreamFeatureView
 from ml_platform.discovery import discover
 from ml_platform.point_in_time.join import ENTITY_TIMESTAMP, point_in_time_join
 from ml_platform.point_in_time.temporal import temporal_join
@@ -33,9 +34,11 @@ from ml_platform.point_in_time.temporal import temporal_join
 Accuracy = Literal["snapshot", "temporal"]
 
 
-def feature_views() -> dict[str, FeatureView]:
-    """The platform's feature views by name (the declared ones, `ml_platform.declarations.features`)."""
-    return {t.name: t for t in discover("features", CuratedTable) if isinstance(t, FeatureView)}
+def feature_views() -> dict[str, FeatureView | StreamFeatureView]:
+    """The platform's feature views by name: the declared batch ones (`ml_platform.declarations.features`)
+    and stream ones (`ml_platform.declarations.stream_features`)."""
+    views = {t.name: t for t in discover("features", CuratedTable) if isinstance(t, FeatureView)}
+    return views | {v.name: v for v in discover("stream_features", StreamFeatureView)}
 
 
 def get_training_set(

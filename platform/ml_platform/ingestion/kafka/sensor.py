@@ -34,6 +34,7 @@ from ml_platform import settings
 from ml_platform.ingestion.kafka.client import KafkaSourceError, topic_reader
 from ml_platform.ingestion.kafka.spec import KafkaSourceSpec
 from ml_platform.ingestion.raw_asset import own_checks
+from ml_platform.raw.stream import MICRO_BATCH_TAG
 
 # The raw materialization's metadata entry holding the offsets stored by its run.
 OFFSETS_METADATA = "stream_offsets"
@@ -68,6 +69,15 @@ def ranges_label(ranges: dict[int, tuple[int, int]]) -> str:
     return ",".join(f"{p}={first}-{end - 1}" for p, (first, end) in sorted(ranges.items()))
 
 
+def micro_batch_selection(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.AssetSelection:
+    """The raw asset and the assets brought up to date in its runs (stream feature views: tagged
+    `MICRO_BATCH_TAG` with the source's name), resolved when a tick requests a run."""
+    followers = dg.AssetSelection.assets(raw.key).downstream(depth=1, include_self=False) & dg.AssetSelection.tag(
+        MICRO_BATCH_TAG, spec.name
+    )
+    return dg.AssetSelection.assets(raw.key) | followers
+
+
 def lag_sensor(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.SensorDefinition:
     partitions_def = raw.partitions_def
     quick = dataclasses.replace(spec, request_timeout_seconds=min(spec.request_timeout_seconds, TICK_TIMEOUT_SECONDS))
@@ -78,7 +88,7 @@ def lag_sensor(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.SensorDefi
             f"Requests {raw.key.to_user_string()} runs while topic {spec.topic} holds messages raw has not read;"
             f" records the lag per partition. Needs {spec.bootstrap_servers_env}."
         ),
-        asset_selection=[raw.key],
+        asset_selection=micro_batch_selection(spec, raw),
         minimum_interval_seconds=settings.sensor_interval_seconds(),
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
@@ -133,7 +143,13 @@ def lag_sensor(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.SensorDefi
                 )
             key += f":retry-{latest.run_id[:8]}"
             tags[RETRY_TAG] = latest.run_id
-        request = dg.RunRequest(run_key=key, partition_key=today, tags=tags, asset_check_keys=own_checks(raw))
+        request = dg.RunRequest(
+            run_key=key,
+            partition_key=today,
+            tags=tags,
+            asset_selection=sorted(micro_batch_selection(spec, raw).resolve(context.repository_def.asset_graph)),
+            asset_check_keys=own_checks(raw),
+        )
         return dg.SensorResult(run_requests=[request], asset_events=events, cursor=new_cursor)
 
     return _sensor
