@@ -152,6 +152,8 @@ def running_make_dev(root: Path, name: str = "make_dev", demo: dict | None = Non
         "PORT": port,
         "WEATHER_PORT": _free_port(),
         "METRICS_PORT": _free_port(),
+        "REDIS_PORT": _free_port(),
+        "SERVE_PORT": _free_port(),
     }
     with log_path.open("ab") as log:
         # `-o install`: the venv running the tests is the one make dev uses; never reinstall it here.

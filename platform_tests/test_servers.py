@@ -12,6 +12,7 @@ import redis
 from kafka_server import shared_broker
 from ml_platform.demo.kafka_broker import CANNOT_RUN
 from ml_platform.demo.kafka_broker import missing_reason as kafka_missing
+from ml_platform.demo.redis_server import CANNOT_RUN as REDIS_CANNOT_RUN
 from ml_platform.demo.redis_server import redis_server
 
 
@@ -59,4 +60,16 @@ def test_without_java_the_broker_command_says_why_the_stream_stays_idle(tmp_path
     assert done.returncode == CANNOT_RUN
     assert done.stderr.strip().startswith(
         "Kafka broker not started, the stream source stays idle: no Java on PATH: the Kafka broker needs Java 17+"
+    )
+
+
+def test_the_redis_command_says_whether_a_server_can_start_and_why_not(tmp_path):
+    """What make dev asks before starting Redis: yes here; without redis-server, why the online store stays off."""
+    check = [sys.executable, "-m", "ml_platform.demo.redis_server", "--check"]
+    assert subprocess.run(check, capture_output=True).returncode == 0
+    done = subprocess.run(check, capture_output=True, text=True, env={**os.environ, "PATH": str(tmp_path)})
+    assert done.returncode == REDIS_CANNOT_RUN
+    assert done.stderr.strip() == (
+        "Redis not started: no redis-server on PATH (Debian: apt-get install redis-server, or `make system-deps` as root);"
+        " the online store stays off and online lookups read the warehouse"
     )

@@ -26,6 +26,7 @@ time (and no longer join): it reads the clean table instead.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable
 
 import duckdb
@@ -89,6 +90,16 @@ def protect(con: duckdb.DuckDBPyConnection, model: type[pa.DataFrameModel], sele
         for c, how in marked.items()
     )
     return f"SELECT * REPLACE ({replaced}) FROM ({select_sql})"
+
+
+def pseudonym_of(raw: object, key: str | None = None) -> str | None:
+    """The pseudonym of one id, computed in Python (no warehouse needed): the same text as
+    `sql.pseudonym` gives in DuckDB for the same key (default: the configured one), None for None.
+    Non-text ids are hashed as their text, as DuckDB's CAST to VARCHAR writes them for ints."""
+    if raw is None:
+        return None
+    digest = hmac.new((key or configured_key()).encode(), str(raw).encode(), hashlib.sha256).hexdigest()
+    return sql.PSEUDONYM_PREFIX + digest[: sql.PSEUDONYM_HEX_DIGITS]
 
 
 def pseudonymized(model: type[pa.DataFrameModel], columns: Iterable[str]) -> tuple[str, ...]:

@@ -41,6 +41,20 @@ def feature_views() -> dict[str, FeatureView | StreamFeatureView]:
     return views | {v.name: v for v in discover("stream_features", StreamFeatureView)}
 
 
+def requested_features(features: Sequence[str], views: dict) -> dict[str, list[str]]:
+    """`view:feature` names grouped by view, views in the order of their first mention; ValueError
+    naming the name (and what exists) for one that is not a feature of a view."""
+    requested: dict[str, list[str]] = {}
+    for name in features:
+        view_name, sep, feature = name.partition(":")
+        if not sep or view_name not in views:
+            raise ValueError(f"{name!r}: features are named 'view:feature'; views: {sorted(views)}")
+        if feature not in views[view_name].features:
+            raise ValueError(f"{name!r}: {view_name} has no feature {feature!r}; it has {views[view_name].features}")
+        requested.setdefault(view_name, []).append(feature)
+    return requested
+
+
 def get_training_set(
     con: duckdb.DuckDBPyConnection,
     entities: pd.DataFrame | str,
@@ -55,14 +69,7 @@ def get_training_set(
     `view:feature` as known at the row's time, with snapshot or temporal `accuracy` (see the
     module docstring). `views` defaults to the platform's feature views."""
     views = feature_views() if views is None else views
-    requested: dict[str, list[str]] = {}
-    for name in features:
-        view_name, sep, feature = name.partition(":")
-        if not sep or view_name not in views:
-            raise ValueError(f"{name!r}: features are named 'view:feature'; views: {sorted(views)}")
-        if feature not in views[view_name].features:
-            raise ValueError(f"{name!r}: {view_name} has no feature {feature!r}; it has {views[view_name].features}")
-        requested.setdefault(view_name, []).append(feature)
+    requested = requested_features(features, views)
     if accuracy == "snapshot":
         return point_in_time_join(
             con,
