@@ -76,7 +76,7 @@ def test_every_online_lookup_during_a_stream_equals_the_training_value_at_its_ti
     store = online_store.configured_store()
     keys = [(pseudonym(u),) for u in USERS]
     reads = [
-        online_store.ViewRead(view.name, keys, view.features, view.served_ttl) for view in (VIEW_5M, VIEW_1H)
+        online_store.ViewRead(view.name, keys, view.features, view.ttl) for view in (VIEW_5M, VIEW_1H)
     ]
     logged: list[tuple[dt.datetime, list]] = []
     done = threading.Event()

@@ -46,7 +46,7 @@ def _asset(view: StreamFeatureView, spec: SourceSpec) -> dg.AssetsDefinition:
         description=(
             f"{view.description}\n\nA stream feature view of `{spec.name}`: per {', '.join(view.entity_columns)},"
             f" aggregates over the last {view.window} of events, one row per micro-batch that brought an entity"
-            f" new events, brought up to date in the raw run; served online (TTL {view.served_ttl}) and point"
+            f" new events, brought up to date in the raw run; served online (TTL {view.ttl}) and point"
             " in time by get_training_set. A partition holds the rows of the batches read that day."
         ),
         metadata={"dagster/table_name": view.name, "dagster/column_schema": tc.table_schema(view.contract)},
@@ -100,7 +100,7 @@ def _publisher(view: StreamFeatureView, store):
             )
             for row in rows
         ]
-        return [_naive_utc(at) for at in store.write(view.name, view.served_ttl, online_rows)]
+        return [_naive_utc(at) for at in store.write(view.name, view.ttl, online_rows)]
 
     return publish
 

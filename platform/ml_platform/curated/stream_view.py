@@ -67,14 +67,14 @@ class StreamFeatureView:
             )
         if self.window <= dt.timedelta(0):
             raise ValueError(f"stream feature view {self.name}: window must be positive")
+        if self.ttl is None:
+            # A window's values describe the moment of the entity's newest event: once a window
+            # has passed since, they are stale, online and offline alike.
+            object.__setattr__(self, "ttl", self.window)
 
     @property
     def features(self) -> list[str]:
         return [c for c in tc.column_names(self.contract) if c in self.aggregates]
-
-    @property
-    def served_ttl(self) -> dt.timedelta:
-        return self.ttl or self.window
 
     @property
     def events_table(self) -> str:
@@ -94,7 +94,7 @@ class StreamFeatureView:
             entity_columns=self.entity_columns,
             timestamp_column=TIMESTAMP,
             created_column=CREATED,
-            ttl=self.served_ttl,
+            ttl=self.ttl,
             use_frontier=False,
         )
 
