@@ -75,9 +75,7 @@ def test_every_online_lookup_during_a_stream_equals_the_training_value_at_its_ti
     runner = Runner(defs, instance, data_dir)
     store = online_store.configured_store()
     keys = [(pseudonym(u),) for u in USERS]
-    reads = [
-        online_store.ViewRead(view.name, keys, view.features, view.ttl) for view in (VIEW_5M, VIEW_1H)
-    ]
+    reads = [online_store.ViewRead(view.name, keys, view.features, view.ttl) for view in (VIEW_5M, VIEW_1H)]
     logged: list[tuple[dt.datetime, list]] = []
     done = threading.Event()
 
@@ -121,8 +119,7 @@ def test_every_online_lookup_during_a_stream_equals_the_training_value_at_its_ti
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     try:
         offline = [
-            tuple(row[2:])
-            for row in get_training_set(con, pd.DataFrame(entities), features, views=VIEWS).fetchall()
+            tuple(row[2:]) for row in get_training_set(con, pd.DataFrame(entities), features, views=VIEWS).fetchall()
         ]
         written = con.execute("SELECT count(*) FROM user_activity_5m").fetchone()[0]
     finally:

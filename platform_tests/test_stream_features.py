@@ -183,3 +183,41 @@ def test_the_lag_sensors_runs_carry_the_stream_views(stream, broker, instance):
     result = runner.defs.resolve_sensor_def("stream_events_lag_sensor").evaluate_tick(context)
     [request] = result.run_requests
     assert sorted(k.to_user_string() for k in request.asset_selection) == [RAW, "user_activity_1h", "user_activity_5m"]
+
+
+def test_views_that_failed_after_raw_committed_are_brought_up_to_date_by_the_next_run(
+    stream, broker, instance, monkeypatch
+):
+    from ml_platform import online_store
+    from ml_platform.demo.redis_server import redis_server
+
+    runner, topic, now = stream
+    day = now.date().isoformat()
+    sensor = runner.defs.resolve_sensor_def("stream_events_lag_sensor")
+
+    def tick():
+        return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=runner.defs))
+
+    with redis_server() as server:
+        monkeypatch.setenv("ML_PLATFORM_REDIS_URL", server.url)
+        produce(broker.bootstrap, topic, [ev("a1", "u1", "purchase", now, "P1", 2.5)])
+        server.stop()  # the online store is away: the views cannot publish, raw commits anyway
+        [first] = tick().run_requests
+        result = runner.run(RAW, VIEW_5M.name, VIEW_1H.name, partition=day, tags=first.tags, expect_success=False)
+        assert sorted(e.step_key for e in result.get_step_failure_events()) == [VIEW_1H.name, VIEW_5M.name]
+        assert runner.query("SELECT count(*) FROM raw_stream_events") == [(1,)]
+        # The views' transactions rolled back whole: not even their tables were created.
+        assert runner.query("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'user_activity%'") == [(0,)]
+        # No lag is left, yet the sensor asks for a run, once, for the steps that failed.
+        [request] = tick().run_requests
+        failed = instance.get_runs(limit=1)[0]
+        assert request.run_key == f"stream_events:{day}:{topic}:after-{failed.run_id[:8]}"
+        assert sorted(k.to_user_string() for k in request.asset_selection) == [RAW, VIEW_1H.name, VIEW_5M.name]
+        server.start()
+        runner.run(RAW, VIEW_5M.name, VIEW_1H.name, partition=day, tags=request.tags)
+        u1 = pseudonym("u1")
+        assert runner.query("SELECT user_id, purchases_5m, spend_5m FROM user_activity_5m") == [(u1, 1, 2.5)]
+        store = online_store.configured_store()
+        _, [vector] = store.read(VIEW_5M.name, [(u1,)], ["spend_5m"], VIEW_5M.ttl)
+        assert vector == {"spend_5m": 2.5}
+        assert tick().skip_message == f"stream_events: no lag on {topic}"
