@@ -9,7 +9,7 @@ corrected values, which wins from its `created_at` on: the point-in-time join's 
 
 The view table is a feature view like the batch ones: `get_training_set` joins it point in
 time (the greatest timestamp among rows created by the entity's time, then the TTL), so a
-training row gets exactly the value an online lookup at that time got. `update.py` says how a
+training row gets exactly the value an online lookup at that time got. `stream_update.py` says how a
 micro-batch is applied; `stream_asset.py` runs it in the raw run.
 """
 
