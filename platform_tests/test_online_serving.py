@@ -267,3 +267,25 @@ def test_the_serve_command_runs_the_endpoint_and_refuses_without_redis(redis_url
     finally:
         process.kill()
         process.wait()
+
+
+def test_the_serving_asset_keeps_a_newer_row_redis_already_holds(starting_state, data_dir, redis_url):
+    """A real-time writer's newer row is not overwritten by the batch view's older one."""
+    from ml_platform import privacy
+    from ml_platform.online_store import OnlineRow
+    from ml_platform.training import feature_views
+    from ml_platform.training.serving_asset import write_newest_rows
+
+    view = feature_views()["user_activity"]
+    user = _raw_ids(data_dir, "clean_events", "user_id")[0]
+    own_db = RedisOnlineStore(redis_url.removesuffix("/0") + "/1")  # the other tests' rows stay in db 0
+    redis.Redis.from_url(redis_url.removesuffix("/0") + "/1").flushdb()
+    now = own_db.now()
+    newer = OnlineRow((privacy.pseudonym_of(user),), now, dict.fromkeys(view.features) | {"purchases": 999})
+    own_db.write("user_activity", view.ttl, [newer])
+    with connect(data_dir / "warehouse.duckdb", read_only=True) as con:
+        entities = con.execute("SELECT count(DISTINCT user_id) FROM user_activity").fetchone()[0]
+        written, kept = write_newest_rows(con, own_db, view, now)
+
+    assert (written, kept) == (entities - 1, 1)
+    assert own_db.read("user_activity", [newer.key], ["purchases"], view.ttl)[1] == [{"purchases": 999}]

@@ -115,7 +115,22 @@ FLOATS = [
     math.inf,
     -math.inf,
 ]
-OTHERS = [0, -1, 2**53 + 1, 2**63 - 1, -(2**63), True, False, None, "", "é ü 字 🙂", "a:b%3A\nc", "n", "i5"]
+OTHERS = [
+    0,
+    -1,
+    2**53 + 1,
+    2**63 - 1,
+    -(2**63),
+    True,
+    False,
+    None,
+    "",
+    "é ü 字 🙂",
+    "a:b%3A\nc",
+    'nul \x00 byte, tab \t, quote " and backslash \\',
+    "n",
+    "i5",
+]
 
 
 def test_values_round_trip_exactly(store):

@@ -8,7 +8,8 @@ on the way in. One key for all: the same id gets the same pseudonym in every cur
 they all join with each other, with the labels and in training sets, as the ids did.
 
 The pseudonym is HMAC-SHA256 under the key `ML_PLATFORM_PSEUDONYM_KEY`, computed set-based in
-DuckDB (`warehouse.sql.pseudonym`): 'p_' and the first 32 hex digits. A plain hash would not do
+DuckDB (`warehouse.sql.pseudonym`): 'p_' and the first 32 hex digits. `pseudonym_of` computes the
+same text in Python for one id, for online lookups that must not open the warehouse. A plain hash would not do
 (anyone can hash every possible user id and reverse it); without the key nobody can. 128 bits:
 among a billion distinct ids, two share a pseudonym with probability about n^2 / 2^129 < 10^-20,
 and half the digits of the whole hash make the keys of every join and index half as long.

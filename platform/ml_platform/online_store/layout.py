@@ -66,6 +66,13 @@ def check_feature_name(view: str, name: str) -> None:
 
 def encode(view: str, name: str, value: Value) -> str:
     """`value` as the tagged text stored in the hash; TypeError, naming the view and field, otherwise."""
+    kind = type(value)  # the exact built-in types first: the common case, without abc checks
+    if kind is float:
+        return f"f{value!r}"
+    if kind is str:
+        return f"s{value}"
+    if kind is int:
+        return f"i{value}"
     if value is None:
         return "n"
     if isinstance(value, bool):
@@ -79,19 +86,22 @@ def encode(view: str, name: str, value: Value) -> str:
     raise TypeError(f"{view}.{name}: the online store keeps int, float, str, bool or None, not {type(value).__name__}")
 
 
-def decode(stored: bytes | None) -> Value:
-    """The value of a stored field (None for a missing field)."""
-    if stored is None:
+def decode(stored: str | bytes | bool | None) -> Value:
+    """The value of a stored field, as text or bytes (None, or the read script's false, for a
+    missing field)."""
+    if stored is None or stored is False:
         return None
+    if isinstance(stored, bytes):
+        stored = stored.decode()
     tag, text = stored[:1], stored[1:]
-    if tag == b"s":
-        return text.decode()
-    if tag == b"f":
+    if tag == "s":
+        return text
+    if tag == "f":
         return float(text)
-    if tag == b"i":
+    if tag == "i":
         return int(text)
-    if tag == b"b":
-        return text == b"1"
-    if tag == b"n":
+    if tag == "b":
+        return text == "1"
+    if tag == "n":
         return None
     raise ValueError(f"not a value the online store wrote: {stored[:40]!r}")

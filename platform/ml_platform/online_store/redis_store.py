@@ -20,6 +20,7 @@ reached raises `OnlineStoreUnavailable`, naming the server (never its password).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -139,11 +140,11 @@ class RedisOnlineStore:
         expire_at = ""
         if ttl is not None:
             expire_at = (ts + layout.ttl_micros(ttl + self.expire_margin)) // 1000
-        fields: list = [ts, expire_at, len(row.values)]
+        pairs: list[str] = []
         for name, value in row.values.items():
             layout.check_feature_name(view, name)
-            fields += [name, layout.encode(view, name, value)]
-        return fields
+            pairs += [name, layout.encode(view, name, value)]
+        return [ts, expire_at, json.dumps(pairs, ensure_ascii=False)]
 
     def read(
         self,
@@ -172,11 +173,12 @@ class RedisOnlineStore:
             ttl = layout.ttl_micros(request.ttl)
             args += [len(request.keys), "" if ttl is None else ttl, len(request.features), *request.features]
         reply = self._call("reading " + ", ".join(r.view for r in reads), lambda: self._read(keys=keys, args=args))
+        reply = json.loads(reply)
         looked_up, groups = layout.from_micros(reply[0]), reply[1:]
         return looked_up, [
             [
                 dict.fromkeys(request.features)
-                if row is None
+                if row is False
                 else {name: layout.decode(value) for name, value in zip(request.features, row[1:], strict=True)}
                 for row in rows
             ]

@@ -19,21 +19,20 @@ Either way a model is served exactly the features it was trained on, computed th
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 import duckdb
+import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from ml_platform import privacy
 from ml_platform.contracts import table_contract as tc
 from ml_platform.online_store import RedisOnlineStore, Value, ViewRead, configured_store
 from ml_platform.point_in_time.join import ENTITY_TIMESTAMP
 from ml_platform.training.retrieval import feature_views, get_training_set, requested_features
-from ml_platform.warehouse import sql
 
 CONFIGURED = "configured"
 
@@ -146,10 +145,44 @@ def _pseudonymized_keys(rows: pd.DataFrame, features: Sequence[str], views: dict
     return [c for c in rows.columns if c in pseudonymized]
 
 
-# DataFrames are made by DuckDB from both answers, so the store's has the warehouse's dtypes (its
-# nullable ints, str columns...) to the letter. An in-memory database: nothing of the warehouse.
-_converter = duckdb.connect()
-_converter_lock = threading.Lock()
+# The pandas dtypes DuckDB's `.df()` gives a column of each type, so the store's DataFrame equals the
+# warehouse's (checked by test_online_serving): integers and booleans become pandas' nullable
+# dtypes only when a null is present, text is `str` unless every value is null. Built directly:
+# going through an in-memory DuckDB took 6 ms per lookup, more than the lookup itself.
+_INTEGERS = {"BIGINT": ("int64", "Int64"), "INTEGER": ("int32", "Int32")}
+
+
+@cache
+def _column_types(contract) -> dict[str, str]:
+    return {c.name: c.duckdb_type for c in tc.columns(contract)}
+
+
+def _column_as_duckdb_gives(values: list, duckdb_type: str):
+    """An array of `values` (None for null) with the dtype DuckDB gives a column of `duckdb_type`."""
+    has_null = any(v is None for v in values)
+    if duckdb_type == "DOUBLE":
+        return np.array([np.nan if v is None else v for v in values], dtype="float64")
+    if duckdb_type in _INTEGERS:
+        return (
+            pd.array(values, dtype=_INTEGERS[duckdb_type][1])
+            if has_null
+            else np.array(values, dtype=_INTEGERS[duckdb_type][0])
+        )
+    if duckdb_type == "BOOLEAN":
+        return pd.array(values, dtype="boolean") if has_null else np.array(values, dtype=bool)
+    if duckdb_type == "VARCHAR":
+        if len(values) and not all(v is None for v in values):
+            return pd.array(values, dtype="str")
+        return np.array(values, dtype=object)
+    raise ValueError(f"no online value of type {duckdb_type}")
+
+
+def _entity_column_as_duckdb_gives(column: pd.Series) -> pd.Series:
+    """An entity column as DuckDB hands it back: text held as objects comes back as `str` (object
+    when all null); other dtypes come back as they went in."""
+    if column.dtype != object or not all(isinstance(v, str) or v is None for v in column):
+        return column
+    return column.astype("str") if column.notna().any() else column
 
 
 def _from_store(
@@ -168,31 +201,11 @@ def _from_store(
         raise ValueError(f"feature names {duplicated} appear in more than one view: ask for full_feature_names")
     key_columns = {c for view in requested for c in views[view].entity_columns if c in rows.columns}
     answer = online_vectors(store, {c: rows[c].tolist() for c in key_columns}, features, at=at, views=views)
-    types = {view: {c.name: c.duckdb_type for c in tc.columns(views[view].contract)} for view in requested}
-    values = pa.table(
-        {
-            **{
-                f"__f{i}": pa.array([v[f"{view}:{feature}"] for v in answer.vectors])
-                for i, (view, feature) in enumerate(asked)
-            },
-            "__row": pa.array(range(len(rows)), pa.int64()),
-        }
-    )
-    selects = "".join(
-        f", CAST(__values.__f{i} AS {types[view][feature]}) AS {sql.ident(column)}"
-        for i, ((view, feature), column) in enumerate(zip(asked, columns, strict=True))
-    )
-    with _converter_lock:
-        cursor = _converter.cursor()
-    try:
-        cursor.register("__entities", rows.assign(__row=range(len(rows))))
-        cursor.register("__values", values)
-        served = cursor.sql(
-            f"SELECT __entities.* EXCLUDE (__row){selects} FROM __entities"
-            " JOIN __values ON __entities.__row = __values.__row ORDER BY __entities.__row"
-        ).df()
-    finally:
-        cursor.close()
-    keys = _pseudonymized_keys(rows, features, views)
-    served[keys] = rows[keys]
-    return served
+    types = {view: _column_types(views[view].contract) for view in requested}
+    # The caller's ids back for pseudonymized keys, as the warehouse path restores them.
+    keys = set(_pseudonymized_keys(rows, features, views))
+    data = {c: rows[c] if c in keys else _entity_column_as_duckdb_gives(rows[c]) for c in rows.columns}
+    for (view, feature), column in zip(asked, columns, strict=True):
+        values = [vector[f"{view}:{feature}"] for vector in answer.vectors]
+        data[column] = _column_as_duckdb_gives(values, types[view][feature])
+    return pd.DataFrame(data, index=rows.index)

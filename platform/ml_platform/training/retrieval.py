@@ -45,12 +45,15 @@ def requested_features(features: Sequence[str], views: dict) -> dict[str, list[s
     """`view:feature` names grouped by view, views in the order of their first mention; ValueError
     naming the name (and what exists) for one that is not a feature of a view."""
     requested: dict[str, list[str]] = {}
+    known: dict[str, list[str]] = {}  # a view's features, read from its contract once per call
     for name in features:
         view_name, sep, feature = name.partition(":")
         if not sep or view_name not in views:
             raise ValueError(f"{name!r}: features are named 'view:feature'; views: {sorted(views)}")
-        if feature not in views[view_name].features:
-            raise ValueError(f"{name!r}: {view_name} has no feature {feature!r}; it has {views[view_name].features}")
+        if view_name not in known:
+            known[view_name] = views[view_name].features
+        if feature not in known[view_name]:
+            raise ValueError(f"{name!r}: {view_name} has no feature {feature!r}; it has {known[view_name]}")
         requested.setdefault(view_name, []).append(feature)
     return requested
 
