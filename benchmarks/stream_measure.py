@@ -179,13 +179,14 @@ def message_latencies(warehouse, runs: list[MicroBatchRun], measured_from: float
     from ml_platform import privacy
     from ml_platform.warehouse import sql
 
+    done = [(r.run_id, r.raw_materialized, r.raw_step_started) for r in runs if r.raw_materialized is not None]
+    if not done or not warehouse.exists():
+        return {"messages_in_raw": 0, "_committed_by_run": {}}  # no micro-batch committed anything
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
+        tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         con.execute("CREATE TEMP TABLE _runs (run_id VARCHAR, raw_done DOUBLE, raw_step_started DOUBLE)")
-        con.executemany(
-            "INSERT INTO _runs VALUES (?, ?, ?)",
-            [(r.run_id, r.raw_materialized, r.raw_step_started) for r in runs if r.raw_materialized is not None],
-        )
+        con.executemany("INSERT INTO _runs VALUES (?, ?, ?)", done)
         privacy.bind_key(con)
         con.execute(
             f"""CREATE TEMP TABLE _messages AS
@@ -197,11 +198,12 @@ def message_latencies(warehouse, runs: list[MicroBatchRun], measured_from: float
             JOIN _runs u ON u.run_id = b.run_id"""
         )
         for view in VIEWS:
-            con.execute(
-                f"""ALTER TABLE _messages ADD COLUMN {view} DOUBLE;
-                UPDATE _messages m SET {view} = epoch_us(v.created_at) / 1e6
-                FROM {view} v WHERE v.batch_ingested_at = m.ingested_at AND v.user_id = m.user_key"""
-            )
+            con.execute(f"ALTER TABLE _messages ADD COLUMN {view} DOUBLE")
+            if view in tables:  # none when the run was stopped before the view's first step
+                con.execute(
+                    f"""UPDATE _messages m SET {view} = epoch_us(v.created_at) / 1e6
+                    FROM {view} v WHERE v.batch_ingested_at = m.ingested_at AND v.user_id = m.user_key"""
+                )
         # When both views' values were servable (NULL when one has no row for the message's user).
         both_views = (
             f"CASE WHEN {' OR '.join(f'{v} IS NULL' for v in VIEWS)} THEN NULL ELSE greatest({', '.join(VIEWS)}) END"
@@ -222,7 +224,7 @@ def message_latencies(warehouse, runs: list[MicroBatchRun], measured_from: float
         figures = {c: _quantiles(con, "_latency", c, window) for c in columns}
         figures["messages_in_raw"] = con.execute("SELECT count(*) FROM raw_stream_events").fetchone()[0]
         figures["messages_rejected"] = con.execute("SELECT count(*) FROM rejected_messages").fetchone()[0]
-        figures["view_rows"] = {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in VIEWS}
+        figures["view_rows"] = {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in VIEWS if v in tables}
         committed = con.execute(
             """SELECT b.run_id, sum(b.messages) FROM stream_batches b
                WHERE b.source = ? AND b.status = 'read' GROUP BY ALL""",
