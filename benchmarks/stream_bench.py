@@ -349,12 +349,11 @@ def markdown(result: dict) -> str:
 
 def write_results(args, host: dict, results: list[dict]) -> dict:
     bounded = [r["rate"] for r in results if "error" not in r and r["lag"]["bounded"]]
-    revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     result = {
         "name": args.name,
         "mode": "quick" if args.quick else "full",
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "revision": revision,
+        "revision": host["revision"],
         "machine": host | {"loadavg_after": Path("/proc/loadavg").read_text().split()[0]},
         "settings": {
             "rates": args.rates,
@@ -379,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # A SIGTERM still stops every server this started (the `finally`s run).
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    host = machine()
+    # The code measured: the commit, and whether the working tree had changes on top of it.
+    revision = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True)
+    host = machine() | {"revision": revision.stdout.strip()}
     root = args.work_dir or Path(tempfile.mkdtemp(prefix="stream_bench_"))
     results = []
     try:
