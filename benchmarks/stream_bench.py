@@ -55,6 +55,7 @@ import stream_measure as measure  # noqa: E402
 from pipeline_bench import machine  # noqa: E402
 from stream_platform import RAW_KEY, ProcessSampler, lag_sensor_ticks, started_platform, wait_ready  # noqa: E402
 
+AUTOMATION_SENSOR = "automation"  # the platform's AutomationConditionSensorDefinition (definitions.py)
 # One producer process per this many events/s (one busy core of this machine class sends about 46 k).
 PER_PRODUCER = 30_000
 TARGET_P50_S, TARGET_P99_S, TARGET_RATE, TARGET_LATENCY_RATE = 5.0, 15.0, 20_000, 1_000
@@ -79,6 +80,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--sensor-loop-seconds", type=float, help="experiment: the sensor daemon's loop period")
     parser.add_argument("--sensor-interval", type=int, help="experiment: ML_PLATFORM_SENSOR_INTERVAL")
+    parser.add_argument(
+        "--automation-off",
+        action="store_true",
+        help="experiment: stop the automation sensor (no clean_stream_events runs competing for the warehouse)",
+    )
     parser.add_argument("--name", help="results/<name>.json and .md (default stream, or stream_quick)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--work-dir", type=Path, help="keep every platform's files here (default: a temp folder)")
@@ -134,6 +140,22 @@ def _watermarks(bootstrap: str, partitions: int) -> dict[int, int]:
         consumer.close()
 
 
+def _stop_sensor(platform, instance, name: str, timeout: float = 120.0) -> None:
+    """Stop a sensor as the UI's Stop button does: its stored state set to STOPPED (once the daemon made it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [s for s in instance.all_instigator_state() if s.name == name]
+        if states:
+            state = states[0]
+            # The status enum is reached through the state: Dagster keeps it in a private module.
+            instance.update_instigator_state(state.with_status(type(state.status).STOPPED))
+            return
+        platform.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"sensor {name} has no state after {timeout:.0f}s")
+        time.sleep(1.0)
+
+
 def _prime(platform, instance, partitions: int) -> float:
     """One message and its micro-batch run before production: the fork server starts (imports,
     definitions: seconds) and the warehouse tables are created outside the measurement."""
@@ -173,6 +195,8 @@ def bench_rate(args, rate: int, work: Path) -> dict:
     ) as platform:
         ready_s = wait_ready(platform, 300)
         instance = platform.instance()
+        if args.automation_off:
+            _stop_sensor(platform, instance, AUTOMATION_SENSOR)
         primed_s = _prime(platform, instance, args.partitions)
         print(
             f"lag sensor ticking after {ready_s:.0f} s, first micro-batch done after {primed_s:.0f} s more;"
@@ -363,6 +387,7 @@ def write_results(args, host: dict, results: list[dict]) -> dict:
             "drain_timeout_s": args.drain_timeout,
             "sensor_loop_seconds": args.sensor_loop_seconds,
             "sensor_interval": args.sensor_interval,
+            "automation_off": args.automation_off,
         },
         "highest_bounded_rate": max(bounded) if bounded else None,
         "targets": targets(results),
