@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT ?= 3000
 export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo bench-spark kafka
+.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo bench-spark kafka bench-stream
 
 install: $(VENV)/.installed
 
@@ -202,6 +202,15 @@ $(SPARK_VENV)/.installed: constraints.txt
 PY4J_VERSION := 0.10.9.9
 bench-spark: $(SPARK_VENV)/.installed
 	$(SPARK_VENV)/bin/python benchmarks/spark_probe.py
+
+# The stream benchmark (benchmarks/README.md): the demo's clickstream at 1 k, 10 k and 50 k events/s for 3
+# minutes each into the running platform (a Kafka broker, Redis and `dagster-daemon run` started here, one
+# fresh platform per rate): produce -> raw and event -> online latency, lag, CPU and memory; results in
+# benchmarks/results/stream.{json,md}. STREAM_BENCH_ARGS passes its flags: `--quick` (40 s per rate, results
+# in stream_quick.*), `--rates 20000 --seconds 300`, ...
+STREAM_BENCH_ARGS ?=
+bench-stream: install kafka system-deps
+	$(PY) benchmarks/stream_bench.py $(STREAM_BENCH_ARGS)
 
 # The scale-out demonstration (docs/scaling.md): a 30-partition backfill of raw_events on a local S3
 # server through `dagster dev`, one run per day (ML_PLATFORM_PARALLEL_RAW), with 1 and then 2 concurrent
