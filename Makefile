@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT ?= 3000
 export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo bench-spark kafka
+.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo bench-spark kafka bench-stream
 
 install: $(VENV)/.installed
 
@@ -64,6 +64,12 @@ METRICS_PORT ?= $(or $(ML_PLATFORM_METRICS_PORT),9108)
 # the stream source stays idle and the broker command says why (docs/streaming.md).
 KAFKA_PORT ?= 9092
 STREAM_RATE ?= 2
+# The online store: a Redis server on 127.0.0.1:$(REDIS_PORT) with its snapshot in $(DATA_DIR)/redis, unless
+# ML_PLATFORM_REDIS_URL already points at one, and the online features' HTTP endpoint on
+# http://127.0.0.1:$(SERVE_PORT)/features reading it (docs/streaming.md#the-online-store). Without
+# redis-server the rest starts, online lookups read the warehouse, and the reason is printed.
+REDIS_PORT ?= 6380
+SERVE_PORT ?= $(or $(ML_PLATFORM_SERVE_PORT),8766)
 # Curated tables pseudonymize user ids with a secret key: ML_PLATFORM_PSEUDONYM_KEY, or else a random
 # one made on the first start and kept in $(DAGSTER_HOME)/pseudonym_key (docs/privacy.md).
 # The transactions source reads a local PostgreSQL server holding the demo's payments, started here
@@ -82,7 +88,7 @@ dev: install demo-data
 	  first="$$($(PY) -m ml_platform.demo.manifest first-day "$(DATA_DIR)")"; \
 	  if [ -n "$$first" ]; then export ML_PLATFORM_START_DATE="$$first"; fi; \
 	fi; \
-	trap 'kill $$api $$pg $$kafka $$metrics 2>/dev/null; wait' EXIT INT TERM; \
+	trap 'kill $$api $$pg $$kafka $$redis $$serve $$metrics 2>/dev/null; wait' EXIT INT TERM; \
 	if [ -z "$$ML_PLATFORM_PG_HOST" ]; then \
 	  pg_env="$(DAGSTER_HOME)/payments_db.env"; rm -f "$$pg_env"; \
 	  $(PY) -m ml_platform.demo.payments_db --data-dir "$(DATA_DIR)" --env-file "$$pg_env" & pg=$$!; \
@@ -99,6 +105,15 @@ dev: install demo-data
 	    $(PY) -m ml_platform.demo.kafka_broker --port $(KAFKA_PORT) --data-dir "$(DATA_DIR)/kafka" --demo-rate $(STREAM_RATE) & kafka=$$!; \
 	    export ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT); \
 	  fi; \
+	fi; \
+	if [ -z "$$ML_PLATFORM_REDIS_URL" ]; then \
+	  if $(PY) -m ml_platform.demo.redis_server --check; then \
+	    $(PY) -m ml_platform.demo.redis_server --port $(REDIS_PORT) --data-dir "$(DATA_DIR)/redis" & redis=$$!; \
+	    export ML_PLATFORM_REDIS_URL=redis://127.0.0.1:$(REDIS_PORT)/0; \
+	  fi; \
+	fi; \
+	if [ -n "$$ML_PLATFORM_REDIS_URL" ]; then \
+	  $(PY) -m ml_platform serve --port $(SERVE_PORT) & serve=$$!; \
 	fi; \
 	export ML_PLATFORM_UI_URL="$${ML_PLATFORM_UI_URL:-http://127.0.0.1:$(PORT)}"; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(PY) -m ml_platform metrics --port $(METRICS_PORT) & metrics=$$!; \
@@ -187,6 +202,15 @@ $(SPARK_VENV)/.installed: constraints.txt
 PY4J_VERSION := 0.10.9.9
 bench-spark: $(SPARK_VENV)/.installed
 	$(SPARK_VENV)/bin/python benchmarks/spark_probe.py
+
+# The stream benchmark (benchmarks/README.md): the demo's clickstream at 1 k, 10 k and 50 k events/s for 3
+# minutes each into the running platform (a Kafka broker, Redis and `dagster-daemon run` started here, one
+# fresh platform per rate): produce -> raw and event -> online latency, lag, CPU and memory; results in
+# benchmarks/results/stream.{json,md}. STREAM_BENCH_ARGS passes its flags: `--quick` (40 s per rate, results
+# in stream_quick.*), `--rates 20000 --seconds 300`, ...
+STREAM_BENCH_ARGS ?=
+bench-stream: install kafka system-deps
+	$(PY) benchmarks/stream_bench.py $(STREAM_BENCH_ARGS)
 
 # The scale-out demonstration (docs/scaling.md): a 30-partition backfill of raw_events on a local S3
 # server through `dagster dev`, one run per day (ML_PLATFORM_PARALLEL_RAW), with 1 and then 2 concurrent

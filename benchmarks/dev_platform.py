@@ -104,7 +104,8 @@ def _env(repo: Path, data_dir: Path, home: Path | None) -> dict[str, str]:
     return env
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGTERM to the process group we started, SIGKILL after 5 s."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -142,8 +143,8 @@ def started_platform(repo: Path, work: Path, dagster_yaml: Path | None = None) -
     try:
         yield platform, started
     finally:
-        _kill_group(process)
-        _kill_group(api)
+        kill_group(process)
+        kill_group(api)
         log.close()
 
 

@@ -141,6 +141,7 @@ def _no_configured_sources(monkeypatch: pytest.MonkeyPatch):
     for name in _configured_source_variables():
         monkeypatch.delenv(name)
     monkeypatch.delenv("ML_PLATFORM_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("ML_PLATFORM_REDIS_URL", raising=False)  # tests that use Redis start their own
 
 
 def _configured_source_variables() -> list[str]:

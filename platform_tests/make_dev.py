@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ml_platform.declarations import discover_stream_views
 from ml_platform.declarations.sources.stream_events import SPEC as STREAM
 from ml_platform.declarations.sources.weather import SPEC as WEATHER
 from ml_platform.demo import generate
@@ -62,8 +63,10 @@ UNPARTITIONED = (
     "latest_features",
 )
 
-# The stream source's assets: its runs go on while make dev runs (module docstring).
-STREAM_ASSETS = frozenset({f"raw_{STREAM.name}", f"clean_{STREAM.name}"})
+# The stream source's assets, its real-time views included: its runs go on while make dev runs
+# (module docstring).
+STREAM_VIEWS = frozenset(v.name for v in discover_stream_views() if v.source == STREAM.name)
+STREAM_ASSETS = frozenset({f"raw_{STREAM.name}", f"clean_{STREAM.name}", *STREAM_VIEWS})
 
 _RUNS_QUERY = """
 query { runsOrError(limit: 1000) { __typename ... on Runs {
@@ -169,6 +172,8 @@ def running_make_dev(root: Path, name: str = "make_dev", demo: dict | None = Non
         "METRICS_PORT": _free_port(),
         # make dev's default, 9092, is any other broker's on this machine too.
         "KAFKA_PORT": _free_port(),
+        "REDIS_PORT": _free_port(),
+        "SERVE_PORT": _free_port(),
     }
     with log_path.open("ab") as log:
         # `-o install`: the venv running the tests is the one make dev uses; never reinstall it here.

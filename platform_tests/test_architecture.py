@@ -23,7 +23,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "platform" / "ml_platform"
 # has no cycle, and a newcomer reads the layout in this order.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("settings", "dagster_private", "dagster_previews", "discovery"),  # environment; Dagster's edges
-    ("results", "automation", "storage"),  # what runs record; when assets run; where files live
+    (
+        "results",
+        "automation",
+        "storage",
+        "online_store",
+    ),  # what runs record; when assets run; where files and online values live
     ("warehouse",),  # DuckDB: resource, SQL text, extensions, S3 access
     ("partitions",),  # the daily partitions and a run's window
     ("contracts",),  # what a table promises, and the one writer that keeps it

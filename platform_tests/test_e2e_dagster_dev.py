@@ -17,6 +17,8 @@ import pytest
 
 from make_dev import (
     NEVER_IN_A_WEEK,
+    STREAM_ASSETS,
+    STREAM_VIEWS,
     UNPARTITIONED,
     expected_partitions,
     interrupt,
@@ -120,6 +122,7 @@ def test_landed_file_reaches_features_without_clicks(tmp_path: Path, request: py
 # --- make dev: every source, no clicks ------------------------------------------------------------
 
 SETTLE_TIMEOUT = 480.0  # about 100 runs; 2-3 minutes on a quiet 2-core machine
+CLEAN_SCHEDULE_WAIT = 330.0  # a tick of the stream's clean schedule (every 5 minutes), and its run
 
 
 def _csv_rows(data_dir: Path, source: str) -> int:
@@ -147,7 +150,7 @@ def test_make_dev_fills_every_source_and_ctrl_c_stops_everything(tmp_path: Path)
             print(f"demo landed and make dev settled in {settled_at - started:.0f} s")
 
             # Every asset is accounted for below: a new one needs its expectation here.
-            assert platform.asset_names() == {*expected, *UNPARTITIONED, *NEVER_IN_A_WEEK}
+            assert platform.asset_names() == {*expected, *UNPARTITIONED, *NEVER_IN_A_WEEK, *STREAM_ASSETS}
             # Partitions start at the demo's first day: exactly the expected ones, nothing older.
             for asset, keys in expected.items():
                 assert platform.materialized_partitions(asset) == keys, asset
@@ -161,7 +164,14 @@ def test_make_dev_fills_every_source_and_ctrl_c_stops_everything(tmp_path: Path)
             assert {r.sensor for r in stream_runs if "raw_stream_events" in r.assets} == {"stream_events_lag_sensor"}
             assert [r for r in stream_runs if r.status in FINISHED - {"SUCCESS"}] == [], platform.describe_runs()
             assert today in platform.materialized_partitions("raw_stream_events")
-            assert today in platform.materialized_partitions("clean_stream_events")
+            for view in STREAM_VIEWS:  # brought up to date in the lag sensor's runs, with raw
+                assert today in platform.materialized_partitions(view), view
+            # The stream's clean day is rebuilt on its schedule (every 5 minutes), not per micro-batch.
+            platform.wait_for(
+                lambda: today in platform.materialized_partitions("clean_stream_events"),
+                CLEAN_SCHEDULE_WAIT,
+                what="the stream's clean table on its schedule",
+            )
             # The churn label is final 33 days after its day: a demo week has none, so its training
             # set and models have nothing to build from yet.
             for asset in NEVER_IN_A_WEEK:

@@ -428,7 +428,7 @@ def test_clean_automation_privacy_and_feature_views_take_the_stream_unchanged(bo
     from ml_platform.training import get_training_set
 
     topic = new_topic(bootstrap, partitions=2)
-    spec = stream_spec(topic)
+    spec = stream_spec(topic, clean_schedule=None)  # on every raw update, as a file source's clean
     side = stream_defs(spec)
     view = curated_asset(STREAM_VIEW, raw_personal=raw_personal_columns({CLEAN: CleanStreamEvents}))
     defs = dg.Definitions(assets=[*side.assets, view], resources=side.resources)
@@ -619,3 +619,44 @@ def _wait_until(condition, timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def test_a_backlog_is_read_in_runs_of_bounded_size_each_message_once(bootstrap, instance, data_dir):
+    topic = new_topic(bootstrap, partitions=1)
+    runner = stream_runner(stream_spec(topic, max_messages_per_partition=3), instance, data_dir)
+    produce(bootstrap, topic, events(0, 8))
+    for expected in (3, 6, 8, 8):
+        runner.run(RAW, partition=today())
+        assert offsets(runner) == {0: expected}
+    assert query(runner, "SELECT kafka_offset FROM raw_stream_events ORDER BY 1") == [(o,) for o in range(8)]
+    assert query(runner, "SELECT first_offset, end_offset FROM stream_batches ORDER BY 1") == [(0, 3), (3, 6), (6, 8)]
+
+
+def test_a_stream_sources_clean_day_is_rebuilt_at_most_once_between_two_schedule_ticks(bootstrap, instance, data_dir):
+    from helpers import Ticker
+
+    now = dt.datetime.now(dt.UTC)
+    window = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+    if window + dt.timedelta(minutes=11) >= dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), dt.UTC):
+        pytest.skip("the ticks would cross midnight UTC")
+    topic = new_topic(bootstrap, partitions=1)
+    spec = stream_spec(topic)
+    assert spec.clean_schedule == "*/5 * * * *"
+    defs = stream_defs(spec)
+    runner, ticker = Runner(defs, instance, data_dir), Ticker(defs, instance)
+
+    def tick_at(minutes: float):
+        ticker.now = window + dt.timedelta(minutes=minutes)
+        return ticker.tick()
+
+    assert tick_at(1) == {}
+    produce(bootstrap, topic, events(0, 2))
+    runner.run(RAW, partition=today())
+    assert tick_at(2) == {}  # raw updated, but no tick of the schedule since: it waits
+    assert tick_at(5.1) == {dg.AssetKey(CLEAN): {yesterday(), today()}}
+    assert tick_at(5.5) == {}  # the request is handled
+    produce(bootstrap, topic, events(2, 2))
+    runner.run(RAW, partition=today())
+    assert tick_at(6) == {}  # requested since the last tick of the schedule already
+    assert tick_at(10.1) == {dg.AssetKey(CLEAN): {yesterday(), today()}}
+    assert tick_at(10.5) == {}

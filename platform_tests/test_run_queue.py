@@ -32,6 +32,15 @@ def test_priority_is_days_from_today_for_a_dated_partition():
     assert newest_first_priority({"dagster/partition": "2026-11-25-13:00"}, TODAY) == -1
 
 
+def test_a_stream_micro_batch_goes_before_every_day():
+    from ml_platform.ingestion.kafka.sensor import SOURCE_TAG
+
+    micro_batch = {SOURCE_TAG: "stream_events", "dagster/partition": "2026-11-26"}
+    assert newest_first_priority(micro_batch, TODAY) == 2
+    assert newest_first_priority({"dagster/partition": "2026-11-27"}, TODAY) == 1  # the highest a day gets
+    assert newest_first_priority(micro_batch | {"dagster/priority": "-5"}, TODAY) is None  # a user's choice stays
+
+
 def test_runs_left_alone():
     assert newest_first_priority({}, TODAY) is None  # no partition: a training set, a snapshot
     assert newest_first_priority({"dagster/partition": "eu-west"}, TODAY) is None  # not a day

@@ -15,6 +15,7 @@ from kafka_server import shared_broker
 from ml_platform.demo import kafka_broker
 from ml_platform.demo.kafka_broker import CANNOT_RUN, new_broker
 from ml_platform.demo.kafka_broker import missing_reason as kafka_missing
+from ml_platform.demo.redis_server import CANNOT_RUN as REDIS_CANNOT_RUN
 from ml_platform.demo.redis_server import redis_server
 
 
@@ -77,3 +78,15 @@ def test_a_cluster_id_never_starts_with_a_dash_so_the_storage_tool_formats_every
     expected = base64.urlsafe_b64encode(plain.bytes).decode().rstrip("=")
     meta = (tmp_path / "cluster" / "logs" / "meta.properties").read_text().splitlines()
     assert f"cluster.id={expected}" in meta
+
+
+def test_the_redis_command_says_whether_a_server_can_start_and_why_not(tmp_path):
+    """What make dev asks before starting Redis: yes here; without redis-server, why the online store stays off."""
+    check = [sys.executable, "-m", "ml_platform.demo.redis_server", "--check"]
+    assert subprocess.run(check, capture_output=True).returncode == 0
+    done = subprocess.run(check, capture_output=True, text=True, env={**os.environ, "PATH": str(tmp_path)})
+    assert done.returncode == REDIS_CANNOT_RUN
+    assert done.stderr.strip() == (
+        "Redis not started: no redis-server on PATH (Debian: apt-get install redis-server, or `make system-deps` as root);"
+        " the online store stays off and online lookups read the warehouse"
+    )

@@ -30,7 +30,10 @@ AC = dg.AutomationCondition
 
 
 def on_upstream_update(
-    ignore: dg.AssetSelection | None = None, recent_days: int | None = None, runs_with_deps: bool = True
+    ignore: dg.AssetSelection | None = None,
+    recent_days: int | None = None,
+    runs_with_deps: bool = True,
+    schedule: str | None = None,
 ) -> dg.AutomationCondition:
     """`ignore`: dependencies that gate (must exist, checks passed) but do not trigger.
     `recent_days`: only partitions within that many days of the latest one are automated.
@@ -39,7 +42,9 @@ def on_upstream_update(
     partitions of the same key in one run, upstream first. A partition triggered by other days
     (a window of days before, a label's maturity day) would instead run beside its dependency in
     another run, before that is written, and again once it is: with False it waits for the tick
-    after. (The demo week's catch-up ran every churn label twice.)"""
+    after. (The demo week's catch-up ran every churn label twice.)
+    `schedule`: a cron schedule (UTC); a partition is requested at most once between two of its
+    ticks (the updates in between wait for the next tick, then make one run)."""
     updated = AC.any_deps_updated()
     if ignore is not None:
         updated = updated.ignore(ignore)
@@ -56,6 +61,10 @@ def on_upstream_update(
         condition = condition & ~AC.any_deps_match(AC.will_be_requested()).with_label("no_dep_requested_now")
     if recent_days is not None:
         condition = condition & AC.in_latest_time_window(dt.timedelta(days=recent_days))
+    if schedule is not None:
+        condition = condition & AC.cron_tick_passed(schedule).since(AC.newly_requested()).with_label(
+            f"tick_of_{schedule}_since_requested"
+        )
     return condition.with_label("on_upstream_update")
 
 

@@ -22,8 +22,15 @@ from ml_platform.checks.privacy import raw_personal_columns
 from ml_platform.clean.asset import clean_asset
 from ml_platform.contracts.freshness import derived_rule
 from ml_platform.curated import FeatureView
+from ml_platform.curated.stream_asset import stream_view_asset
 from ml_platform.curated.table import curated_asset
-from ml_platform.declarations import discover_curated_tables, discover_labels, discover_specs, discover_training_sets
+from ml_platform.declarations import (
+    discover_curated_tables,
+    discover_labels,
+    discover_specs,
+    discover_stream_views,
+    discover_training_sets,
+)
 from ml_platform.ingestion.api import ApiSourceSpec
 from ml_platform.ingestion.api.assets import api_raw_side
 from ml_platform.ingestion.files import FileSourceSpec
@@ -57,6 +64,17 @@ def source_definitions(spec: SourceSpec) -> RawSide:
     return built
 
 
+def stream_view_assets(views, specs: list[SourceSpec]) -> list[dg.AssetsDefinition]:
+    """Each stream feature view's asset, on the stream source it names."""
+    streams = {spec.name: spec for spec in specs if isinstance(spec, KafkaSourceSpec)}
+    for view in views:
+        if view.source not in streams:
+            raise ValueError(
+                f"stream feature view {view.name}: {view.source!r} is not a stream source; {sorted(streams)} are"
+            )
+    return [stream_view_asset(view, streams[view.source]) for view in views]
+
+
 def build_definitions() -> dg.Definitions:
     curated, labels = discover_curated_tables(), discover_labels()
     specs = discover_specs()
@@ -69,6 +87,7 @@ def build_definitions() -> dg.Definitions:
         for table in [*curated, *labels]
     ]
     views = [table for table in curated if isinstance(table, FeatureView)]
+    assets += stream_view_assets(discover_stream_views(), specs)
     assets += training_assets(discover_training_sets(), labels, views)
     sensors: list = [
         dg.AutomationConditionSensorDefinition(

@@ -1,7 +1,7 @@
 """Finds what the platform is made of: the modules a user writes under `ml_platform.declarations`.
 
 A source module defines `SPEC` (a source spec); a feature module defines `TABLE` (a curated
-table or feature view); a label module defines `LABEL`; a training-set module defines
+table or feature view); a stream feature module defines `VIEW`; a label module defines `LABEL`; a training-set module defines
 `TRAINING_SET`. Adding one is adding a module; nothing else has to change. Modules whose names
 start with `_` are private helpers and skipped.
 
@@ -18,7 +18,13 @@ from typing import TypeVar
 
 DECLARATIONS = "ml_platform.declarations"
 # Each folder of declarations and the attribute its modules define.
-ATTRIBUTES = {"sources": "SPEC", "features": "TABLE", "labels": "LABEL", "training_sets": "TRAINING_SET"}
+ATTRIBUTES = {
+    "sources": "SPEC",
+    "features": "TABLE",
+    "stream_features": "VIEW",
+    "labels": "LABEL",
+    "training_sets": "TRAINING_SET",
+}
 
 Declared = TypeVar("Declared")
 

@@ -8,7 +8,8 @@ on the way in. One key for all: the same id gets the same pseudonym in every cur
 they all join with each other, with the labels and in training sets, as the ids did.
 
 The pseudonym is HMAC-SHA256 under the key `ML_PLATFORM_PSEUDONYM_KEY`, computed set-based in
-DuckDB (`warehouse.sql.pseudonym`): 'p_' and the first 32 hex digits. A plain hash would not do
+DuckDB (`warehouse.sql.pseudonym`): 'p_' and the first 32 hex digits. `pseudonym_of` computes the
+same text in Python for one id, for online lookups that must not open the warehouse. A plain hash would not do
 (anyone can hash every possible user id and reverse it); without the key nobody can. 128 bits:
 among a billion distinct ids, two share a pseudonym with probability about n^2 / 2^129 < 10^-20,
 and half the digits of the whole hash make the keys of every join and index half as long.
@@ -26,6 +27,7 @@ time (and no longer join): it reads the clean table instead.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable
 
 import duckdb
@@ -89,6 +91,16 @@ def protect(con: duckdb.DuckDBPyConnection, model: type[pa.DataFrameModel], sele
         for c, how in marked.items()
     )
     return f"SELECT * REPLACE ({replaced}) FROM ({select_sql})"
+
+
+def pseudonym_of(raw: object, key: str | None = None) -> str | None:
+    """The pseudonym of one id, computed in Python (no warehouse needed): the same text as
+    `sql.pseudonym` gives in DuckDB for the same key (default: the configured one), None for None.
+    Non-text ids are hashed as their text, as DuckDB's CAST to VARCHAR writes them for ints."""
+    if raw is None:
+        return None
+    digest = hmac.new((key or configured_key()).encode(), str(raw).encode(), hashlib.sha256).hexdigest()
+    return sql.PSEUDONYM_PREFIX + digest[: sql.PSEUDONYM_HEX_DIGITS]
 
 
 def pseudonymized(model: type[pa.DataFrameModel], columns: Iterable[str]) -> tuple[str, ...]:

@@ -147,3 +147,17 @@ def api_catch_up() -> bool:
     fetches every complete day since the first partition that is still missing
     (`ml_platform.ingestion.api.catch_up`). `false` leaves missed days to the operator."""
     return os.environ.get("ML_PLATFORM_API_CATCH_UP", "true").strip().lower() not in ("0", "false", "no", "off")
+
+
+def redis_url() -> str | None:
+    """The online store's Redis (`ML_PLATFORM_REDIS_URL`, e.g. `redis://127.0.0.1:6379/0`; a password
+    goes in the URL, `redis://:secret@host:6379/0`, from the deployment's secret store, and is never
+    logged). Unset: the embedded default, online lookups read the warehouse's feature views
+    (`ml_platform.online_store`, docs/streaming.md#the-online-store)."""
+    return os.environ.get("ML_PLATFORM_REDIS_URL") or None
+
+
+def serve_port() -> int:
+    """The port of the online features' HTTP endpoint, on 127.0.0.1 (`ML_PLATFORM_SERVE_PORT`, default
+    8766; `python -m ml_platform serve`)."""
+    return int(os.environ.get("ML_PLATFORM_SERVE_PORT", "8766"))

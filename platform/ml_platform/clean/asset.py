@@ -86,7 +86,7 @@ def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
                 ),
                 *quality_check_specs(key, spec.quality, partitions_def, spec.key_columns),
             ],
-            automation_condition=on_upstream_update(),
+            automation_condition=on_upstream_update(schedule=spec.clean_schedule),
             # Rebuilt whenever raw lands, so it is due as often as its source lands.
             freshness_policy=spec.freshness.policy(),
         )

@@ -93,10 +93,15 @@ def _value_rules(spec: SourceSpec) -> list[tc.RowRule]:
 
 
 def staged_rows_sql(
-    spec: SourceSpec, window: DateWindow | None, rejected_batches: list[str] = (), snapshots_from=None
+    spec: SourceSpec,
+    window: DateWindow | None,
+    rejected_batches: list[str] = (),
+    snapshots_from=None,
+    raw_relation: str | None = None,
 ) -> str:
     """`rejected_batches`: batches (`source_file@landing_date`) the schema policy rejects.
-    `snapshots_from` (snapshot sources): stage only the snapshots of that landing day and later."""
+    `snapshots_from` (snapshot sources): stage only the snapshots of that landing day and later.
+    `raw_relation`: a table holding some of the raw table's rows, to stage those only."""
     types = {c.name: c.duckdb_type for c in tc.columns(spec.contract)}
     text_cols = ",\n    ".join(f"{_text_of(spec, c)} AS {sql.ident(c + '__text')}" for c in spec.source_columns)
     typed = []
@@ -120,7 +125,7 @@ def staged_rows_sql(
       list_filter(l.columns, k -> NOT list_contains({known}, k)) AS _extra_columns,
       json_extract_string(r.record, {paths}) AS {JSON_TEXTS},
       json_type(r.record, {paths}) AS {JSON_TYPES}
-    FROM {sql.ident(spec.raw_table)} r
+    FROM {sql.ident(raw_relation or spec.raw_table)} r
     JOIN {sql.ident(LEDGER_TABLE)} l ON l.source = {sql.literal(spec.name)} AND l.source_file = r.source_file
       AND l.landing_date = r.landing_date AND l.ingested_at = r.ingested_at"""
     if window is not None:

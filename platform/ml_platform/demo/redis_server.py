@@ -9,9 +9,9 @@ files in its folder; it keeps no snapshot (`save ""`, no append-only file) unles
 so a test server leaves nothing behind. Stopping sends SIGTERM to the group and SIGKILL after a
 bound; the server also dies with the process that started it (Linux's parent-death signal).
 
-`python -m ml_platform.demo.redis_server --port 6379 --data-dir data/redis` runs one until SIGTERM
-or Ctrl-C, with snapshots in its folder. `missing_reason()` says when `redis-server` is not
-installed (`make system-deps` installs Debian's package).
+`python -m ml_platform.demo.redis_server --port 6380 --data-dir data/redis` runs one until SIGTERM
+or Ctrl-C, with snapshots in its folder (`make dev` does). `missing_reason()` says when `redis-server`
+is not installed (`make system-deps` installs Debian's package); `--check` only says that.
 """
 
 from __future__ import annotations
@@ -164,12 +164,23 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m ml_platform.demo.redis_server", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--port", type=int, default=6379)
-    parser.add_argument("--data-dir", type=Path, required=True, help="the server's folder (its snapshot is kept)")
+    parser.add_argument("--data-dir", type=Path, help="the server's folder (its snapshot is kept)")
+    parser.add_argument(
+        "--check", action="store_true", help="only say whether a server can start here (exit 0) or why not (exit 3)"
+    )
     args = parser.parse_args(argv)
     reason = missing_reason()
     if reason:
-        print(f"Redis not started: {reason}", file=sys.stderr, flush=True)
+        print(
+            f"Redis not started: {reason}; the online store stays off and online lookups read the warehouse",
+            file=sys.stderr,
+            flush=True,
+        )
         return CANNOT_RUN
+    if args.check:
+        return 0
+    if args.data_dir is None:
+        parser.error("--data-dir is required to run a server")
     stop = [False]
 
     def _stop(*_):

@@ -101,6 +101,37 @@ class EventMaker:
         return None, b"\xff\xfe" + ident.encode()
 
 
+class Sender:
+    """One producer sending to `topic` as the demo does (idempotent, 20 ms linger), waiting when
+    librdkafka's local queue is full; `flush` raises when a message was not delivered."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        from confluent_kafka import Producer
+
+        self.bootstrap, self.topic, self.failures = bootstrap, topic, []
+        self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
+
+    def _delivered(self, error, _message) -> None:
+        if error is not None:
+            self.failures.append(str(error))
+
+    def send(self, key: bytes | None, value: bytes) -> None:
+        while True:
+            try:
+                self.producer.produce(self.topic, key=key, value=value, on_delivery=self._delivered)
+                return
+            except BufferError:  # the local queue is full: let librdkafka send some
+                self.producer.poll(0.1)
+
+    def flush(self, timeout: float) -> None:
+        left = self.producer.flush(timeout)
+        if self.failures or left:
+            raise RuntimeError(
+                f"{len(self.failures) + left} message(s) not delivered to {self.topic} at {self.bootstrap}:"
+                f" {self.failures[:3]}"
+            )
+
+
 def produce(
     bootstrap: str,
     topic: str = TOPIC,
@@ -112,29 +143,15 @@ def produce(
     stop=lambda: False,
 ) -> dict:
     """Send about `rate` messages a second (`count` in all, or until `stop()`); returns what was sent."""
-    from confluent_kafka import Producer
-
     if rate <= 0:
         raise ValueError("rate must be positive")
     ensure_topic(bootstrap, topic, partitions)
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
+    sender = Sender(bootstrap, topic)
+    send, producer = sender.send, sender.producer
     maker = EventMaker(seed, run or uuid.uuid4().hex[:8])
     mix_rng = random.Random(seed + 1)
     sent: Counter = Counter()
     retries: list[tuple[int, bytes, bytes]] = []  # (send after message n, key, value)
-    failures: list[str] = []
-
-    def delivered(error, _message):
-        if error is not None:
-            failures.append(str(error))
-
-    def send(key: bytes | None, value: bytes) -> None:
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=delivered)
-                return
-            except BufferError:  # the local queue is full: let librdkafka send some
-                producer.poll(0.1)
 
     start = time.monotonic()
     while (count is None or sent["messages"] < count) and not stop():
@@ -169,9 +186,7 @@ def produce(
         elif ahead < -1.0:
             start = time.monotonic() - sent["messages"] / rate
     # Retries still pending when a counted run ends are dropped: they were never sent.
-    producer.flush(30)
-    if failures:
-        raise RuntimeError(f"{len(failures)} message(s) not delivered to {topic} at {bootstrap}: {failures[:3]}")
+    sender.flush(30)
     return {"topic": topic, "messages": sent["messages"], **{k: v for k, v in sorted(sent.items()) if k != "messages"}}
 
 

@@ -26,6 +26,9 @@ from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
 
 OFFSETS_TABLE = "stream_offsets"
+# Tag of an asset brought up to date in the same run as a stream source's raw asset (its value:
+# the source's name): the source's lag sensor requests it with every raw run (stream feature views).
+MICRO_BATCH_TAG = "ml_platform/micro_batch_of"
 BATCHES_TABLE = "stream_batches"
 READ = "read"
 LOST = "lost"

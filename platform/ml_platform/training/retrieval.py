@@ -26,6 +26,7 @@ import duckdb
 import pandas as pd
 
 from ml_platform.curated import CuratedTable, FeatureView
+from ml_platform.curated.stream_view import StreamFeatureView
 from ml_platform.discovery import discover
 from ml_platform.point_in_time.join import ENTITY_TIMESTAMP, point_in_time_join
 from ml_platform.point_in_time.temporal import temporal_join
@@ -33,9 +34,28 @@ from ml_platform.point_in_time.temporal import temporal_join
 Accuracy = Literal["snapshot", "temporal"]
 
 
-def feature_views() -> dict[str, FeatureView]:
-    """The platform's feature views by name (the declared ones, `ml_platform.declarations.features`)."""
-    return {t.name: t for t in discover("features", CuratedTable) if isinstance(t, FeatureView)}
+def feature_views() -> dict[str, FeatureView | StreamFeatureView]:
+    """The platform's feature views by name: the declared batch ones (`ml_platform.declarations.features`)
+    and stream ones (`ml_platform.declarations.stream_features`)."""
+    views = {t.name: t for t in discover("features", CuratedTable) if isinstance(t, FeatureView)}
+    return views | {v.name: v for v in discover("stream_features", StreamFeatureView)}
+
+
+def requested_features(features: Sequence[str], views: dict) -> dict[str, list[str]]:
+    """`view:feature` names grouped by view, views in the order of their first mention; ValueError
+    naming the name (and what exists) for one that is not a feature of a view."""
+    requested: dict[str, list[str]] = {}
+    known: dict[str, list[str]] = {}  # a view's features, read from its contract once per call
+    for name in features:
+        view_name, sep, feature = name.partition(":")
+        if not sep or view_name not in views:
+            raise ValueError(f"{name!r}: features are named 'view:feature'; views: {sorted(views)}")
+        if view_name not in known:
+            known[view_name] = views[view_name].features
+        if feature not in known[view_name]:
+            raise ValueError(f"{name!r}: {view_name} has no feature {feature!r}; it has {known[view_name]}")
+        requested.setdefault(view_name, []).append(feature)
+    return requested
 
 
 def get_training_set(
@@ -52,14 +72,7 @@ def get_training_set(
     `view:feature` as known at the row's time, with snapshot or temporal `accuracy` (see the
     module docstring). `views` defaults to the platform's feature views."""
     views = feature_views() if views is None else views
-    requested: dict[str, list[str]] = {}
-    for name in features:
-        view_name, sep, feature = name.partition(":")
-        if not sep or view_name not in views:
-            raise ValueError(f"{name!r}: features are named 'view:feature'; views: {sorted(views)}")
-        if feature not in views[view_name].features:
-            raise ValueError(f"{name!r}: {view_name} has no feature {feature!r}; it has {views[view_name].features}")
-        requested.setdefault(view_name, []).append(feature)
+    requested = requested_features(features, views)
     if accuracy == "snapshot":
         return point_in_time_join(
             con,

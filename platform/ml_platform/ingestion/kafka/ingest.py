@@ -100,19 +100,20 @@ def plan_new(
         if start < low:
             plan.lost[partition] = (start, low)
             start = low
-        if start < high:
+        end = min(high, start + spec.max_messages_per_partition)  # the rest is the next run's
+        if start < end:
             plan.batches.append(
                 Batch(
                     landing_date,
                     partition,
                     start,
-                    high,
-                    stream.batch_name(spec.topic, partition, start, high),
+                    end,
+                    stream.batch_name(spec.topic, partition, start, end),
                     ingested_at,
                 )
             )
-        if high != stored.get(partition):
-            plan.next_offsets[partition] = high
+        if end != stored.get(partition):
+            plan.next_offsets[partition] = end
 
 
 def plan_reread(

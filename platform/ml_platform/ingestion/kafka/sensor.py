@@ -34,6 +34,7 @@ from ml_platform import settings
 from ml_platform.ingestion.kafka.client import KafkaSourceError, topic_reader
 from ml_platform.ingestion.kafka.spec import KafkaSourceSpec
 from ml_platform.ingestion.raw_asset import own_checks
+from ml_platform.raw.stream import MICRO_BATCH_TAG
 
 # The raw materialization's metadata entry holding the offsets stored by its run.
 OFFSETS_METADATA = "stream_offsets"
@@ -68,6 +69,15 @@ def ranges_label(ranges: dict[int, tuple[int, int]]) -> str:
     return ",".join(f"{p}={first}-{end - 1}" for p, (first, end) in sorted(ranges.items()))
 
 
+def micro_batch_selection(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.AssetSelection:
+    """The raw asset and the assets brought up to date in its runs (stream feature views: tagged
+    `MICRO_BATCH_TAG` with the source's name), resolved when a tick requests a run."""
+    followers = dg.AssetSelection.assets(raw.key).downstream(depth=1, include_self=False) & dg.AssetSelection.tag(
+        MICRO_BATCH_TAG, spec.name
+    )
+    return dg.AssetSelection.assets(raw.key) | followers
+
+
 def lag_sensor(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.SensorDefinition:
     partitions_def = raw.partitions_def
     quick = dataclasses.replace(spec, request_timeout_seconds=min(spec.request_timeout_seconds, TICK_TIMEOUT_SECONDS))
@@ -78,7 +88,7 @@ def lag_sensor(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.SensorDefi
             f"Requests {raw.key.to_user_string()} runs while topic {spec.topic} holds messages raw has not read;"
             f" records the lag per partition. Needs {spec.bootstrap_servers_env}."
         ),
-        asset_selection=[raw.key],
+        asset_selection=micro_batch_selection(spec, raw),
         minimum_interval_seconds=settings.sensor_interval_seconds(),
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
@@ -101,7 +111,8 @@ def lag_sensor(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.SensorDefi
         events, cursor = _observation(raw.key, today, lag, cursor)
         ranges = {p: (stored.get(p, 0), high) for p, (_, high) in watermarks.items() if high > stored.get(p, 0)}
         new_cursor = json.dumps(cursor, sort_keys=True)
-        if not ranges:
+        [latest] = context.instance.get_runs(dg.RunsFilter(tags={SOURCE_TAG: spec.name}), limit=1) or [None]
+        if not ranges and not _steps_after_raw_failed(latest):
             return dg.SensorResult(
                 skip_reason=f"{spec.name}: no lag on {spec.topic}", asset_events=events, cursor=new_cursor
             )
@@ -112,7 +123,6 @@ def lag_sensor(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.SensorDefi
                 cursor=new_cursor,
             )
         label = ranges_label(ranges)
-        [latest] = context.instance.get_runs(dg.RunsFilter(tags={SOURCE_TAG: spec.name}), limit=1) or [None]
         if latest is not None and latest.status in IN_FLIGHT:
             return dg.SensorResult(
                 skip_reason=f"{spec.name}: run {latest.run_id[:8]} is {latest.status.value.lower()}; it reads the lag",
@@ -121,22 +131,36 @@ def lag_sensor(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.SensorDefi
             )
         key = f"{spec.name}:{today}:{spec.topic}:{label}"
         tags = {"ml_platform/source": spec.name, SOURCE_TAG: spec.name, RANGES_TAG: label}
-        if latest is not None and latest.status in ENDED_BADLY and latest.tags.get(RANGES_TAG) == label:
-            if RETRY_TAG in latest.tags:
+        if latest is not None and latest.status in ENDED_BADLY and (not ranges or latest.tags.get(RANGES_TAG) == label):
+            if RETRY_TAG in latest.tags and latest.tags.get(RANGES_TAG) == label:
                 return dg.SensorResult(
                     skip_reason=(
-                        f"{spec.name}: the runs of offsets {label} failed twice (last: run {latest.run_id[:8]});"
-                        " not requested again until new messages arrive or a run is launched by hand"
+                        f"{spec.name}: the runs of offsets {label or '(none: their micro-batch steps)'} failed twice"
+                        f" (last: run {latest.run_id[:8]}); not requested again until new messages arrive or a run"
+                        " is launched by hand"
                     ),
                     asset_events=events,
                     cursor=new_cursor,
                 )
-            key += f":retry-{latest.run_id[:8]}"
+            key += f":retry-{latest.run_id[:8]}" if ranges else f"after-{latest.run_id[:8]}"
             tags[RETRY_TAG] = latest.run_id
-        request = dg.RunRequest(run_key=key, partition_key=today, tags=tags, asset_check_keys=own_checks(raw))
+        request = dg.RunRequest(
+            run_key=key,
+            partition_key=today,
+            tags=tags,
+            asset_selection=sorted(micro_batch_selection(spec, raw).resolve(context.repository_def.asset_graph)),
+            asset_check_keys=own_checks(raw),
+        )
         return dg.SensorResult(run_requests=[request], asset_events=events, cursor=new_cursor)
 
     return _sensor
+
+
+def _steps_after_raw_failed(latest: dg.DagsterRun | None) -> bool:
+    """The latest run ended badly: with no lag, its raw step committed and a step after it (a
+    stream feature view: the online store was away) did not; a run reading no messages applies
+    what the views have not (each applies every batch it has not, `curated/stream_update.py`)."""
+    return latest is not None and latest.status in ENDED_BADLY
 
 
 def _observation(key: dg.AssetKey, today: str, lag: dict[int, int], cursor: dict) -> tuple[list, dict]:

@@ -44,6 +44,11 @@ class KafkaSourceSpec(SourceSpec):
     read_timeout_seconds: float = 120.0
     # How long a metadata or watermark request may wait for the broker (a run, the lag sensor).
     request_timeout_seconds: float = 10.0
+    # At most this many messages per partition in one run: a backlog is read in several runs,
+    # each a transaction of bounded memory (a 2.3 M-message batch ran out of DuckDB's memory limit).
+    max_messages_per_partition: int = 200_000
+    # The clean day is rebuilt at most every five minutes (see SourceSpec.clean_schedule).
+    clean_schedule: str | None = "*/5 * * * *"
 
     def __post_init__(self):
         super().__post_init__()
@@ -58,6 +63,8 @@ class KafkaSourceSpec(SourceSpec):
             raise ValueError(f"source {self.name}: {self.bootstrap_servers_env!r} is not an environment variable name")
         if self.value_format not in VALUE_FORMATS:
             raise ValueError(f"source {self.name}: value_format must be one of {VALUE_FORMATS}")
+        if self.max_messages_per_partition < 1:
+            raise ValueError(f"source {self.name}: max_messages_per_partition must be positive")
         if self.max_message_bytes < 1:
             raise ValueError(f"source {self.name}: max_message_bytes must be positive")
         if self.read_timeout_seconds <= 0 or self.request_timeout_seconds <= 0:
