@@ -112,6 +112,14 @@ def test_asset_specs_snapshot(defs):
     for name in ("churn", "device_failure"):
         for model in (f"{name}_model", f"{name}_leaky_model"):
             expected[model] = unpartitioned(f"{name}_training_set", pool=())
+    # Stream feature views: brought up to date in the raw run (no automation), guarded like any
+    # curated table, no drift (a view of minutes has no days to compare).
+    for view in ("user_activity_5m", "user_activity_1h"):
+        expected[view] = {
+            **curated("raw_stream_events", group="realtime"),
+            "checks": ["contract", "privacy"],
+            "automated": False,
+        }
     assert snapshot == expected
 
 

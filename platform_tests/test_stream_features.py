@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import Runner
-from helpers import pseudonym
+from helpers import pseudonym, run_check
 from kafka_server import new_topic, produce, shared_broker, stream_defs, stream_spec
 from ml_platform.curated.stream_asset import stream_view_asset
 from ml_platform.declarations.stream_features.user_activity_1h import VIEW as VIEW_1H
@@ -93,7 +93,9 @@ def test_each_micro_batch_updates_the_windows_exactly(stream, broker):
         "not json",  # poison: recorded by raw, never counted
     ]
     produce(broker.bootstrap, topic, first)
-    micro_batch(runner, day)
+    result = micro_batch(runner, day)
+    for view in VIEWS:  # guarded as every curated table: the contract, and no raw id (pseudonyms only)
+        assert run_check(result, view, "contract").passed and run_check(result, view, "privacy").passed
     u1, u2 = pseudonym("u1"), pseudonym("u2")
     head1, head2 = now - 1 * m, now - 30 * m
     assert view_rows(runner, VIEW_5M.name, FEATURES_5M) == [

@@ -64,7 +64,7 @@ def source_definitions(spec: SourceSpec) -> RawSide:
     return built
 
 
-def stream_view_assets(views, specs: list[SourceSpec]) -> list[dg.AssetsDefinition]:
+def stream_view_assets(views, specs: list[SourceSpec], raw_personal=None) -> list[dg.AssetsDefinition]:
     """Each stream feature view's asset, on the stream source it names."""
     streams = {spec.name: spec for spec in specs if isinstance(spec, KafkaSourceSpec)}
     for view in views:
@@ -72,7 +72,7 @@ def stream_view_assets(views, specs: list[SourceSpec]) -> list[dg.AssetsDefiniti
             raise ValueError(
                 f"stream feature view {view.name}: {view.source!r} is not a stream source; {sorted(streams)} are"
             )
-    return [stream_view_asset(view, streams[view.source]) for view in views]
+    return [stream_view_asset(view, streams[view.source], raw_personal) for view in views]
 
 
 def build_definitions() -> dg.Definitions:
@@ -87,7 +87,7 @@ def build_definitions() -> dg.Definitions:
         for table in [*curated, *labels]
     ]
     views = [table for table in curated if isinstance(table, FeatureView)]
-    assets += stream_view_assets(discover_stream_views(), specs)
+    assets += stream_view_assets(discover_stream_views(), specs, raw_personal)
     assets += training_assets(discover_training_sets(), labels, views)
     sensors: list = [
         dg.AutomationConditionSensorDefinition(

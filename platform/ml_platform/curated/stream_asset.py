@@ -15,31 +15,40 @@ import datetime as dt
 import dagster as dg
 
 from ml_platform import online_store
+from ml_platform.checks.contract import contract_check_spec, evaluate_contract, publish_contract_table
+from ml_platform.checks.privacy import PRIVACY_CHECK, RawPersonal, evaluate_privacy, privacy_check_spec
 from ml_platform.contracts import table_contract as tc
 from ml_platform.curated import stream_update
 from ml_platform.curated.stream_view import CREATED, TIMESTAMP, StreamFeatureView
 from ml_platform.dagster_previews import acknowledged
-from ml_platform.partitions import daily_partitions, run_window
+from ml_platform.partitions import daily_partitions, run_window, window_keys
 from ml_platform.raw.spec import SourceSpec
 from ml_platform.raw.stream import MICRO_BATCH_TAG
 from ml_platform.raw.table import ingestion_time
+from ml_platform.results import CheckOutcome
 from ml_platform.warehouse import WAREHOUSE_POOL
 
 
-def stream_view_asset(view: StreamFeatureView, spec: SourceSpec) -> dg.AssetsDefinition:
+def stream_view_asset(
+    view: StreamFeatureView, spec: SourceSpec, raw_personal: RawPersonal | None = None
+) -> dg.AssetsDefinition:
+    """`raw_personal`: where raw personal values live, for the privacy check (as for curated tables)."""
     with acknowledged("backfill_policy"):
-        return _asset(view, spec)
+        return _asset(view, spec, raw_personal or {})
 
 
-def _asset(view: StreamFeatureView, spec: SourceSpec) -> dg.AssetsDefinition:
+def _asset(view: StreamFeatureView, spec: SourceSpec, raw_personal: RawPersonal) -> dg.AssetsDefinition:
+    key = dg.AssetKey(view.name)
+    partitions_def = daily_partitions()
+
     @dg.asset(
         name=view.name,
         deps=[dg.AssetKey(spec.raw_table)],
-        partitions_def=daily_partitions(),
+        partitions_def=partitions_def,
         # As its raw asset's: a range run is one run (and one transaction).
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=view.group,
-        kinds={"duckdb", "redis"},
+        kinds={"duckdb", "redis", "pandera"},
         pool=WAREHOUSE_POOL,
         owners=[view.owner],
         tags={MICRO_BATCH_TAG: spec.name},
@@ -49,38 +58,56 @@ def _asset(view: StreamFeatureView, spec: SourceSpec) -> dg.AssetsDefinition:
             f" new events, brought up to date in the raw run; served online (TTL {view.ttl}) and point"
             " in time by get_training_set. A partition holds the rows of the batches read that day."
         ),
-        metadata={"dagster/table_name": view.name, "dagster/column_schema": tc.table_schema(view.contract)},
+        metadata={
+            "dagster/table_name": view.name,
+            "dagster/column_schema": tc.table_schema(view.contract),
+            "contract": view.contract.__name__,
+        },
+        check_specs=[contract_check_spec(key, view.contract, partitions_def), privacy_check_spec(key, partitions_def)],
         required_resource_keys={"warehouse"},
     )
     def _view(context: dg.AssetExecutionContext):
         store = online_store.configured_store()
-        _, through = run_window(context)
+        warehouse = context.resources.warehouse
+        window = run_window(context)
+        through = window[1]
         applied: list[stream_update.Applied] = []
-        with context.resources.warehouse.transaction() as con:
+        table = stream_update.view_table(view)
+        with warehouse.transaction() as con:
             stream_update.create_tables(con, view, spec)
             for batch in stream_update.pending_batches(con, view, spec, through):
                 applied.append(
                     stream_update.apply_batch(con, view, spec, batch, _publisher(view, store), context.run_id)
                 )
-            total = con.execute(f'SELECT count(*) FROM "{view.name}"').fetchone()[0]
+            partition_rows = table.partition_counts(con, window)
         rows = [row for a in applied for row in a.rows]
         lags = [(row[CREATED] - a.batch.ingested_at).total_seconds() for a in applied for row in a.rows]
         context.log.info(
             f"{view.name}: {len(applied)} batch(es) applied, {sum(a.events for a in applied)} new events,"
             f" {len(rows)} rows" + (" published to the online store" if store else "")
         )
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": total,
-                "batches_applied": len(applied),
-                "events_applied": sum(a.events for a in applied),
-                "rows_written": len(rows),
-                "entities": len({tuple(row[c] for c in view.entity_columns) for row in rows}),
-                "rows_ignored_as_older": sum(a.ignored for a in applied),
-                "online_store": "redis" if store else "none (served from the warehouse)",
-                # From the batch's read to its rows being servable: the online half of event -> online.
-                "read_to_servable_seconds_max": max(lags, default=0.0),
-            }
+        metadata = {
+            "batches_applied": len(applied),
+            "events_applied": sum(a.events for a in applied),
+            "rows_written": len(rows),
+            "entities": len({tuple(row[c] for c in view.entity_columns) for row in rows}),
+            "rows_ignored_as_older": sum(a.ignored for a in applied),
+            "online_store": "redis" if store else "none (served from the warehouse)",
+            # From the batch's read to its rows being servable: the online half of event -> online.
+            "read_to_servable_seconds_max": max(lags, default=0.0),
+        }
+        keys = window_keys(window)
+        verdicts = evaluate_contract(warehouse, table, window, keys)
+        private = evaluate_privacy(warehouse, table, window, keys, raw_personal)
+        yield from publish_contract_table(
+            context,
+            warehouse,
+            table,
+            window,
+            partition_rows,
+            verdicts,
+            metadata,
+            more_checks=[CheckOutcome(PRIVACY_CHECK, *private, blocking=True)],
         )
 
     return _view

@@ -144,12 +144,15 @@ def lag_sensor(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.SensorDefi
                 )
             key += f":retry-{latest.run_id[:8]}" if ranges else f"after-{latest.run_id[:8]}"
             tags[RETRY_TAG] = latest.run_id
+        graph = context.repository_def.asset_graph
+        selected = micro_batch_selection(spec, raw).resolve(graph)
         request = dg.RunRequest(
             run_key=key,
             partition_key=today,
             tags=tags,
-            asset_selection=sorted(micro_batch_selection(spec, raw).resolve(context.repository_def.asset_graph)),
-            asset_check_keys=own_checks(raw),
+            asset_selection=sorted(selected),
+            # The raw asset's own checks, and every check of the assets brought up to date with it.
+            asset_check_keys=[*own_checks(raw), *sorted(graph.get_check_keys_for_assets(selected - {raw.key}))],
         )
         return dg.SensorResult(run_requests=[request], asset_events=events, cursor=new_cursor)
 
