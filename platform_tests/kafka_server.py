@@ -114,10 +114,11 @@ def watermarks(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
 
 
 def stream_spec(topic: str, **changes):
-    """The demo stream source (`declarations/sources/stream_events.py`) on another topic."""
+    """The demo stream source (`declarations/sources/stream_events.py`) on another topic; its lag
+    sensor requests a run for any lag at once (`micro_batch_messages=1`) unless `changes` say otherwise."""
     from ml_platform.declarations.sources.stream_events import SPEC
 
-    return dataclasses.replace(SPEC, topic=topic, **changes)
+    return dataclasses.replace(SPEC, topic=topic, **{"micro_batch_messages": 1, **changes})
 
 
 def stream_defs(spec) -> dg.Definitions:

@@ -660,3 +660,24 @@ def test_a_stream_sources_clean_day_is_rebuilt_at_most_once_between_two_schedule
     assert tick_at(6) == {}  # requested since the last tick of the schedule already
     assert tick_at(10.1) == {dg.AssetKey(CLEAN): {yesterday(), today()}}
     assert tick_at(10.5) == {}
+
+
+def test_the_lag_sensor_gathers_a_trickle_into_micro_batches_by_size_or_time(bootstrap, instance, data_dir):
+    topic = new_topic(bootstrap, partitions=1)
+    defs = stream_defs(stream_spec(topic, micro_batch_messages=5, micro_batch_wait_seconds=3.0))
+    produce(bootstrap, topic, events(0, 2))
+    first = _tick(defs, instance)
+    assert first.run_requests == [] and first.skip_message.startswith(
+        "stream_events: 2 message(s) waiting for 0 s; a run starts at 5 or after 3 s"
+    )
+    produce(bootstrap, topic, events(2, 3))  # five waiting: a run at once
+    sized = _tick(defs, instance, first.cursor)
+    [by_size] = sized.run_requests
+    assert by_size.tags["ml_platform/stream_ranges"] == "0=0-4"
+    Runner(defs, instance, data_dir).run(RAW, partition=today(), tags=by_size.tags)
+    produce(bootstrap, topic, events(5, 1))
+    waiting = _tick(defs, instance, sized.cursor)  # the wait starts again with the run
+    assert waiting.run_requests == [] and "1 message(s) waiting for 0 s" in waiting.skip_message
+    time.sleep(3.1)  # the first waiting message has waited long enough: a run for one message
+    [by_time] = _tick(defs, instance, waiting.cursor).run_requests
+    assert by_time.tags["ml_platform/stream_ranges"] == "0=5-5"

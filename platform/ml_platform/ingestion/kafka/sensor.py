@@ -45,6 +45,8 @@ RETRY_TAG = "ml_platform/stream_retry_of"
 # A tick waits at most this long for the broker: a sensor that blocks delays the daemon's others.
 TICK_TIMEOUT_SECONDS = 2.0
 HEARTBEAT_SECONDS = 60.0
+# The sensor's cursor entry: since when messages have been waiting for a run (`_still_gathering`).
+WAITING_SINCE = "waiting_since"
 IN_FLIGHT = (
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -110,6 +112,8 @@ def lag_sensor(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.SensorDefi
         lag = {p: high - stored.get(p, 0) for p, (_, high) in watermarks.items()}
         events, cursor = _observation(raw.key, today, lag, cursor)
         ranges = {p: (stored.get(p, 0), high) for p, (_, high) in watermarks.items() if high > stored.get(p, 0)}
+        if not ranges:
+            cursor.pop(WAITING_SINCE, None)
         new_cursor = json.dumps(cursor, sort_keys=True)
         [latest] = context.instance.get_runs(dg.RunsFilter(tags={SOURCE_TAG: spec.name}), limit=1) or [None]
         if not ranges and not _steps_after_raw_failed(latest):
@@ -129,6 +133,14 @@ def lag_sensor(spec: KafkaSourceSpec, raw: dg.AssetsDefinition) -> dg.SensorDefi
                 asset_events=events,
                 cursor=new_cursor,
             )
+        if ranges and not (latest is not None and latest.status in ENDED_BADLY):
+            waiting = _still_gathering(spec, sum(lag.values()), cursor)
+            if waiting:
+                return dg.SensorResult(
+                    skip_reason=waiting, asset_events=events, cursor=json.dumps(cursor, sort_keys=True)
+                )
+        cursor.pop(WAITING_SINCE, None)
+        new_cursor = json.dumps(cursor, sort_keys=True)
         key = f"{spec.name}:{today}:{spec.topic}:{label}"
         tags = {"ml_platform/source": spec.name, SOURCE_TAG: spec.name, RANGES_TAG: label}
         if latest is not None and latest.status in ENDED_BADLY and (not ranges or latest.tags.get(RANGES_TAG) == label):
@@ -164,6 +176,21 @@ def _steps_after_raw_failed(latest: dg.DagsterRun | None) -> bool:
     stream feature view: the online store was away) did not; a run reading no messages applies
     what the views have not (each applies every batch it has not, `curated/stream_update.py`)."""
     return latest is not None and latest.status in ENDED_BADLY
+
+
+def _still_gathering(spec: KafkaSourceSpec, waiting: int, cursor: dict) -> str | None:
+    """Why no run is requested yet, or None: a micro-batch starts once `micro_batch_messages` are
+    waiting or the first of them has waited `micro_batch_wait_seconds` (as Kafka Connect flushes on
+    a size or a time). A trickle then costs a run every half minute, not one per tick, each holding
+    the warehouse's one writer. Records in `cursor` since when messages wait."""
+    now = time.time()
+    since = cursor.setdefault(WAITING_SINCE, now)
+    if waiting >= spec.micro_batch_messages or now - since >= spec.micro_batch_wait_seconds:
+        return None
+    return (
+        f"{spec.name}: {waiting} message(s) waiting for {now - since:.0f} s; a run starts at"
+        f" {spec.micro_batch_messages} or after {spec.micro_batch_wait_seconds:.0f} s"
+    )
 
 
 def _observation(key: dg.AssetKey, today: str, lag: dict[int, int], cursor: dict) -> tuple[list, dict]:

@@ -47,6 +47,10 @@ class KafkaSourceSpec(SourceSpec):
     # At most this many messages per partition in one run: a backlog is read in several runs,
     # each a transaction of bounded memory (a 2.3 M-message batch ran out of DuckDB's memory limit).
     max_messages_per_partition: int = 200_000
+    # A micro-batch starts once this many messages wait, or once the first of them has waited this
+    # long (the lag sensor): a busy topic is read as fast as runs go, a trickle every half minute.
+    micro_batch_messages: int = 1_000
+    micro_batch_wait_seconds: float = 30.0
     # The clean day is rebuilt at most every five minutes (see SourceSpec.clean_schedule).
     clean_schedule: str | None = "*/5 * * * *"
 
@@ -63,6 +67,10 @@ class KafkaSourceSpec(SourceSpec):
             raise ValueError(f"source {self.name}: {self.bootstrap_servers_env!r} is not an environment variable name")
         if self.value_format not in VALUE_FORMATS:
             raise ValueError(f"source {self.name}: value_format must be one of {VALUE_FORMATS}")
+        if self.micro_batch_messages < 1 or self.micro_batch_wait_seconds < 0:
+            raise ValueError(
+                f"source {self.name}: micro_batch_messages must be positive, micro_batch_wait_seconds >= 0"
+            )
         if self.max_messages_per_partition < 1:
             raise ValueError(f"source {self.name}: max_messages_per_partition must be positive")
         if self.max_message_bytes < 1:
