@@ -670,14 +670,14 @@ def test_the_lag_sensor_gathers_a_trickle_into_micro_batches_by_size_or_time(boo
     assert first.run_requests == [] and first.skip_message.startswith(
         "stream_events: 2 message(s) waiting for 0 s; a run starts at 5 or after 3 s"
     )
-    produce(bootstrap, topic, events(2, 3))  # five waiting: a run at once
-    sized = _tick(defs, instance, first.cursor)
-    [by_size] = sized.run_requests
-    assert by_size.tags["ml_platform/stream_ranges"] == "0=0-4"
-    Runner(defs, instance, data_dir).run(RAW, partition=today(), tags=by_size.tags)
-    produce(bootstrap, topic, events(5, 1))
-    waiting = _tick(defs, instance, sized.cursor)  # the wait starts again with the run
-    assert waiting.run_requests == [] and "1 message(s) waiting for 0 s" in waiting.skip_message
-    time.sleep(3.1)  # the first waiting message has waited long enough: a run for one message
-    [by_time] = _tick(defs, instance, waiting.cursor).run_requests
-    assert by_time.tags["ml_platform/stream_ranges"] == "0=5-5"
+    produce(bootstrap, topic, events(2, 1))  # the lag changes: the wait still counts from the first
+    second = _tick(defs, instance, first.cursor)
+    assert second.run_requests == [] and "3 message(s) waiting" in second.skip_message
+    time.sleep(3.1)
+    timed = _tick(defs, instance, second.cursor)
+    [by_time] = timed.run_requests
+    assert by_time.tags["ml_platform/stream_ranges"] == "0=0-2"
+    Runner(defs, instance, data_dir).run(RAW, partition=today(), tags=by_time.tags)
+    produce(bootstrap, topic, events(3, 5))  # five waiting: a run at once
+    [by_size] = _tick(defs, instance, timed.cursor).run_requests
+    assert by_size.tags["ml_platform/stream_ranges"] == "0=3-7"
