@@ -674,10 +674,11 @@ def test_the_lag_sensor_gathers_a_trickle_into_micro_batches_by_size_or_time(boo
     second = _tick(defs, instance, first.cursor)
     assert second.run_requests == [] and "3 message(s) waiting" in second.skip_message
     time.sleep(3.1)
+    produce(bootstrap, topic, events(3, 1))  # changed again, four waiting: the first has waited 3 s
     timed = _tick(defs, instance, second.cursor)
     [by_time] = timed.run_requests
-    assert by_time.tags["ml_platform/stream_ranges"] == "0=0-2"
+    assert by_time.tags["ml_platform/stream_ranges"] == "0=0-3"
     Runner(defs, instance, data_dir).run(RAW, partition=today(), tags=by_time.tags)
-    produce(bootstrap, topic, events(3, 5))  # five waiting: a run at once
+    produce(bootstrap, topic, events(4, 5))  # five waiting: a run at once
     [by_size] = _tick(defs, instance, timed.cursor).run_requests
-    assert by_size.tags["ml_platform/stream_ranges"] == "0=3-7"
+    assert by_size.tags["ml_platform/stream_ranges"] == "0=4-8"
