@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from make_dev import (
-    STOP_TIMEOUT,
     NEVER_IN_A_WEEK,
+    STOP_TIMEOUT,
     STREAM_ASSETS,
     STREAM_VIEWS,
     UNPARTITIONED,
