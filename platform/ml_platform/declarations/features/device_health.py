@@ -11,7 +11,8 @@ is the UTC date of `as_of`: the hour 23:00-24:00 of day D is as of D+1 00:00 and
 
 Values. Means, sample standard deviations (n - 1) and maxima skip nulls. A statistic is null when
 its window holds no value, and a std also with a single value (undefined). The 24 h statistics
-combine hourly counts, sums and sums of squares (the variance is clamped at 0 against rounding).
+combine hourly counts, sums and sums of squares, all exact (decimals: a value never depends on the
+order rows were added in, so every build gives the same bits); a variance is clamped at 0.
 `power_mean_24h` is the mean power_consumption reading in kW, not an energy. The changes are the
 hour's mean minus the previous hour's [as_of - 2h, as_of - 1h), null when either has no value.
 The flags compare the hour's readings with the row's own statistics (the hour included, so they
@@ -133,19 +134,28 @@ class DeviceHealth(DataFrameModel):
 # Readings are summed per device and hour first (count, sum, sum of squares, extremes); a RANGE
 # frame over the hour then combines the 24 hours [as_of - 24h, as_of) exactly, missing hours
 # included, and another one picks the previous hour. Nothing is joined reading by reading.
+# Sums are exact: readings become DECIMAL(38, 10) (squares DECIMAL(38, 20)), so the order rows are
+# added in (which varies with how threads split them) cannot change a value's last bit, and every
+# build of a partition gives the same values. A sample variance is (n * sum of squares - sum^2) /
+# (n (n - 1)), its numerator exact, divided as a double.
 SQL = """
-WITH hourly AS (
-  SELECT device_id, date_trunc('hour', "timestamp") AS hour_start,
-         count(*) AS readings,
-         count(temperature) AS t_n, sum(temperature) AS t_sum, sum(temperature * temperature) AS t_sq,
-         stddev_samp(temperature) AS t_std, min(temperature) AS t_min, max(temperature) AS t_max,
-         count(vibration) AS v_n, sum(vibration) AS v_sum, sum(vibration * vibration) AS v_sq,
-         stddev_samp(vibration) AS v_std, max(vibration) AS v_max,
-         count(power_consumption) AS p_n, sum(power_consumption) AS p_sum,
-         arg_max(location, "timestamp") FILTER (WHERE location IS NOT NULL) AS location,
-         max(landing_date) AS landed
+WITH readings AS (
+  SELECT device_id, date_trunc('hour', "timestamp") AS hour_start, "timestamp", location, landing_date,
+         temperature, vibration,
+         CAST(temperature AS DECIMAL(38, 10)) AS t, CAST(vibration AS DECIMAL(38, 10)) AS v,
+         CAST(power_consumption AS DECIMAL(38, 10)) AS p
   FROM clean_telemetry
   WHERE reading_date BETWEEN $start - 1 AND $end
+),
+hourly AS (
+  SELECT device_id, hour_start,
+         count(*) AS readings,
+         count(t) AS t_n, sum(t) AS t_sum, sum(t * t) AS t_sq, min(temperature) AS t_min, max(temperature) AS t_max,
+         count(v) AS v_n, sum(v) AS v_sum, sum(v * v) AS v_sq, max(vibration) AS v_max,
+         count(p) AS p_n, sum(p) AS p_sum,
+         arg_max(location, "timestamp") FILTER (WHERE location IS NOT NULL) AS location,
+         max(landing_date) AS landed
+  FROM readings
   GROUP BY device_id, hour_start
 ),
 windowed AS (
@@ -168,12 +178,16 @@ windowed AS (
 ),
 stats AS (
   SELECT *, hour_start + INTERVAL 1 HOUR AS as_of,
+         CASE WHEN t_n > 1 THEN sqrt(greatest(
+           CAST(t_n * t_sq - t_sum * t_sum AS DOUBLE) / (t_n * (t_n - 1)), 0.0)) END AS t_std,
+         CASE WHEN v_n > 1 THEN sqrt(greatest(
+           CAST(v_n * v_sq - v_sum * v_sum AS DOUBLE) / (v_n * (v_n - 1)), 0.0)) END AS v_std,
          t_sum_24h / nullif(t_n_24h, 0) AS t_mean_24h,
-         CASE WHEN t_n_24h > 1 THEN sqrt(greatest((t_sq_24h - t_sum_24h * t_sum_24h / t_n_24h) / (t_n_24h - 1), 0.0))
-         END AS t_std_24h,
+         CASE WHEN t_n_24h > 1 THEN sqrt(greatest(
+           CAST(t_n_24h * t_sq_24h - t_sum_24h * t_sum_24h AS DOUBLE) / (t_n_24h * (t_n_24h - 1)), 0.0)) END AS t_std_24h,
          v_sum_24h / nullif(v_n_24h, 0) AS v_mean_24h,
-         CASE WHEN v_n_24h > 1 THEN sqrt(greatest((v_sq_24h - v_sum_24h * v_sum_24h / v_n_24h) / (v_n_24h - 1), 0.0))
-         END AS v_std_24h
+         CASE WHEN v_n_24h > 1 THEN sqrt(greatest(
+           CAST(v_n_24h * v_sq_24h - v_sum_24h * v_sum_24h AS DOUBLE) / (v_n_24h * (v_n_24h - 1)), 0.0)) END AS v_std_24h
   FROM windowed
 )
 SELECT device_id, CAST(as_of AS DATE) AS as_of_date, as_of,
@@ -183,7 +197,7 @@ SELECT device_id, CAST(as_of AS DATE) AS as_of_date, as_of,
        t_mean_24h AS temperature_mean_24h, t_std_24h AS temperature_std_24h, t_max_24h AS temperature_max_24h,
        v_mean AS vibration_mean_1h, v_std AS vibration_std_1h, v_max AS vibration_max_1h,
        v_mean_24h AS vibration_mean_24h, v_std_24h AS vibration_std_24h, v_max_24h AS vibration_max_24h,
-       p_sum_24h / nullif(p_n_24h, 0) AS power_mean_24h,
+       CAST(p_sum_24h / nullif(p_n_24h, 0) AS DOUBLE) AS power_mean_24h,
        t_mean - t_mean_before AS temperature_change_1h,
        v_mean - v_mean_before AS vibration_change_1h,
        greatest(t_max - t_mean_24h, t_mean_24h - t_min) > 3 * t_std_24h AS temperature_anomaly,

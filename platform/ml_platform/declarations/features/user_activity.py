@@ -55,7 +55,10 @@ class UserActivity(DataFrameModel):
 
 # Per user and event day first (small), then cumulative sums per user: a value as of D is the
 # cumulative total of the last event day before D, found with ASOF joins, minus the total as of
-# D - 7 (or D - 30) for the windows. Nothing is joined row by row over the whole history.
+# D - 7 (or D - 30) for the windows. Nothing is joined row by row over the whole history. Amounts
+# are summed as decimals, exactly: a floating-point sum depends on the order rows are added in
+# (which varies with how threads split them), and two builds differed in the last bit (297.2 vs
+# 297.20000000000005); the running totals and their differences are exact too.
 SQL = """
 WITH as_of_days AS (
   SELECT CAST(d AS DATE) AS as_of_date FROM generate_series($start, $end, INTERVAL 1 DAY) t(d)
@@ -64,7 +67,7 @@ daily AS (
   SELECT user_id, event_date,
          count(*) AS events,
          count(*) FILTER (WHERE event_type = 'purchase') AS purchases,
-         coalesce(sum(amount) FILTER (WHERE event_type = 'purchase'), 0.0) AS spend,
+         coalesce(sum(CAST(amount AS DECIMAL(38, 10))) FILTER (WHERE event_type = 'purchase'), 0) AS spend,
          max(landing_date) AS landed
   FROM clean_events WHERE event_date < $end
   GROUP BY user_id, event_date
@@ -83,8 +86,8 @@ users_days AS (
 ),
 totals AS (
   SELECT ud.as_of_date, ud.user_id, now_.events, now_.purchases, now_.spend, now_.last_purchase_date,
-         now_.landed, coalesce(w7.events, 0) AS events_before_7d, coalesce(w7.spend, 0.0) AS spend_before_7d,
-         coalesce(w30.events, 0) AS events_before_30d, coalesce(w30.spend, 0.0) AS spend_before_30d
+         now_.landed, coalesce(w7.events, 0) AS events_before_7d, coalesce(w7.spend, 0) AS spend_before_7d,
+         coalesce(w30.events, 0) AS events_before_30d, coalesce(w30.spend, 0) AS spend_before_30d
   FROM users_days ud
   ASOF JOIN running now_ ON now_.user_id = ud.user_id AND ud.as_of_date > now_.event_date
   ASOF LEFT JOIN running w7 ON w7.user_id = ud.user_id AND ud.as_of_date - 7 > w7.event_date
@@ -108,10 +111,10 @@ attributes AS (
 )
 SELECT t.user_id, t.as_of_date, CAST(t.as_of_date AS TIMESTAMP) AS as_of,
        CAST(greatest(t.landed, a.valid_from) + 1 AS TIMESTAMP) AS created_at,
-       t.spend AS lifetime_value, t.purchases,
-       CASE WHEN t.purchases > 0 THEN t.spend / t.purchases END AS avg_order_value,
+       CAST(t.spend AS DOUBLE) AS lifetime_value, t.purchases,
+       CASE WHEN t.purchases > 0 THEN CAST(t.spend / t.purchases AS DOUBLE) END AS avg_order_value,
        CAST(t.as_of_date - t.last_purchase_date AS BIGINT) AS days_since_last_purchase,
-       t.spend - t.spend_before_7d AS spend_7d, t.spend - t.spend_before_30d AS spend_30d,
+       CAST(t.spend - t.spend_before_7d AS DOUBLE) AS spend_7d, CAST(t.spend - t.spend_before_30d AS DOUBLE) AS spend_30d,
        t.events - t.events_before_7d AS events_7d, t.events - t.events_before_30d AS events_30d,
        coalesce(s.sessions_30d, 0) AS sessions_30d, a.plan, a.country
 FROM totals t
@@ -138,7 +141,7 @@ def _from_events(name: str, aggregate: str, days: int) -> TemporalFeature:
 
 # The windowed features as of an entity row's exact time, aggregated like SQL above (0.0 spend
 # and 0 events when the window is empty), over [t - window, t) instead of [midnight - window, midnight).
-SPEND = "coalesce(sum(amount) FILTER (WHERE event_type = 'purchase'), 0.0)"
+SPEND = "coalesce(CAST(sum(CAST(amount AS DECIMAL(38, 10))) FILTER (WHERE event_type = 'purchase') AS DOUBLE), 0.0)"
 TEMPORAL = (
     _from_events("spend_7d", SPEND, 7),
     _from_events("spend_30d", SPEND, 30),
