@@ -201,4 +201,8 @@ def _observation(key: dg.AssetKey, today: str, lag: dict[int, int], cursor: dict
         return [], cursor
     metadata = {f"{LAG_PREFIX}partition_{p}": n for p, n in figures.items()}
     metadata[f"{LAG_PREFIX}total"] = sum(lag.values())
-    return [dg.AssetObservation(asset_key=key, partition=today, metadata=metadata)], {**cursor, "lag": figures, "at": now}
+    return [dg.AssetObservation(asset_key=key, partition=today, metadata=metadata)], {
+        **cursor,
+        "lag": figures,
+        "at": now,
+    }
