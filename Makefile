@@ -212,7 +212,7 @@ PY4J_VERSION := 0.10.9.9
 bench-spark: $(SPARK_VENV)/.installed
 	$(SPARK_VENV)/bin/python benchmarks/spark_probe.py
 
-# The stream benchmark (benchmarks/README.md): the demo's clickstream at 1 k, 10 k and 50 k events/s for 3
+# The stream benchmark (benchmarks/README.md): the demo's clickstream at 1 k, 10 k, 20 k and 50 k events/s for 3
 # minutes each into the running platform (a Kafka broker, Redis and `dagster-daemon run` started here, one
 # fresh platform per rate): produce -> raw and event -> online latency, lag, CPU and memory; results in
 # benchmarks/results/stream.{json,md}. STREAM_BENCH_ARGS passes its flags: `--quick` (40 s per rate, results

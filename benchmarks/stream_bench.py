@@ -1,6 +1,6 @@
 """The stream benchmark (`make bench-stream`): sustained production into the running platform, per rate.
 
-    .venv/bin/python benchmarks/stream_bench.py                      # 1 k, 10 k, 50 k events/s, 3 min each
+    .venv/bin/python benchmarks/stream_bench.py                      # 1 k, 10 k, 20 k, 50 k events/s, 3 min each
     .venv/bin/python benchmarks/stream_bench.py --quick              # 40 s each (try it out; figures not final)
     .venv/bin/python benchmarks/stream_bench.py --rates 20000 --seconds 300
 
@@ -70,7 +70,7 @@ FAST_LOOP_DAEMON = (
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", default="1000,10000,50000", help="events/s, comma-separated")
+    parser.add_argument("--rates", default="1000,10000,20000,50000", help="events/s, comma-separated")
     parser.add_argument("--seconds", type=float, help="measured production per rate (default 180; quick: 40)")
     parser.add_argument("--warmup", type=float, help="production before measuring (default 30; quick: 15)")
     parser.add_argument("--quick", action="store_true", help="short runs to try the harness; figures not final")
