@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ml_platform import settings
+from ml_platform.demo.server_process import die_with_parent, free_port, spawn, stop_group
 
 START_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 20.0
@@ -60,12 +58,6 @@ appender.file.fileName = {log}
 appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = [%d] %p %m (%c)%n
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def java_version(java: str) -> int | None:
@@ -94,12 +86,6 @@ def missing_reason(lib: Path | None = None) -> str | None:
     if not list(lib.glob("kafka_2.13-*.jar")):
         return f"the Kafka jars are not in {lib}: run `make kafka` (fetches them from Maven Central once)"
     return None
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL it when the process that started it dies (Linux prctl)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -199,14 +185,11 @@ class KafkaBroker:
             self._write_config()  # the ports may have changed since the folder was formatted
         out = (self.root / "broker.out").open("ab")
         try:
-            self.process = subprocess.Popen(
+            self.process = spawn(
                 self._java("kafka.Kafka", str(self.properties)),
                 cwd=self.root,
                 stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if self.die_with_parent else None,
+                with_parent=self.die_with_parent,
             )
         finally:
             out.close()
@@ -237,15 +220,7 @@ class KafkaBroker:
         """Stop the broker's process group: SIGTERM (SIGKILL after a bound), or SIGKILL with `hard`."""
         if self.process is None:
             return
-        first = signal.SIGKILL if hard else signal.SIGTERM
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, first)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        stop_group(self.process, STOP_TIMEOUT_SECONDS, hard)
         self.process = None
 
 
@@ -323,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir is None:
         parser.error("--data-dir is required")
     # Started in the background by `make dev`: go (and take the broker along) when it ends.
-    _die_with_parent()
+    die_with_parent()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,16 +28,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ml_platform.demo.server_process import free_port, spawn, stop_group
+
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 # Exit status of the command line when no redis-server is installed.
 CANNOT_RUN = 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def missing_reason() -> str | None:
@@ -48,12 +41,6 @@ def missing_reason() -> str | None:
     if shutil.which("redis-server") is None:
         return "no redis-server on PATH (Debian: apt-get install redis-server, or `make system-deps` as root)"
     return None
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL it when the process that started it dies (Linux prctl)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -96,14 +83,8 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            self._command(),
-            cwd=self.root,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if self.die_with_parent else None,
+        self.process = spawn(
+            self._command(), cwd=self.root, stdout=subprocess.DEVNULL, with_parent=self.die_with_parent
         )
         self._wait_ready(timeout)
 
@@ -130,14 +111,7 @@ class RedisServer:
     def stop(self, hard: bool = False) -> None:
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL if hard else signal.SIGTERM)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        stop_group(self.process, STOP_TIMEOUT_SECONDS, hard)
         self.process = None
 
 
