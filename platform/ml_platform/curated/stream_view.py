@@ -18,10 +18,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import ibis.expr.datatypes as ibis_dt
 import pandera.ibis as pa
 
 from ml_platform import privacy
 from ml_platform.contracts import table_contract as tc
+from ml_platform.contracts.lineage import UtcTimestamp
 from ml_platform.point_in_time.join import FeatureTable
 from ml_platform.point_in_time.temporal import TemporalView
 
@@ -31,6 +33,21 @@ CREATED = "created_at"
 BATCH = "batch_ingested_at"
 BATCH_DATE = "batch_date"
 BOOKKEEPING = (TIMESTAMP, CREATED, BATCH, BATCH_DATE)
+
+
+class StreamViewRow(pa.DataFrameModel):
+    """The bookkeeping columns of every stream view: a view's contract subclasses this and adds its
+    entity keys and one column per aggregate."""
+
+    event_timestamp: UtcTimestamp = pa.Field(
+        description="The entity's newest event time (never after the batch was read): the values are as of it."
+    )
+    created_at: UtcTimestamp = pa.Field(description="When the row became servable (the online store's write time).")
+    batch_ingested_at: UtcTimestamp = pa.Field(description="When the micro-batch that made the row was read.")
+    batch_date: ibis_dt.Date = pa.Field(description="UTC day the micro-batch was read: the partition.")
+
+    class Config:
+        strict = True
 
 
 @dataclass(frozen=True, kw_only=True)
