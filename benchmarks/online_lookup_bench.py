@@ -7,7 +7,10 @@ request after another on one connection, after a warm-up:
 
 - `store.read`: `RedisOnlineStore.read` with pseudonymized keys (one Lua script, one round trip);
 - `online_vectors`: what the HTTP endpoint calls: ids pseudonymized in Python, then `read`;
-- `get_online_features`: the DataFrame API (adds building the DataFrame as the warehouse path shapes it);
+- `get_online_features`: the DataFrame API (adds building the DataFrame as the warehouse path shapes it),
+  given the ids as lists (`{"user_id": [...]}`, what a model server has, as Feast's `entity_rows`
+  are plain values), and `get_online_features frame`: the same given a DataFrame of the ids, built in
+  the timed call;
 - `http GET` (1 entity) / `http POST` (100): the endpoint (`ml_platform.training.online_server`) in
   this process's threads, a keep-alive `http.client` connection, JSON decoded.
 
@@ -72,6 +75,7 @@ FEATURE_KINDS = {
 # Platform case beside Feast case, per entity count: (shown as, platform, Feast).
 PAIRS = [
     ("get_online_features (DataFrame) vs to_df()", "get_online_features", "to_df"),
+    ("get_online_features, ids in a DataFrame, vs to_df()", "get_online_features frame", "to_df"),
     ("online_vectors (JSON-ready) vs to_dict()", "online_vectors", "to_dict"),
 ]
 CHECKED_ENTITIES = 50
@@ -207,9 +211,15 @@ def main(argv: list[str] | None = None) -> int:
             "online_vectors 1": lambda: online_vectors(store, {"user_id": [one_id()]}, names, views=views),
             "online_vectors 100": lambda: online_vectors(store, {"user_id": hundred()}, names, views=views),
             "get_online_features 1": lambda: get_online_features(
-                None, pd.DataFrame({"user_id": [one_id()]}), names, views=views, store=store
+                None, {"user_id": [one_id()]}, names, views=views, store=store
             ),
             "get_online_features 100": lambda: get_online_features(
+                None, {"user_id": hundred()}, names, views=views, store=store
+            ),
+            "get_online_features frame 1": lambda: get_online_features(
+                None, pd.DataFrame({"user_id": [one_id()]}), names, views=views, store=store
+            ),
+            "get_online_features frame 100": lambda: get_online_features(
                 None, pd.DataFrame({"user_id": hundred()}), names, views=views, store=store
             ),
         }

@@ -149,7 +149,24 @@ def interrupt(platform: Platform, timeout: float = STOP_TIMEOUT) -> float:
     started = time.monotonic()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(platform.pgid, signal.SIGINT)
-    platform.process.wait(timeout=timeout)
+    try:
+        platform.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # What is still running goes into make dev's log (kept under test-artifacts/).
+        left = subprocess.run(
+            ["ps", "-o", "pid,ppid,stat,etimes,args", "-g", str(platform.pgid)], capture_output=True, text=True
+        ).stdout
+        with platform.log_path.open("a") as log:
+            log.write(f"\n--- still running {timeout:.0f} s after Ctrl-C ---\n{left}")
+        # Each Python process left prints every thread's stack to the log as it aborts
+        # (PYTHONFAULTHANDLER, set below): where it waits.
+        for line in left.splitlines()[1:]:
+            pid, _, _, _, command = line.split(None, 4)
+            if "python" in command:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGABRT)
+        time.sleep(3)
+        raise
     return time.monotonic() - started
 
 
@@ -163,6 +180,7 @@ def running_make_dev(root: Path, name: str = "make_dev", demo: dict | None = Non
     # make dev's own defaults, whatever this shell has configured (the tests' pseudonym key excepted).
     env = {k: v for k, v in os.environ.items() if not k.startswith("ML_PLATFORM_") or k == "ML_PLATFORM_PSEUDONYM_KEY"}
     env.pop("DAGSTER_HOME", None)
+    env["PYTHONFAULTHANDLER"] = "1"  # a stuck process's stacks, when `interrupt` aborts it
     log_path = root / f"{name}.log"
     variables = {
         "DATA_DIR": data_dir,

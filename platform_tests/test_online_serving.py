@@ -104,6 +104,11 @@ def test_redis_answers_what_the_warehouse_answers(starting_state, data_dir, stor
         newest = con.execute(f"SELECT count(*) FROM latest_{view}").fetchone()[0]
 
     pd.testing.assert_frame_equal(from_redis, from_warehouse, check_exact=True)
+    # The ids as plain lists (what a model server has): the same frame, from either place.
+    as_lists = {column: entities[column].tolist()}
+    pd.testing.assert_frame_equal(get_online_features(None, as_lists, features, at=at, store=store), from_redis)
+    with connect(data_dir / "warehouse.duckdb", read_only=True) as con:
+        pd.testing.assert_frame_equal(get_online_features(con, as_lists, features, at=at, store=None), from_warehouse)
     stale_in_redis = get_online_features(None, entities, features, at=later, store=store)
     pd.testing.assert_frame_equal(stale_in_redis, stale_in_warehouse, check_exact=True)
     assert stale_in_redis[[f.split(":")[1] for f in features]].isna().all().all()

@@ -51,6 +51,50 @@ class OnlineVectors:
     vectors: list[dict[str, Value]]
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a lookup of some features needs besides the ids, worked out once per feature list and
+    set of views: names checked and grouped by view, output columns and their DuckDB types, the
+    entity columns each view holds pseudonymized."""
+
+    requested: dict[str, list[str]]
+    names: list[str]  # `view:feature`, in output order
+    columns: list[str]  # the DataFrame's column per name (`feature`, or `view__feature`)
+    types: list[str]  # the DuckDB type per name
+    hidden: dict[str, frozenset[str]]  # view -> its pseudonymized entity columns
+    views: dict  # held: the plan is keyed by the views' identities
+
+
+_PLANS: dict[tuple, _Plan] = {}
+_PLANS_KEPT = 256
+
+
+def _plan(features: Sequence[str], views: dict, full_feature_names: bool = False) -> _Plan:
+    """The lookup's plan, from a bounded cache: a serving process asks for the same features again
+    and again, and working them out was a fifth of a one-entity lookup. Keyed by the views'
+    identities: a view is a frozen dataclass, so another view is another object."""
+    key = (tuple(features), full_feature_names, tuple((name, id(view)) for name, view in views.items()))
+    plan = _PLANS.get(key)
+    if plan is None:
+        requested = requested_features(features, views)
+        asked = [(view, feature) for view, features_of in requested.items() for feature in features_of]
+        plan = _Plan(
+            requested=requested,
+            names=[f"{view}:{feature}" for view, feature in asked],
+            columns=[f"{view}__{feature}" if full_feature_names else feature for view, feature in asked],
+            types=[_column_types(views[view].contract)[feature] for view, feature in asked],
+            hidden={
+                view: frozenset(privacy.pseudonymized(views[view].contract, views[view].entity_columns))
+                for view in requested
+            },
+            views=views,
+        )
+        if len(_PLANS) >= _PLANS_KEPT:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
 def online_vectors(
     store: RedisOnlineStore,
     entities: Mapping[str, Sequence],
@@ -63,29 +107,26 @@ def online_vectors(
     clock, or `at`). `entities` maps key columns to equally long lists of ids as the caller knows
     them; a null id gets nulls. Names are checked as `get_training_set` checks them."""
     views = feature_views() if views is None else views
-    return _vectors(store, entities, requested_features(features, views), at, views)
+    return _vectors(store, entities, _plan(features, views), at)
 
 
 def _vectors(
-    store: RedisOnlineStore,
-    entities: Mapping[str, Sequence],
-    requested: dict[str, list[str]],
-    at: dt.datetime | None,
-    views: dict,
+    store: RedisOnlineStore, entities: Mapping[str, Sequence], plan: _Plan, at: dt.datetime | None
 ) -> OnlineVectors:
-    """`online_vectors` once the names are checked and grouped by view (`requested_features`)."""
+    """`online_vectors` once its plan is made."""
+    views = plan.views
     lengths = {len(values) for values in entities.values()}
     if len(lengths) > 1:
         raise ValueError(f"entity key columns differ in length: { {c: len(v) for c, v in entities.items()} }")
     count = lengths.pop() if lengths else 0
     pseudonyms: dict[object, str | None] = {}
     reads, positions = [], []
-    for view_name, names in requested.items():
+    for view_name, names in plan.requested.items():
         view = views[view_name]
         missing = [c for c in view.entity_columns if c not in entities]
         if missing:
             raise MissingEntityKeys(f"{view_name} is keyed by {list(view.entity_columns)}: no {missing} given")
-        hidden = set(privacy.pseudonymized(view.contract, view.entity_columns))
+        hidden = plan.hidden[view_name]
         keys, rows = [], []
         for row in range(count):
             parts = [entities[c][row] for c in view.entity_columns]
@@ -104,19 +145,19 @@ def _vectors(
         reads.append(ViewRead(view_name, keys, names, view.ttl))
         positions.append(rows)
     looked_up, groups = store.read_views(reads, at=at)
-    names = [f"{view}:{feature}" for view, features_of in requested.items() for feature in features_of]
+    names = plan.names
     vectors: list[dict[str, Value]] = [dict.fromkeys(names) for _ in range(count)]
     for request, rows, answers in zip(reads, positions, groups, strict=True):
         for row, answer in zip(rows, answers, strict=True):
             vector = vectors[row]
             for feature, value in answer.items():
                 vector[f"{request.view}:{feature}"] = value
-    return OnlineVectors(looked_up, names, vectors)
+    return OnlineVectors(looked_up, list(names), vectors)
 
 
 def get_online_features(
     con: duckdb.DuckDBPyConnection | None,
-    entities: pd.DataFrame,
+    entities: pd.DataFrame | Mapping[str, Sequence],
     features: Sequence[str],
     *,
     at: dt.datetime | None = None,
@@ -127,16 +168,20 @@ def get_online_features(
     """One row per entity row (its key columns), in order, with each feature as known at `at`
     (default: now). Features older than their view's TTL are null: stale values are not served.
 
-    `store` answers when there is one (default: the configured store, `ML_PLATFORM_REDIS_URL`;
-    then `con` may be None and `at` defaults to Redis's clock); `store=None` reads the warehouse
-    through `con`. The caller passes ids as it knows them (raw user ids): key columns the views
-    hold pseudonymized are pseudonymized with the platform's key to look them up, and come back as
-    they were passed."""
+    `entities`: a DataFrame of key columns, or a mapping of key columns to equally long lists of
+    ids (`{"user_id": ["u1"]}`: what a model server has, without building a frame for it; the
+    answer is the same as for `pd.DataFrame` of it). `store` answers when there is one (default:
+    the configured store, `ML_PLATFORM_REDIS_URL`; then `con` may be None and `at` defaults to
+    Redis's clock); `store=None` reads the warehouse through `con`. The caller passes ids as it
+    knows them (raw user ids): key columns the views hold pseudonymized are pseudonymized with the
+    platform's key to look them up, and come back as they were passed."""
     store = configured_store() if store == CONFIGURED else store
     views = feature_views() if views is None else views
-    rows = entities if _positional(entities.index) else entities.reset_index(drop=True)
     if store is not None:
-        return _from_store(store, rows, features, at, views, full_feature_names)
+        return _from_store(store, _given_columns(entities), features, at, views, full_feature_names)
+    if not isinstance(entities, pd.DataFrame):
+        entities = pd.DataFrame({column: list(ids) for column, ids in entities.items()})
+    rows = entities if _positional(entities.index) else entities.reset_index(drop=True)
     if con is None:
         raise ValueError("no online store is configured (ML_PLATFORM_REDIS_URL): pass a warehouse connection")
     at = at or dt.datetime.now(dt.UTC)
@@ -147,6 +192,22 @@ def get_online_features(
     served = get_training_set(con, lookup, features, views=views, full_feature_names=full_feature_names).df()
     served[keys] = rows[keys]  # in input order both: the caller's ids back
     return served.drop(columns=[ENTITY_TIMESTAMP])
+
+
+def _given_columns(entities: pd.DataFrame | Mapping[str, Sequence]) -> dict[str, pd.api.extensions.ExtensionArray]:
+    """The caller's key columns as arrays, positionally, as a DataFrame of them holds them: a
+    mapping's lists of text ids directly (a frame for one id cost as much as the lookup's read)."""
+    if isinstance(entities, pd.DataFrame):
+        return {c: entities[c].array for c in entities.columns}
+    lengths = {c: len(ids) for c, ids in entities.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"entity key columns differ in length: {lengths}")
+    given = {}
+    for column, ids in entities.items():
+        ids = list(ids)
+        text = all(i is None or isinstance(i, str) for i in ids) and any(i is not None for i in ids)
+        given[column] = pd.array(ids, dtype=_TEXT) if text else pd.Series(ids).array
+    return given
 
 
 def _pseudonymized_keys(rows: pd.DataFrame, features: Sequence[str], views: dict) -> list[str]:
@@ -195,38 +256,36 @@ def _column_as_duckdb_gives(values: list, duckdb_type: str):
     raise ValueError(f"no online value of type {duckdb_type}")
 
 
-def _entity_column_as_duckdb_gives(column: pd.Series) -> pd.Series:
+def _entity_column_as_duckdb_gives(column: pd.api.extensions.ExtensionArray) -> pd.api.extensions.ExtensionArray:
     """An entity column as DuckDB hands it back: text held as objects comes back as `str` (object
     when all null); other dtypes come back as they went in."""
-    if column.dtype != object or not all(isinstance(v, str) or v is None for v in column):
+    # A Series' object column is held as a NumPy-backed array whose dtype wraps NumPy's.
+    if getattr(column.dtype, "numpy_dtype", column.dtype) != object or not all(
+        isinstance(v, str) or v is None for v in column
+    ):
         return column
-    return column.astype(_TEXT) if column.notna().any() else column
+    return column.astype(_TEXT) if not column.isna().all() else column
 
 
 def _from_store(
     store: RedisOnlineStore,
-    rows: pd.DataFrame,
+    given: dict[str, pd.api.extensions.ExtensionArray],
     features: Sequence[str],
     at: dt.datetime | None,
     views: dict,
     full_feature_names: bool,
 ) -> pd.DataFrame:
-    requested = requested_features(features, views)
-    asked = [(view, feature) for view, features_of in requested.items() for feature in features_of]
-    columns = [f"{view}__{feature}" if full_feature_names else feature for view, feature in asked]
-    duplicated = sorted({n for n in columns if columns.count(n) > 1})
-    if duplicated:
+    plan = _plan(features, views, full_feature_names)
+    columns = plan.columns
+    if len(set(columns)) < len(columns):
+        duplicated = sorted({n for n in columns if columns.count(n) > 1})
         raise ValueError(f"feature names {duplicated} appear in more than one view: ask for full_feature_names")
-    present = set(rows.columns)
-    key_columns = {c for view in requested for c in views[view].entity_columns if c in present}
-    given = {c: rows[c] for c in rows.columns}
-    answer = _vectors(store, {c: given[c].tolist() for c in key_columns}, requested, at, views)
-    types = {view: _column_types(views[view].contract) for view in requested}
+    key_columns = {c for view in plan.requested for c in views[view].entity_columns if c in given}
+    answer = _vectors(store, {c: given[c].tolist() for c in key_columns}, plan, at)
     # The caller's ids back for pseudonymized keys, as the warehouse path restores them.
-    keys = set(_pseudonymized_keys(rows, features, views))
-    data = {c: (column if c in keys else _entity_column_as_duckdb_gives(column)).array for c, column in given.items()}
-    for (view, feature), column in zip(asked, columns, strict=True):
-        values = [vector[f"{view}:{feature}"] for vector in answer.vectors]
-        data[column] = _column_as_duckdb_gives(values, types[view][feature])
+    keys = {c for hidden in plan.hidden.values() for c in hidden}
+    data = {c: column if c in keys else _entity_column_as_duckdb_gives(column) for c, column in given.items()}
+    for name, column, duckdb_type in zip(plan.names, columns, plan.types, strict=True):
+        data[column] = _column_as_duckdb_gives([vector[name] for vector in answer.vectors], duckdb_type)
     # The arrays are this call's own: no copy (a sixth of building the frame for one entity).
-    return pd.DataFrame(data, index=rows.index, copy=False)
+    return pd.DataFrame(data, copy=False)
