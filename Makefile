@@ -76,11 +76,6 @@ SERVE_PORT ?= $(or $(ML_PLATFORM_SERVE_PORT),8766)
 # and stopped with the rest (ml_platform/demo/payments_db.py), unless ML_PLATFORM_PG_HOST already points
 # at a real database; without PostgreSQL's binaries the rest starts and the source stays idle.
 # Partitions start at the demo's first landing day (ML_PLATFORM_START_DATE, unless set).
-# dagster dev is started with Ctrl-C's default action restored: a process that starts with SIGINT
-# ignored (inherited) keeps it ignored, and dagster dev then also ignores SIGTERM (it maps SIGTERM to
-# SIGINT's handler). Its daemon and webserver stop on Ctrl-C and wait for its shutdown message, so
-# an ignored SIGINT left make dev running after Ctrl-C (seen in CI; the stacks in make_dev.py's log).
-export DEFAULT_SIGINT := import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])
 dev: install demo-data
 	mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	@if [ -z "$$ML_PLATFORM_PSEUDONYM_KEY" ] && [ ! -s "$(DAGSTER_HOME)/pseudonym_key" ]; then \
@@ -122,7 +117,7 @@ dev: install demo-data
 	fi; \
 	export ML_PLATFORM_UI_URL="$${ML_PLATFORM_UI_URL:-http://127.0.0.1:$(PORT)}"; \
 	DAGSTER_HOME="$(DAGSTER_HOME)" $(PY) -m ml_platform metrics --port $(METRICS_PORT) & metrics=$$!; \
-	DAGSTER_HOME="$(DAGSTER_HOME)" $(PY) -c "$$DEFAULT_SIGINT" $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
+	DAGSTER_HOME="$(DAGSTER_HOME)" $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 
 # Two workers (xdist): one core each. Tests that must not run beside each other share a group
 # (platform_tests/conftest.py); TEST_WORKERS=0 runs the suite in this process, one test at a time.

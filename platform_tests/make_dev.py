@@ -170,6 +170,11 @@ def interrupt(platform: Platform, timeout: float = STOP_TIMEOUT) -> float:
     return time.monotonic() - started
 
 
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def running_make_dev(root: Path, name: str = "make_dev", demo: dict | None = None) -> Iterator[Platform]:
     """`make dev` on a demo in `root/data` (landed here unless already there); see the module docstring."""
@@ -202,6 +207,10 @@ def running_make_dev(root: Path, name: str = "make_dev", demo: dict | None = Non
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # As a terminal starts it: Ctrl-C and SIGTERM at their default actions, whatever this
+            # test process inherited (a suite started in the background has SIGINT ignored, and
+            # every process of make dev would then ignore the Ctrl-C below).
+            preexec_fn=_default_signals,
         )
     platform = Platform(f"http://127.0.0.1:{port}", data_dir, home, process, log_path, env)
     failed = True
