@@ -101,6 +101,13 @@ def partition_checks(
 class Ticker:
     """The automation sensor's view: evaluations that carry the cursor from tick to tick.
 
+    As the sensor does, each tick's requests become runs at once: one run per partition key
+    with every asset requested for it (`submit`), which the platform's conditions then see in
+    progress, as they would see the daemon's. Nothing executes them: the test runs what it wants
+    with `runner.run`, after which the partitions it wrote are no longer in progress (their latest
+    planned run is the test's). A partition the test never runs stays in its run, in progress,
+    unless the test cancels the runs (`cancel_submitted`).
+
     `leave_out`: assets whose conditions are not evaluated (a test about one chain of assets
     leaves out others downstream of the same tables). `now`: the evaluation time (default: now).
     """
@@ -108,6 +115,7 @@ class Ticker:
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, leave_out: tuple[str, ...] = (), now=None):
         self.defs, self.instance, self.cursor, self.now = defs, instance, None, now
         self.selection = dg.AssetSelection.all() - dg.AssetSelection.assets(*leave_out) if leave_out else None
+        self.submitted: list[str] = []
 
     def tick(self) -> dict[dg.AssetKey, set[str | None]]:
         result = dg.evaluate_automation_conditions(
@@ -124,7 +132,35 @@ class Ticker:
             if partitions:
                 requested[key] = partitions
         assert result.total_requested == sum(len(p) for p in requested.values())
+        self.submit(requested)
         return requested
+
+    def cancel_submitted(self) -> None:
+        """Cancel every run `submit` made that is still in progress, as an operator terminating
+        queued runs before running partitions by hand: a canceled partition is held until
+        something it reads changes (`ml_platform.automation.Recover`)."""
+        for run_id in self.submitted:
+            run = self.instance.get_run_by_id(run_id)
+            if run is not None and not run.is_finished:
+                self.instance.report_run_canceled(run)
+        self.submitted.clear()
+
+    def submit(self, requested: dict[dg.AssetKey, set[str | None]]) -> None:
+        """Queue the runs the sensor would launch: one per partition key, its assets together."""
+        by_partition: dict[str | None, set[dg.AssetKey]] = {}
+        for key, partitions in requested.items():
+            for partition in partitions:
+                by_partition.setdefault(partition, set()).add(key)
+        job = self.defs.resolve_implicit_global_asset_job_def()
+        for partition, keys in by_partition.items():
+            run = self.instance.create_run_for_job(
+                job_def=job,
+                asset_selection=keys,
+                tags={"dagster/partition": partition} if partition else {},
+                # Started, not queued: a queued run needs a code location's origin.
+                status=dg.DagsterRunStatus.STARTED,
+            )
+            self.submitted.append(run.run_id)
 
 
 # --- point-in-time property tests: inputs built in an in-memory DuckDB ---------------------------

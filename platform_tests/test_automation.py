@@ -122,9 +122,11 @@ def test_features_follow_a_clean_partition_once_users_are_clean(data_dir, runner
         CLEAN: {"2026-11-07", "2026-11-08", "2026-11-09", "2026-11-11"},
         FEATURES: set(days("2026-11-07", "2026-11-11")),
     }
-    assert ticker.tick() == {}
+    assert ticker.tick() == {}  # requested once: their runs are in progress
 
-    # A clean-only re-run of one day requests exactly that feature day.
+    # An operator cancels those runs. A clean-only re-run of one day then requests exactly that
+    # feature day: its clean partition is newer than its last attempt.
+    ticker.cancel_submitted()
     runner.run("clean_events", partition="2026-11-10")
     assert ticker.tick() == {FEATURES: {"2026-11-10"}}
     assert ticker.tick() == {}
@@ -167,10 +169,10 @@ def test_failed_blocking_check_holds_back_the_features_partition(data_dir, runne
     runner.run("raw_events", range_=("2026-11-09", "2026-11-10"))
     requested = set(days("2026-11-06", "2026-11-11"))
     assert ticker.tick() == {CLEAN: requested, FEATURES: requested}
-    # Requests of one tick count as handled on the next; an update in that same window would be
-    # absorbed by it, so let that tick pass first (the real sensor ticks continuously).
-    assert ticker.tick() == {}
+    assert ticker.tick() == {}  # requested once: their runs are in progress
 
+    # Those runs are canceled and the clean days run by hand, one failing its blocking check.
+    ticker.cancel_submitted()
     bad = runner.run("clean_events", partition="2026-11-10", expect_success=False)  # blocking check failed: step fails
     [evaluation] = contract_evaluations(bad)
     assert evaluation.asset_check_key == CONTRACT and evaluation.passed is False
@@ -206,9 +208,11 @@ def test_range_backfill_gates_features_per_partition(data_dir, runner, ticker):
         CLEAN: set(days("2026-11-05", "2026-11-11")),
         FEATURES: set(days("2026-11-05", "2026-11-11")),
     }
-    assert ticker.tick() == {}
+    assert ticker.tick() == {}  # requested once: their runs are in progress
 
-    # The UI's backfill of three days: one run, which fails because one day broke its contract.
+    # Those runs are canceled; the UI's backfill of three days is one run, which fails because one
+    # day broke its contract.
+    ticker.cancel_submitted()
     backfill = runner.run("clean_events", range_=("2026-11-08", "2026-11-10"), expect_success=False)
     assert {e.partition: e.passed for e in contract_evaluations(backfill) if e.partition} == {
         "2026-11-08": True,

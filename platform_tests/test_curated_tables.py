@@ -109,7 +109,9 @@ def test_rows_outside_the_window_are_refused_and_nothing_changes(instance, data_
 def test_a_feature_view_must_name_its_keys_and_times():
     from ml_platform.curated import FeatureView
 
-    common = dict(name="v", description="", contract=DailyCounts, partition_column="day", sql=WINDOWED, reads=())
+    common = dict(
+        name="v", description="", contract=DailyCounts, partition_column="day", sql=WINDOWED, reads=("clean_events",)
+    )
     with pytest.raises(ValueError, match="entity_columns must name its key column"):
         FeatureView(**common, timestamp_column="day")
     with pytest.raises(ValueError, match="created_column 'created_at' is not a column of DailyCounts"):

@@ -41,7 +41,9 @@ def test_asset_specs_snapshot(defs):
             else ["landing_freshness", "messages", "schema"]
             if source == "stream_events"
             else ["files", "landing_freshness", "schema"],
-            "automated": False,
+            # Its trigger requests it; automation only retries an attempt that died. A stream's lag
+            # sensor retries its own runs (ingestion/kafka/assets.py).
+            "automated": source != "stream_events",
         }
 
     def clean(source, partitioned=True):
@@ -79,7 +81,7 @@ def test_asset_specs_snapshot(defs):
         "checks": ["contract", "drift", "privacy"],
         "automated": True,
     }
-    # A feature view reads the 30 days before its partition, and the users history as of then.
+    # A feature view reads every day before its partition, and the users history as of then.
     expected["user_activity"] = dict(expected["user_daily_features"])
 
     def curated(*deps, group="features"):
@@ -89,8 +91,9 @@ def test_asset_specs_snapshot(defs):
     expected["weather"] = curated("clean_weather")
     expected["product_features"] = curated("clean_products")
     expected["user_transactions"] = curated("clean_transactions")
-    expected["churn_label"] = curated("clean_events", group="labels")
-    expected["device_failure_label"] = curated("clean_telemetry", "clean_maintenance", group="labels")
+    # A label also reads its clock: the outcome source's raw table, whose landing days say it is final.
+    expected["churn_label"] = curated("clean_events", "raw_events", group="labels")
+    expected["device_failure_label"] = curated("clean_telemetry", "clean_maintenance", "raw_telemetry", group="labels")
     for label in ("churn_label", "device_failure_label"):
         expected[label]["checks"] = ["contract", "privacy"]
 
@@ -195,10 +198,17 @@ def test_every_spec_is_discovered_once():
     ]
 
 
-def test_feature_view_reads_the_30_days_before_its_partition(defs):
-    """Late data on day D updates the activity of D+1 … D+30 through this mapping."""
+def test_feature_view_reads_every_day_before_its_partition(defs):
+    """Lifetime values read all history before D: late data on day D updates every later day
+    through this mapping (automation keeps the latest eight current: ml_platform.automation)."""
+    from ml_platform.curated.table import OPEN_DAYS
+
     graph = defs.resolve_asset_graph()
     mapping = graph.get_partition_mapping(dg.AssetKey("user_activity"), dg.AssetKey("clean_events"))
-    assert (type(mapping).__name__, mapping.start_offset, mapping.end_offset) == ("TimeWindowPartitionMapping", -30, -1)
+    assert (type(mapping).__name__, mapping.start_offset, mapping.end_offset) == (
+        "TimeWindowPartitionMapping",
+        -OPEN_DAYS,
+        -1,
+    )
     same_day = graph.get_partition_mapping(dg.AssetKey("user_daily_features"), dg.AssetKey("clean_events"))
     assert (same_day.start_offset, same_day.end_offset) == (0, 0)

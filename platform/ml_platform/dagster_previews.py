@@ -26,6 +26,11 @@ RELIED_ON = {
         "Single-run backfills make a range one set-based SQL write; the per-partition check evidence "
         "(results.publish) keeps gating per partition. Covered by the CLI range tests."
     ),
+    "use_user_code_server": (
+        "The automation sensor is evaluated in the code location so that it can run the platform's own "
+        "conditions (ml_platform.automation: a partition is stale when something it reads is newer). "
+        "Under 500 assets, Dagster's limit for it. Covered by the automation and convergence tests."
+    ),
     "allow_nonexistent_upstream_partitions": (
         "The clean layer's late-data mapping reaches landing days that do not exist yet (today + 1); "
         "they simply hold no rows. Covered by the automation tests."

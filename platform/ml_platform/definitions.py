@@ -24,6 +24,7 @@ from ml_platform.contracts.freshness import derived_rule
 from ml_platform.curated import FeatureView
 from ml_platform.curated.stream_asset import stream_view_asset
 from ml_platform.curated.table import curated_asset
+from ml_platform.dagster_previews import acknowledged
 from ml_platform.declarations import (
     discover_curated_tables,
     discover_labels,
@@ -83,14 +84,14 @@ def build_definitions() -> dg.Definitions:
     # Where raw personal values live: each curated table's privacy check compares with them.
     raw_personal = raw_personal_columns({spec.clean_table: spec.contract for spec in specs})
     assets: list = [
-        curated_asset(table, derived_rule(table.reads, source_rules), raw_personal=raw_personal)
+        curated_asset(table, derived_rule(table.source_tables, source_rules), raw_personal=raw_personal)
         for table in [*curated, *labels]
     ]
     views = [table for table in curated if isinstance(table, FeatureView)]
     assets += stream_view_assets(discover_stream_views(), specs, raw_personal)
     assets += training_assets(discover_training_sets(), labels, views)
-    sensors: list = [
-        dg.AutomationConditionSensorDefinition(
+    with acknowledged("use_user_code_server"):
+        automation = dg.AutomationConditionSensorDefinition(
             "automation",
             target=dg.AssetSelection.all(),
             default_status=dg.DefaultSensorStatus.RUNNING,
@@ -98,8 +99,11 @@ def build_definitions() -> dg.Definitions:
             # One run per partition (not one range backfill) so every partition gets its own
             # contract-check result, which gates that partition's downstream automation.
             emit_backfills=False,
+            # Evaluated in the code location: the platform's own conditions (ml_platform.automation)
+            # run there, and only there.
+            use_user_code_server=True,
         )
-    ]
+    sensors: list = [automation]
     schedules: list = []
     resources: dict = {"warehouse": Warehouse(database=str(settings.warehouse_path()))}
     for spec in specs:
@@ -120,6 +124,14 @@ def build_definitions() -> dg.Definitions:
         # own process instead of paying a subprocess start per step.
         executor=dg.in_process_executor,
     )
+
+
+def partition_columns(specs: list[SourceSpec], tables: list) -> dict[str, str]:
+    """Each partitioned table a curated table can read, with its partition column (a label's clock is
+    a raw table: partitioned by landing day)."""
+    columns = {spec.raw_table: "landing_date" for spec in specs}
+    columns |= {spec.clean_table: spec.partition_column for spec in specs if spec.is_partitioned}
+    return columns | {table.name: table.partition_column for table in tables}
 
 
 @dg.definitions

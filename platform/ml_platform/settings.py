@@ -46,6 +46,21 @@ def sensor_interval_seconds() -> int:
     return int(os.environ.get("ML_PLATFORM_SENSOR_INTERVAL", "3"))
 
 
+def retry_backoff_seconds() -> float:
+    """How long automation waits before it requests again a partition whose run died or failed for
+    a reason that is not its data (`ML_PLATFORM_RETRY_BACKOFF`, default 15 s): after the n-th failed
+    attempt in a row it waits this times 2^(n-1), at most 30 minutes (`ml_platform.automation`).
+    Dagster's own run retry comes first, at once; this is for what is left after it."""
+    return float(os.environ.get("ML_PLATFORM_RETRY_BACKOFF", "15"))
+
+
+def audit_cron() -> str:
+    """When the consistency audit runs inside the platform (`ML_PLATFORM_AUDIT_CRON`, a cron
+    expression in UTC; default 04:30 every day): each curated table's `audit` check recomputes its
+    latest partitions from their inputs and compares (`ml_platform.curated.audit`)."""
+    return os.environ.get("ML_PLATFORM_AUDIT_CRON", "30 4 * * *")
+
+
 def duckdb_memory_limit() -> str:
     """How much memory one DuckDB connection may hold before it spills to disk
     (`ML_PLATFORM_DUCKDB_MEMORY_LIMIT`, any DuckDB size such as `384MB` or `4GB`).

@@ -7,7 +7,8 @@ databases and APIs.
 
 import dagster as dg
 
-from ml_platform.automation import on_upstream_update
+from ml_platform import settings
+from ml_platform.automation import CHANGED_FROM, Read, on_upstream_update
 from ml_platform.checks.contract import (
     QuarantineFigures,
     contract_check_spec,
@@ -52,10 +53,13 @@ def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
                 start_offset=-1, end_offset=spec.late_tolerance_days, allow_nonexistent_upstream_partitions=True
             )
         deps = [dg.AssetDep(raw_key, partition_mapping=mapping)]
+        # A parallel raw run commits outside the warehouse pool (`pooled` of ml_platform.automation.Read).
+        reads = (Read(raw_key.path[-1], -1, spec.late_tolerance_days, pooled=not settings.parallel_raw()),)
         shape = f"one partition per UTC event day, deduplicated by {', '.join(spec.key_columns)}"
     else:
         partitions_def = None
         deps = [dg.AssetDep(raw_key, partition_mapping=dg.AllPartitionMapping())]
+        reads = (Read.whole(raw_key.path[-1]),)
         shape = f"every version of each {', '.join(spec.key_columns)} across daily snapshots (valid_from / valid_to)"
 
     # Single-run range backfills: one set-based write per range (see dagster_previews).
@@ -86,7 +90,9 @@ def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
                 ),
                 *quality_check_specs(key, spec.quality, partitions_def, spec.key_columns),
             ],
-            automation_condition=on_upstream_update(schedule=spec.clean_schedule),
+            # A stream's clean table is rebuilt at most once per tick of its clean_schedule (every
+            # micro-batch writes raw; see SourceSpec.clean_schedule).
+            automation_condition=on_upstream_update(reads, schedule=spec.clean_schedule),
             # Rebuilt whenever raw lands, so it is due as often as its source lands.
             freshness_policy=spec.freshness.policy(),
         )
@@ -122,6 +128,10 @@ def clean_asset(spec: SourceSpec, raw_key: dg.AssetKey) -> dg.AssetsDefinition:
                 "quarantined_by_rule": dg.MetadataValue.json(acc.quarantined_by_rule),
                 "by_partition": dg.MetadataValue.json(acc.by_partition),
             }
+            if window is None:
+                # The first day whose versions may differ from the history before: what read the
+                # history as of an earlier day is unchanged (ml_platform.automation).
+                metadata[CHANGED_FROM] = acc.changed_from.isoformat() if acc.changed_from else ""
             yield from publish_contract_table(
                 context,
                 warehouse,

@@ -15,6 +15,7 @@ anywhere on the way (a raw row without its ledger entry, a failed insert) breaks
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import duckdb
@@ -59,6 +60,9 @@ class CleanAccounting:
     owned_by_other_days: int = 0
     late_rows: int = 0
     history_rows: int | None = None
+    # Snapshot sources: the first snapshot day rebuilt (versions valid before it are unchanged);
+    # None when the whole history was rebuilt.
+    changed_from: dt.date | None = None
     extra_columns: list[str] = field(default_factory=list)
     quarantined_by_rule: dict[str, int] = field(default_factory=dict)
     by_partition: dict[str, dict] = field(default_factory=dict)
@@ -146,6 +150,7 @@ def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWi
     )
     acc = _account(con, spec, window, landing_window, partition_rows, quarantine_window, won)
     acc.history_rows = history_rows
+    acc.changed_from = start[0] if start else None
     con.execute(f"DROP {'TABLE' if window is None else 'VIEW'} _winners")
     con.execute("DROP TABLE _stage")
     if not acc.balanced:

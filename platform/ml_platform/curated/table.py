@@ -6,6 +6,12 @@ the clean layer (a template using `$start` and `$end`, the window's first and la
 factory makes it a daily-partitioned asset in the `features` group, written through the shared
 writer (atomic window replace, per-partition counts, contract check per partition), updated by
 the same declarative automation as the clean layer.
+
+What a partition reads is declared once (`reads`, each a table name or an `automation.Read`):
+the days of each upstream table, all the history before it, the snapshot history as of a day.
+The Dagster dependencies, the automation (a partition is rebuilt when anything it reads is newer
+than it) and the consistency audit (`curated.audit`) all come from that declaration, and
+`platform_tests/test_declared_reads.py` proves, table by table, that the SQL reads nothing else.
 """
 
 from dataclasses import dataclass, field
@@ -14,7 +20,7 @@ import dagster as dg
 import pandera.ibis as pa
 
 from ml_platform import privacy
-from ml_platform.automation import on_upstream_update
+from ml_platform.automation import NOT_FINAL, Read, mapping_window, on_upstream_update
 from ml_platform.checks.contract import contract_check_spec, evaluate_contract, publish_contract_table
 from ml_platform.checks.drift import DRIFT_CHECK, judge_drift
 from ml_platform.checks.privacy import PRIVACY_CHECK, RawPersonal, evaluate_privacy, privacy_check_spec
@@ -33,6 +39,9 @@ from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse, sql
 
 # Late data older than this (in days after its event day) is not expected; sources' tolerances are smaller.
 LATE_ARRIVAL_DAYS = 7
+# An open end of a window of days (all history before a day, every day after it), in days: longer
+# than any partitioned history the platform keeps.
+OPEN_DAYS = 36_600
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,20 +52,19 @@ class CuratedTable:
     partition_column: str
     # SELECT of the window's rows; `$start` and `$end` become the window's first and last day.
     sql: str
-    # Upstream tables whose new partitions trigger this one.
-    reads: tuple[str, ...]
-    # Which days of a partitioned upstream a partition reads, as offsets from its own day:
-    # (0, 0) the same day; (-30, -1) the 30 days before it. A late upstream day D then updates
-    # exactly the partitions whose window holds D (D+1 … D+30 for (-30, -1)).
-    reads_days: tuple[int, int] = (0, 0)
-    # Upstream tables that must exist with passing checks but do not trigger it (e.g. a dimension
-    # that changes daily and would otherwise rebuild every partition).
-    gated_by: tuple[str, ...] = ()
+    # Everything a partition reads: a table name (its days per `reads_days`) or a `Read` (other
+    # days of it, all history before, a snapshot history as of a day: see `ml_platform.automation`).
+    # An update of anything read requests the partitions that read it.
+    reads: tuple[str | Read, ...]
+    # Which days of a partitioned upstream named in `reads` a partition reads, as offsets from its
+    # own day: (0, 0) the same day; (-30, -1) the 30 days before it; (None, -1) every day before it.
+    # A late upstream day D then updates exactly the partitions whose window holds D.
+    reads_days: tuple[int | None, int | None] = (0, 0)
     # The entity key columns (e.g. user_id); the run's metadata counts distinct entities.
     entity_columns: tuple[str, ...] = ()
-    # How many latest days automation keeps current, when reads_days cannot tell: an unpartitioned
-    # upstream (a dimension's history) updates every partition at once, though a refresh can only
-    # change the latest days. None: derived from reads_days (see `automated_days`).
+    # How many latest days automation keeps current, when the reads cannot tell: a snapshot history
+    # read as of a day before changes only the latest days when it is refreshed. None: derived from
+    # the reads (see `automated_days`).
     recent_days: int | None = None
     # How long it may go without an update before the UI shows it overdue (Dagster's freshness
     # policy). None: derived from the tables it reads (`quality.freshness.derived_rule`).
@@ -78,23 +86,54 @@ class CuratedTable:
                 )
         if "$start" not in self.sql or "$end" not in self.sql:
             raise ValueError(f"curated table {self.name}: its SQL must select the window with $start and $end")
-        if self.reads_days[0] > self.reads_days[1]:
+        first, last = self.reads_days
+        if first is not None and last is not None and first > last:
             raise ValueError(f"curated table {self.name}: reads_days must be (first, last) with first <= last")
+        if not self.inputs:
+            raise ValueError(f"curated table {self.name}: reads must name what it reads")
+
+    @property
+    def inputs(self) -> tuple[Read, ...]:
+        """Everything a partition reads, each as a `Read`."""
+        return tuple(Read.days(r, *self.reads_days) if isinstance(r, str) else r for r in self.reads)
+
+    @property
+    def upstream_tables(self) -> list[str]:
+        """The tables read, each once, in the order declared."""
+        return list(dict.fromkeys(r.table for r in self.inputs))
+
+    @property
+    def source_tables(self) -> list[str]:
+        """The tables whose landing paces this one (its freshness): what it reads by days, not a
+        snapshot history it joins nor a label's clock."""
+        return list(dict.fromkeys(r.table for r in self.inputs if not r.as_of and not r.until_final))
+
+    @property
+    def same_day_tables(self) -> list[str]:
+        """Upstream tables of which a partition reads exactly its own day: they may run in the same
+        run (see `ml_platform.automation.on_upstream_update`)."""
+        by_table: dict[str, list[Read]] = {}
+        for read in self.inputs:
+            by_table.setdefault(read.table, []).append(read)
+        return [t for t, reads in by_table.items() if all(r.windowed and (r.first, r.last) == (0, 0) for r in reads)]
 
     @property
     def automated_days(self) -> int | None:
-        """How many latest days automation keeps current: all for a same-day table. For a window:
-        data at most LATE_ARRIVAL_DAYS old changes partitions from its day + 1 up to today (later
-        ones do not exist yet), so the latest LATE_ARRIVAL_DAYS + 1 days (see `ml_platform.automation`)."""
+        """How many latest days automation keeps current: all for a same-day table. For a window of
+        days before: data at most LATE_ARRIVAL_DAYS old changes partitions from its day + 1 up to
+        today (later ones do not exist yet), so the latest LATE_ARRIVAL_DAYS + 1 days (see
+        `ml_platform.automation`)."""
         if self.recent_days is not None:
             return self.recent_days
-        first, _ = self.reads_days
-        return None if first >= 0 else LATE_ARRIVAL_DAYS + 1
+        reaches_back = any(r.windowed and (r.first is None or r.first < 0) for r in self.inputs)
+        return LATE_ARRIVAL_DAYS + 1 if reaches_back else None
 
     @property
-    def trigger_days(self) -> tuple[int, int]:
-        """Which upstream days' updates request a partition, as offsets: the days it reads."""
-        return self.reads_days
+    def warmup_days(self) -> int:
+        """Days a partition reaches back (the drift check's warm-up): 0 for the same day."""
+        firsts = [r.first for r in self.inputs if r.windowed and not r.until_final]
+        bounded = [-f for f in firsts if f is not None and f < 0]
+        return max(bounded, default=0)
 
     @property
     def table(self) -> ContractTable:
@@ -118,6 +157,10 @@ class CuratedTable:
                 text.append(column.name)
         return numeric, text
 
+    def not_final_days(self, con, window) -> list[str]:
+        """The window's partitions written before they are final (a label's; a table's never are)."""
+        return []
+
     def write(self, con, window, empty: bool = False) -> dict[str | None, int]:
         """Replace the window's rows in the caller's transaction (with none when `empty`); the
         rows per partition. Personal columns go in pseudonymized or masked (`ml_platform.privacy`)."""
@@ -134,7 +177,6 @@ def curated_asset(
     key = dg.AssetKey(curated.name)
     partitions_def = daily_partitions()
     table = curated.table
-    ignore = dg.AssetSelection.assets(*curated.gated_by) if curated.gated_by else None
     rule = curated.freshness or upstream_freshness
 
     # Single-run range backfills: one set-based write per range (see dagster_previews).
@@ -144,7 +186,7 @@ def curated_asset(
             name=curated.name,
             group_name=curated.group,
             kinds={"duckdb", "pandera"},
-            deps=[*(_read_dep(key, curated.trigger_days) for key in curated.reads), *curated.gated_by],
+            deps=[_read_dep(table, curated.inputs) for table in curated.upstream_tables],
             partitions_def=partitions_def,
             backfill_policy=dg.BackfillPolicy.single_run(),
             pool=WAREHOUSE_POOL,
@@ -161,19 +203,21 @@ def curated_asset(
                 *([_drift_check_spec(key, curated.drift, partitions_def)] if curated.drift else []),
             ],
             automation_condition=on_upstream_update(
-                ignore=ignore, recent_days=curated.automated_days, runs_with_deps=curated.trigger_days == (0, 0)
+                curated.inputs, recent_days=curated.automated_days, same_day=tuple(curated.same_day_tables)
             ),
             freshness_policy=rule.policy() if rule else None,
         )
         def _curated(context: dg.AssetExecutionContext, warehouse: Warehouse):
             window = run_window(context)
             with warehouse.transaction() as con:
-                missing = [t for t in (*curated.reads, *curated.gated_by) if not table_exists(con, t)]
+                missing = [t for t in curated.upstream_tables if not table_exists(con, t)]
                 if missing:
                     # Automation can start this run before the first run of an upstream table in
                     # the same tick has written it; it is requested again once that table updates.
                     context.log.warning(f"{curated.name}: {missing} not materialized yet; the window is written empty")
                 partition_rows = curated.write(con, window, empty=bool(missing))
+                # Days written before they are final (a label's): observed as such after the write.
+                not_final = curated.not_final_days(con, window) if not missing else window_keys(window)
                 metadata = {}
                 if curated.entity_columns:
                     metadata["entities"] = con.execute(
@@ -201,6 +245,12 @@ def curated_asset(
                 metadata,
                 more_checks=checks,
             )
+            for day in not_final:
+                yield dg.AssetObservation(
+                    asset_key=key,
+                    partition=day,
+                    metadata={NOT_FINAL: "written empty: its outcome's data has not settled yet"},
+                )
 
     return _curated
 
@@ -232,7 +282,7 @@ def _drift_outcome(con, curated: CuratedTable, window) -> CheckOutcome:
         curated.partition_column,
         *curated.drift_columns(),
         window,
-        warmup_days=max(0, -curated.reads_days[0]),
+        warmup_days=curated.warmup_days,
     )
     return CheckOutcome(DRIFT_CHECK, worst(by_day, {"partitions": len(by_day)}, DRIFT_CHECK), by_day, plotted=True)
 
@@ -244,12 +294,23 @@ def _drift_check_spec(key: dg.AssetKey, rule: DriftRule, partitions_def) -> dg.A
         )
 
 
-def _read_dep(key: str, days: tuple[int, int]) -> dg.AssetDep | str:
-    if days == (0, 0):
-        return key
-    # Windows reach before the first partition on the first days: those days simply hold nothing.
+def _read_dep(table: str, reads: tuple[Read, ...]) -> dg.AssetDep | str:
+    """The Dagster dependency on `table`: the window of days covering every read of it (Dagster
+    maps one window per dependency), or the whole table (a snapshot history, unpartitioned)."""
+    windows = [r for r in reads if r.table == table and r.windowed]
+    if not windows:
+        return table
+    first, last = mapping_window(windows)
+    if (first, last) == (0, 0):
+        return table
+    if first is None and last is None:
+        return dg.AssetDep(table, partition_mapping=dg.AllPartitionMapping())
+    # Windows reach before the first partition (and after the last) on the edges: those days
+    # simply hold nothing. An open end reaches back (or forward) further than any history.
     with acknowledged("allow_nonexistent_upstream_partitions"):
         mapping = dg.TimeWindowPartitionMapping(
-            start_offset=days[0], end_offset=days[1], allow_nonexistent_upstream_partitions=True
+            start_offset=-OPEN_DAYS if first is None else first,
+            end_offset=OPEN_DAYS if last is None else last,
+            allow_nonexistent_upstream_partitions=True,
         )
-    return dg.AssetDep(key, partition_mapping=mapping)
+    return dg.AssetDep(table, partition_mapping=mapping)

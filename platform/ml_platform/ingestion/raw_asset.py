@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import duckdb
 
+from ml_platform.automation import on_failure_only
 from ml_platform.checks.schema import SCHEMA_CHECK, evaluate_schema, schema_check_spec
 from ml_platform.partitions import daily_partitions
 from ml_platform.raw.spec import SourceSpec
@@ -41,12 +42,15 @@ def raw_asset_args(
     description: str,
     check_specs: Iterable = (),
     parallel: bool = False,
+    retried_by_automation: bool = True,
     **extra,
 ) -> dict:
     """Keyword arguments of `dg.asset` for the source's raw asset; `check_specs` adds kind-specific
     checks beside `schema`, `extra` other arguments. `parallel`: its runs do not hold the warehouse
     while they work (`partition_files`), so they take no pool slot, and a backfill is one run per
-    day, which Dagster's queue runs side by side.
+    day, which Dagster's queue runs side by side. `retried_by_automation`: automation tries again
+    an attempt that died (`ml_platform.automation.on_failure_only`); False for a kind whose trigger
+    retries its own runs (a Kafka source's lag sensor).
 
     Apply `dg.asset(**raw_asset_args(...))` inside `acknowledged("backfill_policy")`.
     """
@@ -65,6 +69,9 @@ def raw_asset_args(
         check_specs=[schema_check_spec(dg.AssetKey(spec.raw_table), spec, partitions_def), *check_specs],
         # Overdue in the UI once nothing has been ingested for longer than the source's rule allows.
         freshness_policy=spec.freshness.policy(),
+        # Its trigger requests it; automation only tries again an attempt that died or failed for a
+        # reason that is not its data (ml_platform.automation.Recover).
+        automation_condition=on_failure_only() if retried_by_automation else None,
         **extra,
     )
 

@@ -18,7 +18,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_platform import privacy, settings
-from ml_platform.automation import on_new_input
+from ml_platform.automation import Read, on_new_input
 from ml_platform.contracts.writer import table_exists
 from ml_platform.curated import Label
 from ml_platform.training import ENTITY_TIMESTAMP
@@ -72,8 +72,9 @@ def _model_asset(
         deps=[dg.AssetKey(f"{spec.name}_training_set")],
         owners=[spec.owner],
         description=description,
-        # Retrain when the training set is rebuilt, never while it is being rebuilt.
-        automation_condition=on_new_input(),
+        # Retrain when the training set is rebuilt, never while it is being rebuilt. A model run
+        # holds no warehouse slot, so its read is dated by its planned event (Read.pooled).
+        automation_condition=on_new_input((Read.whole(f"{spec.name}_training_set", pooled=False),)),
     )
     def _model(context: dg.AssetExecutionContext, warehouse: Warehouse):
         frame = _read(warehouse, spec.table, join, needs_key)

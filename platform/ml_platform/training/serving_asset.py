@@ -17,7 +17,7 @@ import datetime as dt
 
 import dagster as dg
 
-from ml_platform.automation import on_new_input
+from ml_platform.automation import Read, on_new_input
 from ml_platform.contracts.writer import table_exists
 from ml_platform.curated import FeatureView
 from ml_platform.online_store import OnlineRow, RedisOnlineStore, configured_store
@@ -37,7 +37,7 @@ def serving_asset(views: list[FeatureView]) -> dg.AssetsDefinition:
         deps=[view.name for view in views],
         pool=WAREHOUSE_POOL,
         description="Each entity's current feature vector per feature view (tables latest_<view>), for serving.",
-        automation_condition=on_new_input(),
+        automation_condition=on_new_input(tuple(Read.whole(view.name) for view in views)),
     )
     def _latest(context: dg.AssetExecutionContext, warehouse: Warehouse):
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)

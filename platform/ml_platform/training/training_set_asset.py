@@ -8,9 +8,10 @@ the latest `validation_days` days are marked `validation`, the rest `train`: a m
 
 Each build records its manifest (`ml_platform.training.manifest`): every label and feature
 partition it read, with row counts, content fingerprints and Dagster data versions, in the
-table `training_set_<name>_manifest` and in the run's metadata. The set is rebuilt when its
-label gains rows (a label partition matures); feature updates alone do not rebuild it (they
-would, every hour) but make `manifest_changes` report it stale.
+table `training_set_<name>_manifest` and in the run's metadata. The set is rebuilt when its label
+changes, and when a feature view partition it read changes (the days of each view it read are
+recorded in its metadata, `READ_DAYS`): a view's newest hours, outside every label row's reach,
+update all day without rebuilding it.
 """
 
 # No `from __future__ import annotations`: Dagster reads the `context` annotation at definition time.
@@ -18,7 +19,7 @@ import datetime as dt
 
 import dagster as dg
 
-from ml_platform.automation import on_new_input
+from ml_platform.automation import READ_DAYS, Read, on_new_input
 from ml_platform.curated import FeatureView, Label
 from ml_platform.training import ENTITY_TIMESTAMP, get_training_set
 from ml_platform.training.manifest import ManifestInput, build_manifest, view_window, write_manifest
@@ -43,7 +44,9 @@ def training_set_asset(spec: TrainingSet, label: Label, views: dict[str, Feature
         owners=[spec.owner],
         description=spec.description,
         metadata={"dagster/table_name": spec.table, "label": label.name, "features": ", ".join(spec.features)},
-        automation_condition=on_new_input(ignore=dg.AssetSelection.assets(*spec.views)),
+        automation_condition=on_new_input(
+            (Read.whole(label.name), *(Read.whole(view, recorded=True) for view in spec.views))
+        ),
     )
     def _training_set(context: dg.AssetExecutionContext, warehouse: Warehouse):
         with warehouse.transaction() as con:
@@ -79,6 +82,7 @@ def training_set_asset(spec: TrainingSet, label: Label, views: dict[str, Feature
                 "validation_from": str(cutoff) if cutoff else "",
                 "manifest_table": spec.manifest_table,
                 "manifest": dg.MetadataValue.md(_manifest_summary(manifest)),
+                READ_DAYS: dg.MetadataValue.json(_read_days(manifest, label)),
             }
         )
 
@@ -114,6 +118,11 @@ def manifest_inputs(
         view = views[name]
         inputs.append(ManifestInput(view.name, view.partition_column, view_window(days, view.ttl)))
     return inputs
+
+
+def _read_days(manifest: list[tuple], label: Label) -> dict[str, list[str]]:
+    """Each view's window of days the set read (a view partition outside it cannot change the set)."""
+    return {row[0]: [str(row[2]), str(row[3])] for row in manifest if row[0] != label.name}
 
 
 def _manifest_summary(manifest: list[tuple]) -> str:

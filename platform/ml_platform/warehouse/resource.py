@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 from dagster_duckdb import DuckDBResource
@@ -27,8 +28,24 @@ from dagster_duckdb import DuckDBResource
 from ml_platform import settings
 
 LOCK_RETRY_SECONDS = 120.0
+T = TypeVar("T")
 # The Dagster pool of every asset that writes the warehouse; dagster.yaml lets one step hold it at a time.
 WAREHOUSE_POOL = "duckdb"
+
+
+def retry_on_lock(open_file: Callable[[], T], retry_seconds: float = LOCK_RETRY_SECONDS) -> T:
+    """`open_file()` (a connect, an ATTACH), retried with backoff while another process holds the
+    file lock, for at most `retry_seconds`."""
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.05
+    while True:
+        try:
+            return open_file()
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def connect(
@@ -36,17 +53,9 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse in UTC, retrying while another process holds the file lock."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + retry_seconds
-    delay = 0.05
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=read_only, config=duckdb_config(config))
-            break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+    con = retry_on_lock(
+        lambda: duckdb.connect(str(path), read_only=read_only, config=duckdb_config(config)), retry_seconds
+    )
     con.execute("SET TimeZone = 'UTC'")
     if settings.parallel_raw() and settings.storage_url():
         # Raw tables are views over partition files on S3 (raw.partition_files): every

@@ -31,7 +31,7 @@ import ibis.expr.datatypes as ibis_dt
 from pandera.ibis import DataFrameModel, Field
 
 from ml_platform.contracts.lineage import UtcTimestamp
-from ml_platform.curated import FeatureView
+from ml_platform.curated import FeatureView, Read
 
 
 class ProductFeatures(DataFrameModel):
@@ -90,8 +90,9 @@ TABLE = FeatureView(
     contract=ProductFeatures,
     partition_column="as_of_date",
     sql=SQL,
-    # Unpartitioned: every partition reads the whole history, a refresh triggers the latest day only.
-    reads=("clean_products",),
+    # The versions valid the day before and eight days before; a refresh is kept current for the
+    # latest day only (see above).
+    reads=(Read.snapshot("clean_products", -1, -8),),
     recent_days=1,
     entity_columns=("product_id",),
     timestamp_column="as_of",

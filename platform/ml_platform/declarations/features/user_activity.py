@@ -10,9 +10,11 @@ events and the snapshot it used. A late event (landed after D) recomputes the ro
 and their `created_at` moves past D: point-in-time retrieval then never shows them to entity
 rows before that landing.
 
-Lifetime values cover all history before D. Late data recomputes the 30 days after the late
-event's day (`reads_days`); the lifetime values of later days keep the old total until they
-are recomputed, for example by a backfill.
+Lifetime values cover all history before D, and that is what a partition declares it reads
+(`reads`: every event day before D; the users history as of D - 1): a late event recomputes every
+later day automation keeps current (the latest eight: data is at most a week late). An older
+change is recomputed by a backfill, and `python -m ml_platform audit` names the partitions it left
+behind.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pandera.ibis import DataFrameModel, Field
 
 from ml_platform.contracts import personal
 from ml_platform.contracts.lineage import UtcTimestamp
-from ml_platform.curated import FeatureView
+from ml_platform.curated import FeatureView, Read
 from ml_platform.point_in_time.temporal import TemporalFeature
 
 
@@ -160,9 +162,9 @@ TABLE = FeatureView(
     contract=UserActivity,
     partition_column="as_of_date",
     sql=SQL,
-    reads=("clean_events",),
-    reads_days=(-30, -1),
-    gated_by=("clean_users",),
+    # Lifetime values read every event day before the partition's; attributes are the versions
+    # valid the day before it.
+    reads=(Read.days("clean_events", None, -1), Read.snapshot("clean_users", -1)),
     entity_columns=("user_id",),
     timestamp_column="as_of",
     created_column="created_at",

@@ -11,7 +11,7 @@ import ibis.expr.datatypes as dt
 from pandera.ibis import DataFrameModel, Field
 
 from ml_platform.contracts import personal
-from ml_platform.curated import CuratedTable
+from ml_platform.curated import CuratedTable, Read
 
 
 class UserDailyFeatures(DataFrameModel):
@@ -95,8 +95,8 @@ TABLE = CuratedTable(
     contract=UserDailyFeatures,
     partition_column="feature_date",
     sql=FEATURES_SQL,
-    reads=("clean_events",),
-    # The users snapshot gates (must exist, checks passed) but does not re-trigger every day.
-    gated_by=("clean_users",),
+    # The day's events, and the users' attributes valid that day: a users snapshot re-requests
+    # the days its new versions reach (from the first snapshot day that changed on).
+    reads=("clean_events", Read.snapshot("clean_users", 0)),
     entity_columns=("user_id",),
 )

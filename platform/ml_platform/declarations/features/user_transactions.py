@@ -21,9 +21,10 @@ Currencies are never added up: completed amounts are summed per currency (EUR, U
 contract of `clean_transactions` admits no other; a new currency needs its columns here). Sums
 run in DECIMAL(18, 2) so that the window differences of running sums are exact.
 
-`days_since_last_completed` looks at all history before D. Automation recomputes the 30 days after
-a changed creation day (`reads_days`) within the latest eight days; a change to an older payment
-reaches later rows' `days_since_last_completed` only when they are recomputed (a backfill).
+`days_since_last_completed` and the running totals look at all history before D, and a partition
+declares it reads that (`reads`: every creation day before D). Automation recomputes every later
+day within the latest eight days; a change to an older payment reaches the rows before that when
+they are recomputed (a backfill), and `python -m ml_platform audit` names them until then.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pandera.ibis import DataFrameModel, Field
 
 from ml_platform.contracts import personal
 from ml_platform.contracts.lineage import UtcTimestamp
-from ml_platform.curated import FeatureView
+from ml_platform.curated import FeatureView, Read
 
 
 def _amount(currency: str, days: int):
@@ -153,8 +154,8 @@ TABLE = FeatureView(
     contract=UserTransactions,
     partition_column="as_of_date",
     sql=SQL,
-    reads=("clean_transactions",),
-    reads_days=(-30, -1),
+    # Running totals and days_since_last_completed read every creation day before the partition's.
+    reads=(Read.days("clean_transactions", None, -1),),
     entity_columns=("user_id",),
     timestamp_column="as_of",
     created_column="created_at",

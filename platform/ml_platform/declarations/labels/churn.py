@@ -12,7 +12,7 @@ from pandera.ibis import DataFrameModel, Field
 
 from ml_platform.contracts import personal
 from ml_platform.contracts.lineage import UtcTimestamp
-from ml_platform.curated import Label
+from ml_platform.curated import Label, Read
 
 
 class ChurnLabel(DataFrameModel):
@@ -65,8 +65,10 @@ LABEL = Label(
     contract=ChurnLabel,
     partition_column="as_of_date",
     sql=SQL,
-    reads=("clean_events",),
-    reads_days=(0, 29),
+    # Who is a customer reads every purchase day before the partition's; the outcome its 30 days.
+    reads=(Read.days("clean_events", None, 29),),
+    # A file landed on D + 33 (or later) makes D final.
+    clock_table="raw_events",
     entity_columns=("user_id",),
     timestamp_column="event_timestamp",
     label_column="churned",

@@ -14,7 +14,7 @@ import ibis.expr.datatypes as ibis_dt
 from pandera.ibis import DataFrameModel, Field
 
 from ml_platform.contracts.lineage import UtcTimestamp
-from ml_platform.curated import Label
+from ml_platform.curated import Label, Read
 
 
 class DeviceFailureLabel(DataFrameModel):
@@ -67,8 +67,9 @@ LABEL = Label(
     sql=SQL,
     # Telemetry gives the device-hours and is the clock: it lands every hour, while the
     # maintenance log can stay silent for days and would never say its horizon had passed.
-    reads=("clean_telemetry",),
-    gated_by=("clean_maintenance",),
+    reads=("clean_telemetry", Read.days("clean_maintenance", 0, 2)),
+    # A telemetry file landed on D + 4 (or later) makes D final.
+    clock_table="raw_telemetry",
     entity_columns=("device_id",),
     join_columns=("location",),
     timestamp_column="event_timestamp",

@@ -40,6 +40,10 @@ def kafka_raw_asset(spec: KafkaSourceSpec) -> dg.AssetsDefinition:
         ),
         check_specs=[messages_check_spec(dg.AssetKey(spec.raw_table), partitions_def)],
         required_resource_keys={"warehouse", spec.resource_key},
+        # The lag sensor retries a failed micro-batch itself (its offset ranges once more, with the
+        # stream views of the run) and never runs two at once: automation's own retry of a raw
+        # partition would launch a run outside it, without the views.
+        retried_by_automation=False,
     )
 
     # Single-run range backfills: one transaction per range (see dagster_previews).
