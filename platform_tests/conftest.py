@@ -166,6 +166,21 @@ def instance(request: pytest.FixtureRequest):
         yield inst
 
 
+@pytest.fixture
+def home(tmp_path) -> Path:
+    """A DAGSTER_HOME folder, for a test whose subprocess opens the test's instance too."""
+    path = tmp_path / "dagster_home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def home_instance(home):
+    """The test's Dagster instance, stored in `home` (a module overrides `instance` with it)."""
+    with dg.instance_for_test(temp_dir=str(home)) as inst:
+        yield inst
+
+
 class Runner:
     """Materializes assets in process, one partition or a single-run range, like the UI does."""
 

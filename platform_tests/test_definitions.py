@@ -78,7 +78,7 @@ def test_asset_specs_snapshot(defs):
         "pool": {"duckdb"},
         # Features are watched for drift; labels (below) are not. Every curated table proves it
         # holds no raw personal value (privacy).
-        "checks": ["contract", "drift", "privacy"],
+        "checks": ["audit", "contract", "drift", "privacy"],
         "automated": True,
     }
     # A feature view reads every day before its partition, and the users history as of then.
@@ -95,7 +95,7 @@ def test_asset_specs_snapshot(defs):
     expected["churn_label"] = curated("clean_events", "raw_events", group="labels")
     expected["device_failure_label"] = curated("clean_telemetry", "clean_maintenance", "raw_telemetry", group="labels")
     for label in ("churn_label", "device_failure_label"):
-        expected[label]["checks"] = ["contract", "privacy"]
+        expected[label]["checks"] = ["audit", "contract", "privacy"]
 
     def unpartitioned(*deps, group="training", pool=("duckdb",)):
         return {
@@ -116,7 +116,8 @@ def test_asset_specs_snapshot(defs):
         for model in (f"{name}_model", f"{name}_leaky_model"):
             expected[model] = unpartitioned(f"{name}_training_set", pool=())
     # Stream feature views: brought up to date in the raw run (no automation), guarded like any
-    # curated table, no drift (a view of minutes has no days to compare).
+    # curated table, no drift (a view of minutes has no days to compare), no audit (a partition's
+    # rows depend on the micro-batches that made them: curated/audit.py).
     for view in ("user_activity_5m", "user_activity_1h"):
         expected[view] = {
             **curated("raw_stream_events", group="realtime"),
@@ -134,8 +135,9 @@ def test_checks_are_partitioned_like_their_asset_and_contracts_block(defs):
             # Contracts guard what comes after, and so does privacy (a raw id must not spread);
             # a raw schema change is raised, never blocking, because raw keeps every row whatever its columns.
             assert spec.blocking is (check_key.name in ("contract", "privacy")), check_key
-            # How long ago a source last landed is about the source, not about one day.
-            partitions_def = None if check_key.name == "landing_freshness" else graph.get(key).partitions_def
+            # How long ago a source last landed is about the source, not about one day; the audit
+            # judges the latest days at once.
+            partitions_def = None if check_key.name in ("landing_freshness", "audit") else graph.get(key).partitions_def
             assert spec.partitions_def == partitions_def, check_key
 
 
@@ -180,8 +182,10 @@ def test_sensors_run_by_default(defs):
         "weather_catch_up_sensor"
     }
     assert sensors["weather_catch_up_sensor"].default_status == dg.DefaultSensorStatus.STOPPED
+    # The consistency audit runs daily by itself (its checks never block).
     assert [(s.name, s.default_status) for s in defs.schedules] == [
-        ("weather_daily_schedule", dg.DefaultScheduleStatus.STOPPED)
+        ("consistency_audit_schedule", dg.DefaultScheduleStatus.RUNNING),
+        ("weather_daily_schedule", dg.DefaultScheduleStatus.STOPPED),
     ]
 
 

@@ -27,17 +27,9 @@ SOURCES = ["events", "maintenance", "products", "stream_events", "telemetry", "t
 
 
 @pytest.fixture
-def home(tmp_path):
-    path = tmp_path / "dagster_home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def instance(home):
+def instance(home_instance):
     # The server process opens the same storage through DAGSTER_HOME.
-    with dg.instance_for_test(temp_dir=str(home)) as inst:
-        yield inst
+    return home_instance
 
 
 def _free_port() -> int:

@@ -17,11 +17,13 @@ import functools
 import dagster as dg
 
 from ml_platform import settings
+from ml_platform.checks.audit import AUDIT_JOB
 from ml_platform.checks.landing_freshness import landing_freshness_check, landing_freshness_sensor
 from ml_platform.checks.privacy import raw_personal_columns
 from ml_platform.clean.asset import clean_asset
 from ml_platform.contracts.freshness import derived_rule
 from ml_platform.curated import FeatureView
+from ml_platform.curated.audit import audit_check
 from ml_platform.curated.stream_asset import stream_view_asset
 from ml_platform.curated.table import curated_asset
 from ml_platform.dagster_previews import acknowledged
@@ -90,6 +92,11 @@ def build_definitions() -> dg.Definitions:
     views = [table for table in curated if isinstance(table, FeatureView)]
     assets += stream_view_assets(discover_stream_views(), specs, raw_personal)
     assets += training_assets(discover_training_sets(), labels, views)
+    # The consistency audit of every curated table, on a schedule (never blocking).
+    audits = [audit_check(table, partition_columns(specs, [*curated, *labels])) for table in [*curated, *labels]]
+    audit_job = dg.define_asset_job(
+        AUDIT_JOB, selection=dg.AssetSelection.checks(*(key for a in audits for key in a.check_keys))
+    )
     with acknowledged("use_user_code_server"):
         automation = dg.AutomationConditionSensorDefinition(
             "automation",
@@ -104,7 +111,15 @@ def build_definitions() -> dg.Definitions:
             use_user_code_server=True,
         )
     sensors: list = [automation]
-    schedules: list = []
+    schedules: list = [
+        dg.ScheduleDefinition(
+            name=f"{AUDIT_JOB}_schedule",
+            job=audit_job,
+            cron_schedule=settings.audit_cron(),
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description="Recomputes every curated table's latest partitions and compares (the audit check).",
+        )
+    ]
     resources: dict = {"warehouse": Warehouse(database=str(settings.warehouse_path()))}
     for spec in specs:
         built = source_definitions(spec)
@@ -117,6 +132,8 @@ def build_definitions() -> dg.Definitions:
     sensors += monitoring_sensors()
     return dg.Definitions(
         assets=assets,
+        asset_checks=audits,
+        jobs=[audit_job],
         sensors=sensors,
         schedules=schedules,
         resources=resources,

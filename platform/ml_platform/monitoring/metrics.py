@@ -21,6 +21,9 @@ Metrics (every name starts with `ml_platform_`):
 | `freshness_lag_seconds` | source | now minus when the newest data landed (before the landing check has run: minus the last ingestion) |
 | `stream_lag_messages` | source, partition | a stream source's messages not yet in raw, per topic partition, as its lag sensor last observed |
 | `stream_lag_observed_timestamp_seconds` | source | when that observation was recorded (Unix time): how current the lag is |
+| `audit_partitions_checked` | asset | partitions the latest consistency audit recomputed from their inputs (`audit` check, `python -m ml_platform audit`) |
+| `audit_partitions_differing` | asset | of those, the partitions whose warehouse rows differ from the recomputation |
+| `audit_timestamp_seconds` | asset | when that audit ran (Unix time) |
 | `scrape_duration_seconds` | | how long collecting these took |
 
 Freshness is about the data, not the runs: a raw run that re-reads a day writes a new
@@ -42,7 +45,8 @@ Cost of a scrape. The number of queries grows with the sources, assets and check
 they return with the partitions, not with the history: one asset-records query for the raw and
 unpartitioned clean tables; one latest-storage-id-per-partition query per partitioned clean
 table; one count query per run status; one query for the last `RECENT_RUNS` run records; Dagster's
-partition-status query per check; one latest-evaluation query per source's landing check.
+partition-status query per check; one latest-evaluation query per source's landing check and one
+for all the audit checks.
 Materialization metadata, failed checks' severities and ended runs' assets are read once and kept
 (by storage id or run id, which never change meaning), so a scrape reads only events that are new
 since the previous one. The partition-status queries are most of the cost: each groups its check's
@@ -61,6 +65,7 @@ import dagster as dg
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ml_platform.checks.audit import AUDIT_CHECK, CHECKED, DIFFERING
 from ml_platform.checks.landing_freshness import LANDING_FRESHNESS_CHECK
 
 # Not exported at dagster's top level in 1.13: they select one partition's failed check executions.
@@ -135,6 +140,7 @@ class PlatformCollector(Collector):
             yield from self._checks()
             yield from self._freshness(latest_raw)
             yield from self._stream_lag()
+            yield from self._audits()
             elapsed = GaugeMetricFamily(
                 "ml_platform_scrape_duration_seconds", "Time taken to collect the platform's metrics"
             )
@@ -351,3 +357,32 @@ class PlatformCollector(Collector):
             if value is not None:
                 found[keys[key]] = float(value)
         return found
+
+    # --- consistency audit -------------------------------------------------------------------
+
+    def _audits(self) -> Iterator:
+        checked = GaugeMetricFamily(
+            "ml_platform_audit_partitions_checked",
+            "Partitions the latest consistency audit recomputed from their inputs",
+            labels=["asset"],
+        )
+        differing = GaugeMetricFamily(
+            "ml_platform_audit_partitions_differing",
+            "Partitions whose warehouse rows differ from their recomputation, at the latest audit",
+            labels=["asset"],
+        )
+        when = GaugeMetricFamily(
+            "ml_platform_audit_timestamp_seconds", "When the latest consistency audit ran (Unix time)", labels=["asset"]
+        )
+        keys = [key for key in self.checks if key.name == AUDIT_CHECK]
+        summaries = self.instance.event_log_storage.get_asset_check_summary_records(keys) if keys else {}
+        for key, summary in sorted(summaries.items(), key=lambda kv: kv[0].asset_key.to_user_string()):
+            record = summary.last_completed_check_execution_record
+            if record is None or record.event is None:
+                continue
+            metadata = record.event.dagster_event.asset_check_evaluation_data.metadata
+            asset = key.asset_key.to_user_string()
+            checked.add_metric([asset], _value(metadata, CHECKED) or 0)
+            differing.add_metric([asset], _value(metadata, DIFFERING) or 0)
+            when.add_metric([asset], record.event.timestamp)
+        yield from (checked, differing, when)
