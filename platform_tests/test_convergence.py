@@ -230,3 +230,16 @@ def test_a_label_written_before_it_was_final_is_written_again_when_its_clock_lan
 def _all_but(defs: dg.Definitions, *names: str) -> tuple[str, ...]:
     graph = defs.resolve_asset_graph()
     return tuple(k.to_user_string() for k in graph.get_all_asset_keys() if k.to_user_string() not in names)
+
+
+def test_a_training_set_is_not_built_before_its_label_exists(data_dir, runner, instance, defs):
+    """Its feature views exist, its label does not (a demo week never matures churn): nothing to
+    build from. What a set reads of its views is what its last build recorded; before one, only the
+    label can start it."""
+    telemetry_days(data_dir, runner, *RECENT[::2])
+    runner.run("device_health", range_=RECENT[::2])
+    training_set = "device_failure_training_set"
+    ticker = Ticker(defs, instance, leave_out=_all_but(defs, training_set))
+    assert ticker.tick() == {}
+    runner.run("device_failure_label", partition=RECENT[0])
+    assert ticker.tick() == {dg.AssetKey(training_set): {None}}

@@ -348,6 +348,8 @@ class _Inputs:
             last = None if read.last is None else partition.day + dt.timedelta(days=read.last)
             return self._days[read.table].newest(first, last)
         if read.recorded:
+            if than is None:
+                return None  # never built: what it will record reading says nothing yet (a set needs its label)
             window = self._recorded_window(read.table)
             if window is not None and self.tick.partitioned(key):
                 return _Days(self.tick.latest(key, MATERIALIZED)).newest(*window)
