@@ -105,8 +105,9 @@ class Ticker:
     with every asset requested for it (`submit`), which the platform's conditions then see in
     progress, as they would see the daemon's. Nothing executes them: the test runs what it wants
     with `runner.run`, after which the partitions it wrote are no longer in progress (their latest
-    planned run is the test's). A partition the test never runs stays in its run, in progress,
-    unless the test cancels the runs (`cancel_submitted`).
+    planned run is the test's, and the next tick ends a submitted run all of whose partitions the
+    test ran). A partition the test never runs stays in its run, in progress, unless the test
+    cancels the runs (`cancel_submitted`).
 
     `leave_out`: assets whose conditions are not evaluated (a test about one chain of assets
     leaves out others downstream of the same tables). `now`: the evaluation time (default: now).
@@ -118,6 +119,7 @@ class Ticker:
         self.submitted: list[str] = []
 
     def tick(self) -> dict[dg.AssetKey, set[str | None]]:
+        self._end_superseded()
         result = dg.evaluate_automation_conditions(
             defs=self.defs,
             instance=self.instance,
@@ -144,6 +146,22 @@ class Ticker:
             if run is not None and not run.is_finished:
                 self.instance.report_run_canceled(run)
         self.submitted.clear()
+
+    def _end_superseded(self) -> None:
+        """End (as canceled) each submitted run that the test ran instead: every partition it was
+        to write was planned by a later run since. The daemon would have run it; left in progress
+        it would hold its partitions (`ml_platform.automation.InFlight` sees every unfinished run)."""
+        for run_id in self.submitted:
+            run = self.instance.get_run_by_id(run_id)
+            if run is None or run.is_finished:
+                continue
+            partition = run.tags.get("dagster/partition")
+            latest = {
+                key: self.instance.get_latest_planned_materialization_info(key, partition)
+                for key in run.asset_selection or ()
+            }
+            if all(info is not None and info.run_id != run_id for info in latest.values()):
+                self.instance.report_run_canceled(run)
 
     def submit(self, requested: dict[dg.AssetKey, set[str | None]]) -> None:
         """Queue the runs the sensor would launch: one per partition key, its assets together."""

@@ -176,8 +176,11 @@ def _default_signals() -> None:
 
 
 @contextlib.contextmanager
-def running_make_dev(root: Path, name: str = "make_dev", demo: dict | None = None) -> Iterator[Platform]:
-    """`make dev` on a demo in `root/data` (landed here unless already there); see the module docstring."""
+def running_make_dev(
+    root: Path, name: str = "make_dev", demo: dict | None = None, make_vars: dict | None = None
+) -> Iterator[Platform]:
+    """`make dev` on a demo in `root/data` (landed here unless already there); see the module docstring.
+    `make_vars`: more of make dev's variables (`{"STREAM_RATE": 0}`: the broker runs, nothing is produced)."""
     data_dir, home = root / "data", root / "dagster_home"
     if read_manifest(data_dir) is None:
         generate(data_dir, end_date=dt.datetime.now(dt.UTC).date(), **(demo or TEST_DEMO))
@@ -197,6 +200,7 @@ def running_make_dev(root: Path, name: str = "make_dev", demo: dict | None = Non
         "KAFKA_PORT": _free_port(),
         "REDIS_PORT": _free_port(),
         "SERVE_PORT": _free_port(),
+        **(make_vars or {}),
     }
     with log_path.open("ab") as log:
         # `-o install`: the venv running the tests is the one make dev uses; never reinstall it here.

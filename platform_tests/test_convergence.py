@@ -243,3 +243,38 @@ def test_a_training_set_is_not_built_before_its_label_exists(data_dir, runner, i
     assert ticker.tick() == {}
     runner.run("device_failure_label", partition=RECENT[0])
     assert ticker.tick() == {dg.AssetKey(training_set): {None}}
+
+
+def test_a_stale_partition_waits_while_any_unfinished_run_will_write_it(data_dir, runner, instance, defs):
+    """A run queued before a restart of dagster dev, and a newer run of the same partition that has
+    finished: Dagster's `in_progress` sees only the newer one. Requesting a third run would overlap
+    the queued one; the partition waits until no run of it is unfinished."""
+    telemetry_days(data_dir, runner, *RECENT[::2])
+    queued = instance.create_run_for_job(
+        job_def=defs.resolve_implicit_global_asset_job_def(),
+        asset_selection={HEALTH},
+        tags={"dagster/partition": RECENT[2]},
+        status=dg.DagsterRunStatus.STARTED,
+    )
+    runner.run("device_health", range_=RECENT[::2])  # planned after the queued run, and finished
+    runner.run("clean_telemetry", partition=RECENT[2])  # device_health's last day is stale now
+    ticker = Ticker(defs, instance, leave_out=_all_but(defs, "device_health"))
+    assert RECENT[2] not in ticker.tick().get(HEALTH, set())
+    instance.report_run_canceled(instance.get_run_by_id(queued.run_id))
+    assert RECENT[2] in ticker.tick()[HEALTH]
+
+
+def test_a_write_left_without_a_check_result_is_built_again(data_dir, runner, instance, defs):
+    """Two overlapping runs can record their check results in the other order than their writes
+    (and a run can die between the two): the newest write has no verdict, and what reads it would
+    wait for one forever. The partition is built again; with its verdict it is left alone."""
+    telemetry_days(data_dir, runner, *RECENT[::2])
+    runner.run("device_health", range_=RECENT[::2])
+    ticker = Ticker(defs, instance, leave_out=_all_but(defs, "device_health"))
+    # (Later days, never built here, may be requested: only RECENT[1] is looked at.)
+    assert RECENT[1] not in ticker.tick().get(HEALTH, set())
+    # A newer write of RECENT[1] without its checks' results.
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=HEALTH, partition=RECENT[1]))
+    assert RECENT[1] in ticker.tick()[HEALTH]
+    runner.run("device_health", partition=RECENT[1])
+    assert RECENT[1] not in ticker.tick().get(HEALTH, set())

@@ -156,6 +156,13 @@ class _Tick:
         self._runs: dict[str, object] = {}
         self._changes: dict[dg.AssetKey, list] = {}
         self._planned: dict[tuple, object] = {}
+        self._in_flight: dict[dg.AssetKey, set[str | None]] | None = None
+
+    def in_flight(self) -> dict[dg.AssetKey, set[str | None]]:
+        """Per asset, the partitions (None: unpartitioned) some unfinished run will write."""
+        if self._in_flight is None:
+            self._in_flight = _in_flight(self.instance)
+        return self._in_flight
 
     def partitioned(self, key: dg.AssetKey) -> bool:
         return self.graph.get(key).partitions_def is not None
@@ -309,6 +316,39 @@ def _running_max(values: list[int]) -> list[int]:
     return result
 
 
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.MANAGED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def _in_flight(instance: dg.DagsterInstance) -> dict[dg.AssetKey, set[str | None]]:
+    found: dict[dg.AssetKey, set[str | None]] = {}
+    for run in instance.get_runs(dg.RunsFilter(statuses=UNFINISHED)):
+        partitions = run_partitions(run.tags)
+        for key in run.asset_selection or ():
+            found.setdefault(key, set()).update(partitions)
+    return found
+
+
+def run_partitions(tags: dict[str, str]) -> set[str | None]:
+    """The partition keys a run writes, from its tags: its partition, every day of its range, or
+    {None} (unpartitioned assets)."""
+    from ml_platform.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    if "dagster/partition" in tags:
+        return {tags["dagster/partition"]}
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if start and end:
+        first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+        return {(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)}
+    return {None}
+
+
 # --- staleness ---------------------------------------------------------------------------------
 
 
@@ -408,6 +448,26 @@ class _PlatformCondition(dg.AutomationCondition):
     @property
     def requires_cursor(self) -> bool:
         return False
+
+
+class InFlight(_PlatformCondition):
+    """True for a partition that any unfinished run (queued or running) will write. Dagster's
+    `in_progress` looks only at the run that planned the partition last: a run queued before a
+    restart of `dagster dev` and a newer one could both be in flight, and two overlapping runs of
+    one partition can record their check results in the other order than their writes, which
+    leaves the newest write without a check result (`platform_tests/test_chaos.py`)."""
+
+    @property
+    def name(self) -> str:
+        return "planned_by_an_unfinished_run"
+
+    @property
+    def description(self) -> str:
+        return "a queued or running run will write the partition"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        planned = _tick(context).in_flight().get(context.key, set())
+        return _result(context, [p for p in _partitions(context) if p.key in planned])
 
 
 class Stale(_PlatformCondition):
@@ -535,6 +595,23 @@ def backoff_seconds(attempts: int) -> float:
 # --- the conditions assets use ------------------------------------------------------------------
 
 
+def _idle() -> dg.AutomationCondition:
+    """No run of the partition queued or running, the latest or any other."""
+    return ~AC.in_progress() & ~InFlight()
+
+
+def _unchecked() -> dg.AutomationCondition:
+    """The partition's latest write has no result of a blocking check, though its run did not fail:
+    two runs overlapped (their results recorded out of order) or a run died between the write and
+    its checks. What reads it would wait for a verdict forever; a rebuild gives one. (A run that
+    failed is `Recover`'s: a check that raised is the partition's own fault and stays held.)"""
+    return (
+        AC.any_checks_match(~AC.check_passed() & ~AC.check_failed(), blocking_only=True)
+        & ~AC.missing()
+        & ~AC.execution_failed()
+    ).with_label("latest_write_has_no_check_result")
+
+
 def _gates() -> dg.AutomationCondition:
     return (
         ~AC.any_deps_in_progress()
@@ -562,11 +639,11 @@ def on_upstream_update(
     ticks (a stream's clean table: raw is written by every micro-batch). Staleness is a state, so
     the updates in between are not lost: the first evaluation after the next tick sees them and
     makes one run."""
-    wanted = Stale(reads) | Recover(reads)
+    wanted = Stale(reads) | Recover(reads) | _unchecked()
     if same_day:
         chained = AC.any_deps_match(AC.will_be_requested()).allow(dg.AssetSelection.assets(*same_day))
         wanted = wanted | chained.with_label("same_day_upstream_requested_now")
-    condition = ~AC.in_progress() & wanted & _gates()
+    condition = _idle() & wanted & _gates()
     others = AC.any_deps_match(AC.will_be_requested())
     if same_day:
         others = others.ignore(dg.AssetSelection.assets(*same_day))
@@ -587,8 +664,8 @@ def on_new_input(reads: tuple[Read, ...]) -> dg.AutomationCondition:
     every dependency to have passed checks: a table never materialized (a source not configured
     here) would hold it back forever."""
     return (
-        ~AC.in_progress()
-        & (Stale(reads) | Recover(reads))
+        _idle()
+        & (Stale(reads) | Recover(reads) | _unchecked())
         & ~AC.any_deps_in_progress()
         & ~AC.any_deps_match(AC.any_checks_match(AC.check_failed(), blocking_only=True)).with_label(
             "no_dep_blocking_check_failed"
@@ -599,4 +676,4 @@ def on_new_input(reads: tuple[Read, ...]) -> dg.AutomationCondition:
 def on_failure_only() -> dg.AutomationCondition:
     """For an asset its own trigger requests (a raw partition: the landing sensor, a schedule):
     automation only retries an attempt that died or failed for a reason that is not its data."""
-    return (~AC.in_progress() & Recover()).with_label("retry_failed_attempt")
+    return (_idle() & Recover()).with_label("retry_failed_attempt")

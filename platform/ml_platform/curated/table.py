@@ -71,6 +71,11 @@ class CuratedTable:
     freshness: FreshnessRule | None = None
     # Each feature's distribution against the days before it (the `drift` check); None: off.
     drift: DriftRule | None = field(default_factory=DriftRule)
+    # The drift check's warm-up: the first days of a table whose rows aggregate windows of days
+    # before their own hold partial windows that grow as history fills up, which is not drift.
+    # None: the longest bounded window of days it reads (a table reading all history before its
+    # day says the windows its features aggregate, e.g. 30).
+    drift_warmup_days: int | None = None
     owner: str = "team:ml-platform"
     group: str = "features"
 
@@ -130,7 +135,10 @@ class CuratedTable:
 
     @property
     def warmup_days(self) -> int:
-        """Days a partition reaches back (the drift check's warm-up): 0 for the same day."""
+        """The drift check's warm-up (`drift_warmup_days`): by default the days a partition reaches
+        back, 0 for the same day."""
+        if self.drift_warmup_days is not None:
+            return self.drift_warmup_days
         firsts = [r.first for r in self.inputs if r.windowed and not r.until_final]
         bounded = [-f for f in firsts if f is not None and f < 0]
         return max(bounded, default=0)

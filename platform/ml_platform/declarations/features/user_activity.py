@@ -165,6 +165,8 @@ TABLE = FeatureView(
     # Lifetime values read every event day before the partition's; attributes are the versions
     # valid the day before it.
     reads=(Read.days("clean_events", None, -1), Read.snapshot("clean_users", -1)),
+    # Its windowed features fill up over 30 days (lifetime values grow for ever).
+    drift_warmup_days=30,
     entity_columns=("user_id",),
     timestamp_column="as_of",
     created_column="created_at",

@@ -156,6 +156,8 @@ TABLE = FeatureView(
     sql=SQL,
     # Running totals and days_since_last_completed read every creation day before the partition's.
     reads=(Read.days("clean_transactions", None, -1),),
+    # Its windowed features fill up over 30 days (lifetime values grow for ever).
+    drift_warmup_days=30,
     entity_columns=("user_id",),
     timestamp_column="as_of",
     created_column="created_at",
