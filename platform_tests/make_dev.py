@@ -51,7 +51,7 @@ TEST_DEMO = {"days": 7, "events_per_day": 300, "seed": 7, "telemetry_hours_per_d
 MAKE_DEV_DEMO = {"days": 7, "events_per_day": 2000, "seed": 7, "telemetry_hours_per_day": 24}
 # Seconds without a run created or ended: longer than three automation ticks (5 s each).
 QUIET_SECONDS = 20.0
-STOP_TIMEOUT = 60.0
+STOP_TIMEOUT = 120.0
 # The churn label is final 30 + 3 days after its day: no demo week reaches that.
 NEVER_IN_A_WEEK = ("churn_label", "churn_training_set", "churn_model", "churn_leaky_model")
 UNPARTITIONED = (

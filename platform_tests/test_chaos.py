@@ -37,14 +37,23 @@ from ml_platform.demo.manifest import read_manifest
 from ml_platform.warehouse import connect, sql
 from platform_server import FINISHED, Platform, process_group_alive
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 SETTLE_TIMEOUT = 900.0  # a catch-up under a loaded 2-core machine; about 2 minutes on a quiet one
 KILL_TIMEOUT = 240.0
 QUIET_STREAM = {"STREAM_RATE": 0}
-# Columns whose values are the wall-clock time of a run, by table ("*": every table that has it).
+# Columns that say when, where or by which run something was done, not what the data says, by table
+# ("*": every table that has it): wall-clock times, the ledger batches (file and ingestion time) a
+# snapshot was built from, the weather API's address (its port is make dev's), and the Dagster
+# run and data version (run-based) of each input a training set's manifest lists beside the
+# fingerprint of its rows (compared).
 WALL_CLOCK = {
-    "*": ("ingested_at",),
+    "*": ("ingested_at", "quarantined_at", "profiled_at", "fetched_at"),
+    "clean_users__snapshots": ("batches",),
+    "clean_products__snapshots": ("batches",),
+    "raw_weather_responses": ("url",),
+    "training_set_device_failure_manifest": ("data_version", "run_id"),
+    "training_set_churn_manifest": ("data_version", "run_id"),
 }
 
 
