@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT ?= 3000
 export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install dev test test-chaos test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo bench-spark kafka bench-stream
+.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo bench-spark kafka bench-stream
 
 install: $(VENV)/.installed
 
@@ -124,11 +124,6 @@ dev: install demo-data
 TEST_WORKERS ?= 2
 test: install system-deps kafka lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
-
-# The chaos test (platform_tests/test_chaos.py: make dev SIGKILLed twice during its catch-up, a late
-# file, every table compared with an uninterrupted catch-up's), about 8 minutes; not yet in `make test`.
-test-chaos: install system-deps kafka
-	$(PY) -m pytest -m chaos -n 0 platform_tests/test_chaos.py
 
 # Lint for bug classes, import order, outdated syntax and needlessly complex code; the format is checked too
 # (`make format` applies it).

@@ -166,6 +166,26 @@ def instance(request: pytest.FixtureRequest):
         yield inst
 
 
+@pytest.fixture(scope="session")
+def make_dev_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tests' demo week (`make_dev.TEST_DEMO`, ending today), landed once per worker: each test
+    that runs `make dev` copies it, so that their warehouses can be compared table by table."""
+    from make_dev import TEST_DEMO
+    from ml_platform.demo import generate
+
+    data_dir = tmp_path_factory.mktemp("make_dev_demo") / "data"
+    generate(data_dir, end_date=dt.datetime.now(dt.UTC).date(), **TEST_DEMO)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def uninterrupted_catch_ups() -> list[Path]:
+    """Warehouses of `make dev` catch-ups of `make_dev_demo` that settled uninterrupted and passed
+    their test, stopped: the end-to-end test adds its own, the chaos test compares with it (both in
+    the e2e group, so on one worker, in that order) instead of running its own again."""
+    return []
+
+
 @pytest.fixture
 def home(tmp_path) -> Path:
     """A DAGSTER_HOME folder, for a test whose subprocess opens the test's instance too."""

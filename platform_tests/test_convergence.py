@@ -10,7 +10,7 @@ requested runs as the sensor does) and runs partitions by hand in the order that
 - a label partition written empty before it was final, then its clock's day lands (the demo week's
   device_failure_label kept 0 rows on a day); once final, a newer clock does not rebuild it.
 
-The whole platform under crashes is `test_chaos.py`; that every table reads only what it declares
+The whole platform under crashes is `test_make_dev_chaos.py`; that every table reads only what it declares
 is `test_declared_reads.py`.
 """
 

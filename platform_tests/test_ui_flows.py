@@ -121,6 +121,9 @@ def land_drip(platform: Platform, day: dt.date, seq: int = 1, events: int = 20) 
     return write_drip_file(platform.data_dir, day, seq=seq, seed=5, events=events, now=now)
 
 
+EVENTS_LAYERS = ("raw_events", "clean_events", "user_daily_features")
+
+
 def wait_raw_by_sensor(platform: Platform, day: str, timeout: float = 60):
     """The successful raw_events run the landing sensor started for `day`."""
 
@@ -261,7 +264,9 @@ def test_sensor_runs_landed_file(flow: Flow, platform: Platform):
     page = flow.page
     flow.goto("/runs")
     flow.shot("runs_before")
-    assert not [r for r in platform.runs() if r.partition == day]
+    # Nothing of the day's events has run yet. (user_activity's partition of the day may have:
+    # it reads every day before it, and earlier tests landed some.)
+    assert not [r for r in platform.runs() if r.partition == day and set(r.assets) & set(EVENTS_LAYERS)]
     land_drip(platform, SENSOR_DAY, seq=4)
 
     raw_run = wait_raw_by_sensor(platform, day)
@@ -289,6 +294,18 @@ def test_sensor_runs_landed_file(flow: Flow, platform: Platform):
     )
     assert platform.check_status("clean_events", "contract", day) == "SUCCEEDED"
     assert platform.row_count(platform.materializations("clean_events", day)[0]) == 20
+    # Each layer's partition: one run, the automation's for clean and features, its check's result.
+    for asset in ("clean_events", "user_daily_features"):
+        latest = platform.materializations(asset, day)[0]
+        run = next(r for r in platform.runs() if r.run_id == latest["runId"])
+        assert (run.sensor, run.partition, run.status) == ("automation", day, "SUCCESS"), run
+        assert platform.check_executions(asset, "contract", day)[0]["runId"] == run.run_id
+    # The queue takes newer days first (ml_platform.runs.queue): every run of a day is tagged with
+    # its distance from today when submitted (a run created but not yet submitted has none yet).
+    dated = [r for r in platform.runs() if r.partition and r.status != "NOT_STARTED"]
+    assert day in {r.partition for r in dated}
+    for run in dated:
+        assert run.tags.get("dagster/priority") == str(min(1, (dt.date.fromisoformat(run.partition) - TODAY).days)), run
     flow.goto(f"/assets/user_daily_features?view=partitions&partition={day}")
     expect(page.get_by_text(re.compile(r"Materialized \(\d+\)"))).to_be_visible()
     flow.shot("features_partition")

@@ -455,7 +455,7 @@ class InFlight(_PlatformCondition):
     `in_progress` looks only at the run that planned the partition last: a run queued before a
     restart of `dagster dev` and a newer one could both be in flight, and two overlapping runs of
     one partition can record their check results in the other order than their writes, which
-    leaves the newest write without a check result (`platform_tests/test_chaos.py`)."""
+    leaves the newest write without a check result (`platform_tests/test_make_dev_chaos.py`)."""
 
     @property
     def name(self) -> str:
