@@ -322,7 +322,7 @@ USES: tuple[PrivateUse, ...] = (
             "A run over a range of partitions is asked for, and recognized, by Dagster's two range tags "
             "(`RunRequest` takes one partition key, not a range): the API catch-up sensor requests a week per run "
             "with them, the run queue reads a run's newest day from the end tag, and automation reads which days an "
-            "unfinished run will write from both (`automation.InFlight`)."
+            "unfinished run will write from both (`ml_platform.automation.InFlight`)."
         ),
         requires=(
             Equals(f"{_TAGS}.ASSET_PARTITION_RANGE_START_TAG", "dagster/asset_partition_range_start"),
@@ -334,7 +334,7 @@ USES: tuple[PrivateUse, ...] = (
             "missed are then backfilled by hand); Dagster's own `QueuedRunCoordinator` in dagster.yaml stops the "
             "queue reading the end tag (first submitted, first launched)."
         ),
-        used_by=("ml_platform.automation", "ml_platform.ingestion.api.catch_up", "ml_platform.runs.queue"),
+        used_by=("ml_platform.automation.event_log", "ml_platform.ingestion.api.catch_up", "ml_platform.runs.queue"),
     ),
     PrivateUse(
         name="cron_ticks",
