@@ -142,7 +142,7 @@ def test_crash_mid_burst_ingests_every_file_exactly_once(tmp_path: Path):
             def caught_in_flight() -> Run | None:
                 runs = platform.runs()
                 if any(r.status == "STARTING" for r in runs):
-                    return None  # a run killed before it starts waits for the 180 s start timeout
+                    return None  # a run killed before it starts waits for the start timeout (dagster.yaml)
                 started = [r for r in runs if r.status == "STARTED" and r.assets == ["raw_events"]]
                 return next((r for r in started if step_started(platform, r)), None)
 

@@ -632,7 +632,9 @@ def test_a_backlog_is_read_in_runs_of_bounded_size_each_message_once(bootstrap, 
     assert query(runner, "SELECT first_offset, end_offset FROM stream_batches ORDER BY 1") == [(0, 3), (3, 6), (6, 8)]
 
 
-def test_a_stream_sources_clean_day_is_rebuilt_at_most_once_between_two_schedule_ticks(bootstrap, instance, data_dir):
+def test_a_stream_sources_clean_day_is_built_at_once_then_at_most_once_between_two_schedule_ticks(
+    bootstrap, instance, data_dir
+):
     from helpers import Ticker
 
     now = dt.datetime.now(dt.UTC)
@@ -652,14 +654,21 @@ def test_a_stream_sources_clean_day_is_rebuilt_at_most_once_between_two_schedule
     assert tick_at(1) == {}
     produce(bootstrap, topic, events(0, 2))
     runner.run(RAW, partition=today())
-    assert tick_at(2) == {}  # raw updated, but no tick of the schedule since: it waits
-    assert tick_at(5.1) == {dg.AssetKey(CLEAN): {yesterday(), today()}}
+    # Never built: built at once, without waiting for a tick of the schedule.
+    assert tick_at(2) == {dg.AssetKey(CLEAN): {yesterday(), today()}}
     for day in (yesterday(), today()):  # the runs the tick queued (the Ticker's), run here
         runner.run(CLEAN, partition=day)
-    assert tick_at(5.5) == {}  # the request is handled
+    assert tick_at(2.5) == {}  # the request is handled
     produce(bootstrap, topic, events(2, 2))
     runner.run(RAW, partition=today())
-    assert tick_at(6) == {}  # raw is newer than clean, but clean was requested since the last tick of the schedule
+    assert tick_at(3) == {}  # raw is newer than clean, but no tick of the schedule since: it waits
+    assert tick_at(5.1) == {dg.AssetKey(CLEAN): {yesterday(), today()}}
+    for day in (yesterday(), today()):
+        runner.run(CLEAN, partition=day)
+    assert tick_at(5.5) == {}
+    produce(bootstrap, topic, events(4, 2))
+    runner.run(RAW, partition=today())
+    assert tick_at(6) == {}  # requested since the last tick of the schedule: once per tick
     assert tick_at(10.1) == {dg.AssetKey(CLEAN): {yesterday(), today()}}
     assert tick_at(10.5) == {}
 

@@ -101,7 +101,7 @@ def _kill_when(platform: Platform, succeeded: int) -> int:
         running = any(r.status == "STARTED" for r in runs)
         return done if done >= succeeded and running else None
 
-    done = platform.wait_for(in_flight, KILL_TIMEOUT, interval=0.5, what=f"{succeeded} runs to succeed")
+    done = platform.wait_for(in_flight, KILL_TIMEOUT, interval=1.0, what=f"{succeeded} runs to succeed")
     os.killpg(platform.pgid, signal.SIGKILL)
     platform.process.wait(timeout=30)
     deadline = time.monotonic() + 15

@@ -38,7 +38,8 @@ The rest of the condition is as before:
   partitions of one key requested on one tick in one run, upstream first); a table reading other
   days waits for the tick after its upstream was written (`same_day`);
 - a table with a `schedule` (a stream's clean table, whose raw partition every micro-batch
-  writes) is requested at most once between two ticks of its cron schedule;
+  writes) is built at once the first time (a new day), then requested at most once between two
+  ticks of its cron schedule;
 - a table reading a window of days is kept current by automation only for its latest days
   (`recent_days`): data is at most a week late, so every partition a late file can change lies in
   the latest eight days however long the window; older history is backfilled, and the audit

@@ -54,8 +54,8 @@ def on_upstream_update(
     updated and passed, and puts partitions of one key in one run, upstream first). Beside any
     other upstream being requested it would run in another run, before that is written, and again
     once it is: it waits for the tick after.
-    `schedule`: a cron schedule (UTC); a partition is requested at most once between two of its
-    ticks (a stream's clean table: raw is written by every micro-batch). Staleness is a state, so
+    `schedule`: a cron schedule (UTC); a partition is built at once the first time, then requested
+    at most once between two of its ticks (a stream's clean table: raw is written by every micro-batch). Staleness is a state, so
     the updates in between are not lost: the first evaluation after the next tick sees them and
     makes one run."""
     wanted = Stale(reads) | Recover(reads) | _unchecked()
@@ -70,9 +70,10 @@ def on_upstream_update(
     if recent_days is not None:
         condition = AC.in_latest_time_window(dt.timedelta(days=recent_days)) & condition
     if schedule is not None:
-        condition = condition & AC.cron_tick_passed(schedule).since(AC.newly_requested()).with_label(
-            f"tick_of_{schedule}_since_requested"
-        )
+        # A partition never built (a new day's) is built at once; after that, at most once
+        # between two ticks.
+        rhythm = AC.cron_tick_passed(schedule).since(AC.newly_requested()) | AC.missing()
+        condition = condition & rhythm.with_label(f"tick_of_{schedule}_since_requested_or_never_built")
     return condition.with_label("on_upstream_update")
 
 

@@ -64,8 +64,8 @@ class SourceSpec:
     # freshness policy on its raw and clean assets (the UI's overdue assets). DAILY by default.
     freshness: FreshnessRule = DAILY
     tags: dict[str, str] = field(default_factory=dict)
-    # When the clean table's automation may run (a cron schedule, UTC): at most one run per
-    # partition between two ticks. None: on every raw update. A stream lands every few seconds and
+    # When the clean table's automation may run (a cron schedule, UTC): a partition's first build
+    # at once, then at most one run per partition between two ticks. None: on every raw update. A stream lands every few seconds and
     # its real-time features read raw batches directly, so its clean day is rebuilt on a rhythm
     # rather than holding the warehouse's one writer after every micro-batch.
     clean_schedule: str | None = None
