@@ -8,7 +8,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT ?= 3000
 export ML_PLATFORM_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout scale-demo bench-spark kafka bench-stream
+.PHONY: install dev test test-fast lint format demo-data system-deps screenshot clean bench-pit bench bench-scaleout bench-table-formats scale-demo bench-spark kafka bench-stream
 
 install: $(VENV)/.installed
 
@@ -200,6 +200,13 @@ bench: $(VENV)/.installed-perf
 SCALEOUT_ARGS ?=
 bench-scaleout: $(VENV)/.installed-perf system-deps
 	$(PY) benchmarks/scaleout_options.py $(SCALEOUT_ARGS)
+
+# The open table formats (DuckLake, Apache Iceberg through pyiceberg) for partition replaces from workers
+# that share no disk: the same partition work with 1, 2 and 4 workers, a second engine's read, a worker
+# killed before its commit, snapshot retention (docs/scaling.md). About 8 minutes here. Results in
+# benchmarks/results/table_formats.{json,md}.
+bench-table-formats: $(VENV)/.installed-perf system-deps
+	$(PY) benchmarks/table_formats.py $(TABLE_FORMATS_ARGS)
 
 # Spark's local mode on the same partition work, against DuckDB (docs/scaling.md); its own venv: pyspark
 # is 450 MB and needs Java 17+, which nothing else here needs. Results in benchmarks/results/spark_probe.json.

@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import multiprocessing as mp
-import platform
 import sys
 import tempfile
 import time
@@ -39,44 +37,40 @@ import uuid
 from pathlib import Path
 
 import duckdb
+from scaleout_harness import (
+    COLUMN_TYPES,
+    ROOT,
+    digest,
+    machine,
+    partition_select,
+    run_pass,
+    s3_connection,
+    servers,
+    shares,
+    summary,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "platform"), str(ROOT / "platform_tests"), str(ROOT / "benchmarks")]
-
-from scaleout_data import HEADER, csv_day  # noqa: E402
-
-from ml_platform.storage.aws import AwsAccess  # noqa: E402
-from ml_platform.warehouse.extensions import load_offline, shipped_extension  # noqa: E402
-from ml_platform.warehouse.s3 import attach_s3  # noqa: E402
+from ml_platform.storage.aws import AwsAccess
+from ml_platform.warehouse.s3 import attach_s3
 
 BUCKET = "scaleout-bench"
 OPTIONS = ("duckdb_file", "ducklake_replace", "ducklake_append", "parquet_catalog")
 TABLE = "events_typed"
 MAX_RETRIES = 200
 
-# The partition's work: parse, type, derive (what a raw+clean step does to one day, in one query).
-TRANSFORM = """
-SELECT CAST(landing_day AS DATE) AS day, event_id, user_id, event_type,
-       CAST(event_time AS TIMESTAMPTZ) AS event_time, TRY_CAST(amount AS DOUBLE) AS amount,
-       md5(user_id || event_type) AS user_type_key, length(payload) AS payload_bytes
-FROM read_csv({url}, all_varchar = true, header = true)
-"""
-
 
 def _connect(env: dict, option: str) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"memory_limit": "1GB", "threads": "1"})
-    access = AwsAccess(env["endpoint"], env["region"], None, None)
-    attach_s3(con, access)
     if option.startswith("ducklake"):
-        load_offline(con, shipped_extension("duckdb_extension_postgres", "postgres", load_name="postgres_scanner"))
-        load_offline(con, shipped_extension("duckdb_extension_ducklake", "ducklake"))
+        con = s3_connection(env, "postgres", "ducklake")
         con.execute(
             f"ATTACH 'ducklake:postgres:{env['pg']}' AS lake (DATA_PATH 's3://{BUCKET}/{option}/', METADATA_SCHEMA '{option}')"
         )
         con.execute("USE lake")
     elif option == "parquet_catalog":
-        load_offline(con, shipped_extension("duckdb_extension_postgres", "postgres", load_name="postgres_scanner"))
+        con = s3_connection(env, "postgres")
         con.execute(f"ATTACH '{env['pg']}' AS catalog (TYPE postgres)")
+    else:
+        con = s3_connection(env)
     return con
 
 
@@ -88,10 +82,7 @@ def _prepare(env: dict, option: str, workdir: Path) -> None:
             "partition_key text, file_url text, row_count bigint, PRIMARY KEY (table_name, partition_key))')"
         )
     else:
-        con.execute(
-            f"CREATE TABLE {TABLE} (day DATE, event_id VARCHAR, user_id VARCHAR, event_type VARCHAR, "
-            "event_time TIMESTAMPTZ, amount DOUBLE, user_type_key VARCHAR, payload_bytes BIGINT)"
-        )
+        con.execute(f"CREATE TABLE {TABLE} ({COLUMN_TYPES})")
         if option.startswith("ducklake"):
             con.execute(f"ALTER TABLE {TABLE} SET PARTITIONED BY (day)")
     con.close()
@@ -99,8 +90,7 @@ def _prepare(env: dict, option: str, workdir: Path) -> None:
 
 def _write_partition(con, env: dict, option: str, day: int) -> int:
     """One partition's work and write; returns the retries its commit needed."""
-    url = f"'s3://{BUCKET}/landing/events/2026-10-{day:02d}/events.csv'"
-    select = TRANSFORM.format(url=url).replace("landing_day", f"'2026-10-{day:02d}'")
+    select = partition_select(BUCKET, day)
     if option == "parquet_catalog":
         target = f"s3://{BUCKET}/parquet_catalog/{TABLE}/day=2026-10-{day:02d}/{uuid.uuid4().hex}.parquet"
         con.execute(f"COPY ({select}) TO '{target}' (FORMAT parquet)")
@@ -164,10 +154,9 @@ def _digest(env: dict, option: str, workdir: Path) -> tuple[int, int]:
         if option == "parquet_catalog":
             files = [r[0] for r in con.execute("SELECT file_url FROM catalog.lake_partitions").fetchall()]
             relation = f"read_parquet({files!r}, hive_partitioning = true)"
-    columns = "day, event_id, user_id, event_type, event_time, amount, user_type_key, payload_bytes"
-    row = con.execute(f"SELECT count(*), sum(hash({columns})::HUGEINT) FROM {relation}").fetchone()
+    result = digest(con, relation)
     con.close()
-    return int(row[0]), int(row[1])
+    return result
 
 
 def main() -> int:
@@ -178,57 +167,29 @@ def main() -> int:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
 
-    from postgres_server import postgres_server
-    from s3_server import REGION, local_s3
-
-    results: dict = {"days": args.days, "rows_per_day": args.rows_per_day, "machine": _machine(), "runs": {}}
-    with postgres_server(db="lake", user="lake_writer") as pg, local_s3() as s3, tempfile.TemporaryDirectory() as tmp:
-        import os
-
-        for name, value in s3.env("").items():
-            if name.startswith("AWS_"):
-                os.environ[name] = value
-        # libpq quoting (backslash-escaped quote) inside a SQL string literal (doubled quotes).
-        password = pg.password.replace("\\", "\\\\").replace("'", "\\''")
-        env = {
-            "endpoint": s3.endpoint,
-            "region": REGION,
-            "pg": f"host={pg.host} port={pg.port} dbname={pg.db} user={pg.user} password=''{password}''",
-        }
-        client = s3.client()
-        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        for day in range(1, args.days + 1):
-            key = f"landing/events/2026-10-{day:02d}/events.csv"
-            client.put_object(Bucket=BUCKET, Key=key, Body=HEADER + csv_day(day, args.rows_per_day))
+    results: dict = {"days": args.days, "rows_per_day": args.rows_per_day, "machine": machine(), "runs": {}}
+    with servers(BUCKET, args.days, args.rows_per_day) as (env, pg, _s3), tempfile.TemporaryDirectory() as tmp:
         for option in OPTIONS:
             for workers in args.workers:
                 workdir = Path(tmp) / f"{option}-{workers}"
                 workdir.mkdir()
-                run_env = {**env, "pg": env["pg"]}
                 if option != "duckdb_file":
                     pg.sql(f"DROP SCHEMA IF EXISTS {option} CASCADE; DROP TABLE IF EXISTS lake_partitions;")
-                _prepare(run_env, option, workdir)
-                shares = [list(range(1 + w, args.days + 1, workers)) for w in range(workers)]
+                _prepare(env, option, workdir)
                 # The first backfill fills an empty table; the second replaces every partition, as a
                 # re-run (a fix, late data, a new contract) does. An append-only table is only filled.
                 passes = {}
                 for name in ("first", "again") if option != "ducklake_append" else ("first",):
-                    with mp.get_context("spawn").Pool(workers) as pool:
-                        jobs = [(run_env, option, str(workdir), share) for share in shares]
-                        done = [d for share in pool.map(_worker, jobs) for d in share]
-                    passes[name] = {
-                        "wall_s": round(max(d[4] for d in done) - min(d[3] for d in done), 2),
-                        "retries": sum(d[1] for d in done),
-                        "partition_s_median": round(sorted(d[2] for d in done)[len(done) // 2], 3),
-                    }
-                rows, digest = _digest(run_env, option, workdir)
+                    jobs = [(env, option, str(workdir), share) for share in shares(args.days, workers)]
+                    passes[name] = summary(run_pass(_worker, jobs))
+                rows, table_digest = _digest(env, option, workdir)
                 results["runs"][f"{option}/{workers}"] = {
                     "option": option,
                     "workers": workers,
                     **passes["first"],
                     "again": passes.get("again"),
                     "rows": rows,
-                    "digest": str(digest),
+                    "digest": str(table_digest),
                 }
                 print(json.dumps(results["runs"][f"{option}/{workers}"]), flush=True)
     reference = results["runs"][f"duckdb_file/{args.workers[0]}"]
@@ -239,12 +200,6 @@ def main() -> int:
     (args.out_dir / "scaleout_options.md").write_text(_report(results, args.workers))
     print(_report(results, args.workers))
     return 0 if all(r["equal_to_embedded"] for r in results["runs"].values()) else 1
-
-
-def _machine() -> dict:
-    import os
-
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "duckdb": duckdb.__version__}
 
 
 def _report(results: dict, workers: list[int]) -> str:
