@@ -203,7 +203,7 @@ bench-scaleout: $(VENV)/.installed-perf system-deps
 
 # The open table formats (DuckLake, Apache Iceberg through pyiceberg) for partition replaces from workers
 # that share no disk: the same partition work with 1, 2 and 4 workers, a second engine's read, a worker
-# killed before its commit, snapshot retention (docs/scaling.md). About 8 minutes here. Results in
+# killed before its commit, snapshot retention (docs/scaling.md). About 6 minutes here. Results in
 # benchmarks/results/table_formats.{json,md}.
 bench-table-formats: $(VENV)/.installed-perf system-deps
 	$(PY) benchmarks/table_formats.py $(TABLE_FORMATS_ARGS)

@@ -15,10 +15,13 @@ old day or the new one) and retried a bounded number of times when the commit co
   and `CALL ducklake_add_data_files(...)`. A conflict redoes only that transaction, with the same file.
 - `iceberg_files`: the same file written the same way under the Iceberg table's location, then one
   pyiceberg transaction (SQL catalog on PostgreSQL): `delete(day == d)` (whole files dropped) and
-  `add_files([file])`. On `CommitFailedException` the table is reloaded and only the transaction is
-  redone, with the same file.
+  `add_files([file])`. pyiceberg 0.12 redoes a conflicting commit itself (`commit.retry.*` table
+  properties, defaults kept): it reloads the table, rebuilds the manifests over the new head with the
+  same data files and checks the commits in between for a real conflict. When it gives up
+  (`CommitFailedException`) or finds one (`ValidationException`: files of the same day added
+  meanwhile), the transaction is redone here over the new head, with the same file.
 - `iceberg_pyarrow`: pyiceberg writes the day itself (`dynamic_partition_overwrite` of the Arrow table
-  DuckDB computed); a conflicting commit is redone whole, data files included.
+  DuckDB computed), in the same transaction; redone here, it writes the day's data again.
 
 Each table must hold the same rows (count and order-independent hash) as the days computed directly
 from the CSVs, read by the writer's own library and by a second engine in a fresh process (DuckLake:
@@ -68,8 +71,6 @@ from scaleout_harness import (
 
 BUCKET = "table-formats-bench"
 FORMATS = ("ducklake_sql", "ducklake_files", "iceberg_files", "iceberg_pyarrow")
-# Whether a redone commit writes the day's data again, or only metadata.
-RETRY_REWRITES_DATA = {"ducklake_sql": True, "ducklake_files": False, "iceberg_files": False, "iceberg_pyarrow": True}
 TABLE = "events_typed"
 NAMESPACE = "bench"
 MAX_ATTEMPTS = 50
@@ -124,7 +125,7 @@ def _ducklake_attach(con: duckdb.DuckDBPyConnection, env: dict, table: str, read
 
 class Writer:
     """One worker's connection to one table, and the two steps of a partition replace: `write` (the
-    data files, outside any commit) and `commit` (retried on conflict; returns the retries)."""
+    data files, outside any commit) and `commit` (redone on conflict, a bounded number of times)."""
 
     def __init__(self, env: dict, fmt: str, table: str):
         self.env, self.fmt, self.table = env, fmt, table
@@ -260,11 +261,13 @@ def _racer(job) -> tuple[int, int]:
     return result
 
 
-def _same_day_race(env: dict, pg, fmt: str, day: int, rows_per_day: int, reference_day: tuple[int, int]) -> dict:
+def _same_day_race(
+    env: dict, pg, fmt: str, day: int, rows_per_day: int, reference_day: tuple[int, int], iceberg_properties: dict
+) -> dict:
     """Two runs of the same day commit at the same moment, on an empty day (a first fill) and on a
     filled one (a re-run): the day must hold one run's rows, not both (exactly once)."""
     table = f"{fmt}_race"
-    _prepare(env, pg, fmt, table)
+    _prepare(env, pg, fmt, table, iceberg_properties)
     context = mp.get_context("spawn")
     outcome = {}
     for case in ("empty_day", "filled_day"):
@@ -280,7 +283,7 @@ def _same_day_race(env: dict, pg, fmt: str, day: int, rows_per_day: int, referen
     return outcome
 
 
-def _prepare(env: dict, pg, fmt: str, table: str) -> None:
+def _prepare(env: dict, pg, fmt: str, table: str, iceberg_properties: dict) -> None:
     if fmt.startswith("ducklake"):
         pg.sql(f"DROP SCHEMA IF EXISTS {table} CASCADE;")
         con = s3_connection(env, "postgres", "ducklake")
@@ -301,6 +304,7 @@ def _prepare(env: dict, pg, fmt: str, table: str) -> None:
         schema=schema,
         partition_spec=spec,
         location=f"s3://{BUCKET}/{_table_prefix(fmt, table)}",
+        properties=iceberg_properties,
     )
     # DuckDB writes Parquet without Iceberg field ids: readers map its columns by name. add_files
     # would set this on its first commit; set once here, not raced by the first workers.
@@ -520,15 +524,26 @@ def main() -> int:
     parser.add_argument("--rows-per-day", type=int, default=100_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
+    parser.add_argument(
+        "--iceberg-retry-min-wait-ms",
+        type=int,
+        help="the Iceberg tables' commit.retry.min-wait-ms (pyiceberg's first wait before redoing a commit, "
+        "doubled each time; default: pyiceberg's, 100)",
+    )
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out-name", default="table_formats", help="the results' file name, without .json/.md")
     args = parser.parse_args()
 
     import pyiceberg
 
+    iceberg_properties = {}
+    if args.iceberg_retry_min_wait_ms is not None:
+        iceberg_properties["commit.retry.min-wait-ms"] = str(args.iceberg_retry_min_wait_ms)
     results: dict = {
         "days": args.days,
         "rows_per_day": args.rows_per_day,
         "machine": {**machine(), "pyiceberg": pyiceberg.__version__},
+        "iceberg_table_properties": iceberg_properties,
         "runs": {},
         "crash": {},
         "retention": {},
@@ -541,11 +556,14 @@ def main() -> int:
         for fmt in args.formats:
             for workers in args.workers:
                 table = f"{fmt}_{workers}"
-                _prepare(env, pg, fmt, table)
+                _prepare(env, pg, fmt, table, iceberg_properties)
                 passes = {}
                 for name in ("fill", "replace"):
+                    # The machine is shared: its load around a pass says whether other work ran meanwhile.
+                    load_before = os.getloadavg()[0]
                     done = run_pass(_worker, [(env, fmt, table, share) for share in shares(args.days, workers)])
                     passes[name] = {
+                        "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                         **summary(done),
                         "data_rewrites": sum(d[7] for d in done),
                         "write_s_median": round(sorted(d[5] for d in done)[len(done) // 2], 3),
@@ -570,11 +588,13 @@ def main() -> int:
                 print(json.dumps({fmt: results["crash"][fmt]}), flush=True)
             results["retention"][fmt] = _retention(env, s3, fmt, table, reference)
             print(json.dumps({fmt: results["retention"][fmt]}), flush=True)
-            results["race"][fmt] = _same_day_race(env, pg, fmt, 1, args.rows_per_day, _reference(env, [1]))
+            results["race"][fmt] = _same_day_race(
+                env, pg, fmt, 1, args.rows_per_day, _reference(env, [1]), iceberg_properties
+            )
             print(json.dumps({fmt: results["race"][fmt]}), flush=True)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "table_formats.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out_dir / "table_formats.md").write_text(_report(results, args.workers))
+    (args.out_dir / f"{args.out_name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out_dir / f"{args.out_name}.md").write_text(_report(results, args.workers))
     print(_report(results, args.workers))
     checks = [r["equal_to_reference"] and r["second_engine"]["equal"] for r in results["runs"].values()]
     checks += [c["ok"] for c in results["crash"].values()] + [c["ok"] for c in results["retention"].values()]
@@ -590,7 +610,14 @@ def _report(results: dict, workers: list[int]) -> str:
         f"{results['days']} day-partitions of {results['rows_per_day']:,} rows, written by W worker processes; "
         f"{m['cpus']} cores, DuckDB {m['duckdb']} (its DuckLake and iceberg extensions from their {m['duckdb']} wheels), "
         f"pyiceberg {m['pyiceberg']}. Catalogs in PostgreSQL, data as Parquet on a local S3 server, both on this "
-        "machine (benchmarks/table_formats.py).",
+        "machine (benchmarks/table_formats.py)."
+        + (
+            " Iceberg tables' properties: "
+            + ", ".join(f"`{k}` = {v}" for k, v in results["iceberg_table_properties"].items())
+            + "; pyiceberg's defaults otherwise."
+            if results.get("iceberg_table_properties")
+            else " pyiceberg's default commit retries (`commit.retry.num-retries` 4, `min-wait-ms` 100, doubling)."
+        ),
         "",
         "Wall: first partition's start to last one's end. *Fill*: the table empty; *replace*: every day rebuilt "
         "over the filled table (a re-run). Redone: commits that conflicted and were redone, all workers (pyiceberg's "
@@ -623,7 +650,13 @@ def _report(results: dict, workers: list[int]) -> str:
                 f"| `{fmt}` | {name} | {cells} | {speedups} | {redone} | {rewrites} | "
                 f"{runs[-1][name]['commit_s_median']:.3f} | {own} / {second} |"
             )
+    loads = [
+        load for run in results["runs"].values() for name in ("fill", "replace") for load in run[name]["load_1min"]
+    ]
     lines += [
+        "",
+        f"The machine's 1-minute load average before and after each pass: {min(loads):.1f} to {max(loads):.1f} "
+        "(this benchmark alone: up to about W + 1).",
         "",
         f"Second engine reading the W={widest} table in a fresh process: "
         + "; ".join(
