@@ -133,17 +133,7 @@ def run_audit(since_days: int, tables: list[str] | None, record: bool) -> int:
             print(f"  {finding.line()}")
         if record and instance is not None:
             for result in results:
-                verdict = result.verdict
-                instance.report_runless_asset_event(
-                    dg.AssetCheckEvaluation(
-                        asset_key=dg.AssetKey(result.table),
-                        check_name=AUDIT_CHECK,
-                        passed=verdict.passed,
-                        severity=verdict.severity,
-                        metadata=verdict.metadata,
-                        description=verdict.description,
-                    )
-                )
+                instance.report_runless_asset_event(result.verdict.evaluation(dg.AssetKey(result.table), AUDIT_CHECK))
     finally:
         if instance is not None:
             instance.dispose()

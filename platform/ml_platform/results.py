@@ -40,6 +40,23 @@ class Verdict:
     description: str | None = None
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
 
+    def _fields(self) -> dict:
+        return {
+            "passed": self.passed,
+            "severity": self.severity,
+            "metadata": self.metadata,
+            "description": self.description,
+        }
+
+    def result(self, check_name: str | None = None) -> dg.AssetCheckResult:
+        """The verdict as what a check step returns (`check_name` when the step has several checks)."""
+        return dg.AssetCheckResult(check_name=check_name, **self._fields())
+
+    def evaluation(self, asset_key: dg.AssetKey, check_name: str, **more) -> dg.AssetCheckEvaluation:
+        """The verdict as an evaluation recorded outside a check step (a sensor, a command, one
+        partition of a range run: `more` names its partition and materialization)."""
+        return dg.AssetCheckEvaluation(asset_key=asset_key, check_name=check_name, **self._fields(), **more)
+
 
 @dataclass
 class CheckOutcome:
@@ -107,16 +124,7 @@ def publish(
         ),
         **metadata,
     }
-    results = [
-        dg.AssetCheckResult(
-            check_name=check.name,
-            passed=check.run_verdict.passed,
-            severity=check.run_verdict.severity,
-            metadata=check.run_verdict.metadata,
-            description=check.run_verdict.description,
-        )
-        for check in checks
-    ]
+    results = [check.run_verdict.result(check.name) for check in checks]
     yield dg.MaterializeResult(metadata=run_metadata, check_results=results)
     if ranged:
         for check in checks:
@@ -139,13 +147,9 @@ def partition_check_evaluations(
     records = _latest_materializations(context, key, list(verdicts))
     for partition, verdict in verdicts.items():
         record = records[partition]
-        yield dg.AssetCheckEvaluation(
-            asset_key=key,
-            check_name=check_name,
-            passed=verdict.passed,
-            metadata=verdict.metadata,
-            description=verdict.description,
-            severity=verdict.severity,
+        yield verdict.evaluation(
+            key,
+            check_name,
             blocking=blocking,
             partition=partition,
             target_materialization_data=AssetCheckEvaluationTargetMaterializationData(

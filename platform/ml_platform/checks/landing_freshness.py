@@ -66,12 +66,7 @@ def landing_freshness_check(spec: SourceSpec) -> dg.AssetChecksDefinition:
     # Unannotated: Dagster inspects the annotation, which `from __future__ import annotations` makes a string.
     def _check(context):
         verdict = landing_verdict(spec, context.instance, utc_now()) or nothing_landed(spec.name, spec.landing_place)
-        return dg.AssetCheckResult(
-            passed=verdict.passed,
-            severity=verdict.severity,
-            metadata=verdict.metadata,
-            description=verdict.description,
-        )
+        return verdict.result()
 
     return _check
 
@@ -111,16 +106,7 @@ def landing_freshness_sensor(
             if verdict is None or running or same_verdict(verdict, previous):
                 quiet.append(spec.name)
                 continue
-            events.append(
-                dg.AssetCheckEvaluation(
-                    asset_key=dg.AssetKey(spec.raw_table),
-                    check_name=LANDING_FRESHNESS_CHECK,
-                    passed=verdict.passed,
-                    severity=verdict.severity,
-                    metadata=verdict.metadata,
-                    description=verdict.description,
-                )
-            )
+            events.append(verdict.evaluation(dg.AssetKey(spec.raw_table), LANDING_FRESHNESS_CHECK))
         if not events:
             return dg.SkipReason(f"landing freshness unchanged for {', '.join(quiet)}")
         return dg.SensorResult(asset_events=events)

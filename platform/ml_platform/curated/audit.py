@@ -288,9 +288,6 @@ def audit_check(table: CuratedTable, partition_columns: dict[str, str]) -> dg.As
         [result] = audit_tables(
             warehouse.database, [table], partition_columns, audited_days(table, today), context.instance
         )
-        verdict = result.verdict
-        return dg.AssetCheckResult(
-            passed=verdict.passed, severity=verdict.severity, metadata=verdict.metadata, description=verdict.description
-        )
+        return result.verdict.result()
 
     return _audit
