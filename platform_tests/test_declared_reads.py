@@ -34,7 +34,7 @@ import datetime as dt
 
 import pytest
 
-from helpers import TEST_PSEUDONYM_KEY
+from conftest import build_state
 from ml_platform.curated import Read
 from ml_platform.curated.audit import audit_tables
 from ml_platform.warehouse import connect
@@ -119,12 +119,9 @@ RAW_CLOCKS = ("raw_events", "raw_telemetry")
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """(warehouse path, days, curated tables, partition columns) once every table is written."""
-    data_dir = tmp_path_factory.mktemp("declared") / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ML_PLATFORM_DATA_DIR", str(data_dir))
-        mp.delenv("ML_PLATFORM_WAREHOUSE", raising=False)
-        # The suite's key, as each test's own environment has it: the recomputation pseudonymizes too.
-        mp.setenv("ML_PLATFORM_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
+    # The suite's environment (data folder, pseudonym key: the recomputation pseudonymizes too).
+    with build_state(tmp_path_factory.mktemp("declared")) as (state, _):
+        data_dir = state.data_dir
         from ml_platform.clean.write import create_clean_tables
         from ml_platform.declarations import discover_curated_tables, discover_labels, discover_specs
         from ml_platform.definitions import partition_columns
