@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 import pytest
 
 from helpers import TEST_PSEUDONYM_KEY
@@ -232,7 +231,9 @@ class Runner:
         return result
 
     def query(self, sql: str, params=None) -> list[tuple]:
-        con = duckdb.connect(str(self.data_dir / "warehouse.duckdb"), read_only=True)
+        from ml_platform.warehouse.resource import connect  # what the platform reads with (lake views need it)
+
+        con = connect(self.data_dir / "warehouse.duckdb", read_only=True)
         try:
             return con.execute(sql, params or []).fetchall()
         finally:

@@ -54,6 +54,8 @@ QUIET_SECONDS = 20.0
 STOP_TIMEOUT = 120.0
 # The churn label is final 30 + 3 days after its day: no demo week reaches that.
 NEVER_IN_A_WEEK = ("churn_label", "churn_training_set", "churn_model", "churn_leaky_model")
+# Run by their own daily schedule only (the lake's housekeeping, at 04:45 UTC): not awaited.
+ON_THEIR_SCHEDULE = ("lake_housekeeping",)
 UNPARTITIONED = (
     "clean_users",
     "clean_products",

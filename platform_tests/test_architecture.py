@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "online_store",
     ),  # what runs record; when assets run; where files and online values live
     ("warehouse",),  # DuckDB: resource, SQL text, extensions, S3 access
-    ("partitions",),  # the daily partitions and a run's window
+    ("partitions", "lakehouse"),  # the daily partitions and a run's window; Iceberg tables and their catalog
     ("contracts",),  # what a table promises, and the one writer that keeps it
     ("privacy",),  # pseudonyms of personal columns
     ("raw",),  # the raw table, ledger and quarantine every way of ingesting writes

@@ -124,6 +124,8 @@ def test_asset_specs_snapshot(defs):
             "checks": ["contract", "privacy"],
             "automated": False,
         }
+    # Old snapshots and unreachable files of the lake tables, on its own schedule; no warehouse pool.
+    expected["lake_housekeeping"] = {**unpartitioned(group="lake", pool=()), "automated": False}
     assert snapshot == expected
 
 
@@ -182,9 +184,11 @@ def test_sensors_run_by_default(defs):
         "weather_catch_up_sensor"
     }
     assert sensors["weather_catch_up_sensor"].default_status == dg.DefaultSensorStatus.STOPPED
-    # The consistency audit runs daily by itself (its checks never block).
+    # The consistency audit and the lake's housekeeping run daily by themselves (the audit's checks
+    # never block).
     assert [(s.name, s.default_status) for s in defs.schedules] == [
         ("consistency_audit_schedule", dg.DefaultScheduleStatus.RUNNING),
+        ("lake_housekeeping_schedule", dg.DefaultScheduleStatus.RUNNING),
         ("weather_daily_schedule", dg.DefaultScheduleStatus.STOPPED),
     ]
 

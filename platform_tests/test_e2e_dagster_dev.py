@@ -18,6 +18,7 @@ import pytest
 
 from make_dev import (
     NEVER_IN_A_WEEK,
+    ON_THEIR_SCHEDULE,
     STOP_TIMEOUT,
     STREAM_ASSETS,
     STREAM_VIEWS,
@@ -84,7 +85,13 @@ def test_make_dev_fills_every_source_and_ctrl_c_stops_everything(
             print(f"demo landed and make dev settled in {settled_at - started:.0f} s")
 
             # Every asset is accounted for below: a new one needs its expectation here.
-            assert platform.asset_names() == {*expected, *UNPARTITIONED, *NEVER_IN_A_WEEK, *STREAM_ASSETS}
+            assert platform.asset_names() == {
+                *expected,
+                *UNPARTITIONED,
+                *NEVER_IN_A_WEEK,
+                *ON_THEIR_SCHEDULE,
+                *STREAM_ASSETS,
+            }
             # Partitions start at the demo's first day: exactly the expected ones, nothing older.
             for asset, keys in expected.items():
                 assert platform.materialized_partitions(asset) == keys, asset

@@ -1,7 +1,7 @@
 """Raw runs of different days in parallel (`ML_PLATFORM_PARALLEL_RAW`): each run works in its own
-DuckDB file, writes its days as Parquet files and commits them in one short warehouse transaction
-(`raw.partition_files`). The tables it leaves, and the clean layer built on them, are the
-embedded mode's to the row.
+DuckDB file, writes its days as Parquet files of the raw Iceberg table, commits them to the catalog,
+then its ledger rows in one short warehouse transaction (`raw.lake_write`). The tables it leaves,
+and the clean layer built on them, are the embedded mode's to the row.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import pytest
 
 from conftest import Runner
 from helpers import run_metadata
+from ml_platform.lakehouse.scan import scan_sql
+from ml_platform.lakehouse.tables import load_table
 
 FIRST, LAST = "2026-11-15", "2026-11-18"
 DAYS = ["2026-11-15", "2026-11-16", "2026-11-17", "2026-11-18"]
@@ -84,33 +86,86 @@ def test_parallel_raw_leaves_the_embedded_tables_and_replaces_a_day_atomically(
         assert _tables(runner) == expected
         assert all(rows for rows in expected[:1] + expected[4:])
 
-        whole_catalog = runner.query(
-            "SELECT strftime(partition_date, '%Y-%m-%d'), file_url, row_count FROM partition_files"
-            " WHERE table_name = 'raw_events' ORDER BY 1"
-        )
-        assert whole_catalog[0] == (EMPTY_DAY, None, 0)
-        catalog = whole_catalog[1:]
-        assert [day for day, *_ in catalog] == DAYS
-        for day, url, rows in catalog:
-            assert url.startswith(f"{data_dir}/lake/raw/raw_events/landing_date={day}/") and Path(url).exists()
+        # One file per day with rows, named by the run, in the table's own location.
+        files = lake_files("raw_events")
+        assert sorted(files) == DAYS
+        for day, ((path, rows),) in files.items():
+            assert path.startswith(f"{data_dir}/lake/raw_events/data/landing_date={day}/") and Path(path).exists()
             assert rows == runner.query(f"SELECT count(*) FROM raw_events WHERE landing_date = '{day}'")[0][0]
+        snapshot = load_table("raw_events").current_snapshot().snapshot_id
 
         # A day landed again: its run swaps in a new file; the other days keep theirs.
         day_folder = data_dir / "landing" / "events" / DAYS[1]
         for path in sorted(day_folder.iterdir())[1:]:
             path.unlink()
         result = runner.run("raw_events", partition=DAYS[1], tags={"ml_platform/accept_missing_files": "true"})
-        again = dict(
-            (day, (url, rows))
-            for day, url, rows in runner.query(
-                "SELECT strftime(partition_date, '%Y-%m-%d'), file_url, row_count FROM partition_files"
-                " WHERE table_name = 'raw_events'"
-            )
-        )
-        before = {day: (url, rows) for day, url, rows in whole_catalog}
-        assert again[DAYS[1]] != before[DAYS[1]] and result.run_id in again[DAYS[1]][0]
-        assert {d: v for d, v in again.items() if d != DAYS[1]} == {d: v for d, v in before.items() if d != DAYS[1]}
+        again = lake_files("raw_events")
+        assert again[DAYS[1]] != files[DAYS[1]] and result.run_id in again[DAYS[1]][0][0]
+        assert {d: v for d, v in again.items() if d != DAYS[1]} == {d: v for d, v in files.items() if d != DAYS[1]}
+        # The table before the swap is still there, whole, at its snapshot.
+        assert runner.query(
+            f"SELECT count(*) FROM {scan_sql(load_table('raw_events').metadata_location, snapshot)}"
+        ) == [(sum(rows for ((_, rows),) in files.values()),)]
         kept = runner.query(f"SELECT count(DISTINCT source_file) FROM raw_events WHERE landing_date = '{DAYS[1]}'")
         assert kept == [(1,)]
         metadata = run_metadata(result, "raw_events")
-        assert metadata["dagster/row_count"] == sum(rows for _, rows in again.values())
+        assert metadata["dagster/row_count"] == sum(rows for ((_, rows),) in again.values())
+        assert metadata["lake_snapshot_id"] == str(load_table("raw_events").current_snapshot().snapshot_id)
+        assert metadata["lake_commits_redone"] == 0
+
+
+def lake_files(table: str) -> dict[str, list[tuple[str, int]]]:
+    """The lake table's current data files by day: (path, rows), as its Iceberg metadata lists them."""
+    files = load_table(table).inspect.files().select(["file_path", "partition", "record_count"]).to_pylist()
+    by_day: dict[str, list[tuple[str, int]]] = {}
+    for file in files:
+        by_day.setdefault(file["partition"]["landing_date"].isoformat(), []).append(
+            (file["file_path"], file["record_count"])
+        )
+    return {day: sorted(found) for day, found in sorted(by_day.items())}
+
+
+def test_days_of_the_former_per_day_file_catalog_are_adopted_by_the_lake_table(data_dir, demo_landing, monkeypatch):
+    """A warehouse written by this mode before its tables moved to Iceberg kept a `partition_files`
+    catalog of its own (one row per day -> file, the raw table a view over the files). The first run
+    in the new mode adds those files to the lake table, so no day written then is lost, and drops
+    the rows it adopted."""
+    import duckdb
+
+    from ml_platform.definitions import build_definitions
+
+    shutil.copytree(demo_landing, data_dir / "landing", dirs_exist_ok=True)
+    defs = build_definitions()
+    with dg.instance_for_test() as instance:
+        runner = Runner(defs, instance, data_dir)
+        runner.run("raw_events", partition=DAYS[0])
+        expected = runner.query(f"SELECT * {LINEAGE} FROM raw_events ORDER BY ALL")
+    # The former layout: the day's file, its catalog row, the raw table a view over the file.
+    old_file = data_dir / "lake" / "raw" / "raw_events" / f"landing_date={DAYS[0]}" / "former-run.parquet"
+    old_file.parent.mkdir(parents=True)
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+    con.execute(f"COPY (SELECT * FROM raw_events ORDER BY source_file, source_row) TO '{old_file}' (FORMAT parquet)")
+    con.execute(
+        "CREATE TABLE partition_files (table_name VARCHAR NOT NULL, partition_date DATE NOT NULL, file_url VARCHAR,"
+        " row_count BIGINT NOT NULL, run_id VARCHAR NOT NULL, committed_at TIMESTAMP NOT NULL)"
+    )
+    con.execute(
+        "INSERT INTO partition_files VALUES ('raw_events', ?, ?, ?, 'former-run', now()::TIMESTAMP)",
+        [DAYS[0], str(old_file), len(expected)],
+    )
+    con.execute("DROP TABLE raw_events")
+    con.execute(f"CREATE VIEW raw_events AS SELECT * FROM read_parquet('{old_file}')")
+    con.close()
+
+    monkeypatch.setenv("ML_PLATFORM_PARALLEL_RAW", "true")
+    defs = build_definitions()
+    with dg.instance_for_test() as instance:
+        runner = Runner(defs, instance, data_dir)
+        result = runner.run("raw_events", partition=DAYS[1])
+        assert run_metadata(result, "raw_events")["partition_files_adopted"] == 1
+        assert runner.query(f"SELECT * {LINEAGE} FROM raw_events WHERE landing_date = '{DAYS[0]}' ORDER BY ALL") == (
+            expected
+        )
+        assert runner.query(f"SELECT count(*) FROM raw_events WHERE landing_date = '{DAYS[1]}'")[0][0] > 0
+        assert runner.query("SELECT count(*) FROM partition_files") == [(0,)]
+        assert sorted(lake_files("raw_events")) == DAYS[:2]

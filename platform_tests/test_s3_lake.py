@@ -365,9 +365,9 @@ def test_a_partition_that_fails_its_blocking_checks_is_withheld_and_its_old_expo
 
 
 def test_parallel_raw_writes_its_partition_files_on_s3_and_clean_reads_them(lake, instance, tmp_path, monkeypatch):
-    """`ML_PLATFORM_PARALLEL_RAW` on S3: each raw run's day is a Parquet object under the prefix,
-    the raw table a view over them (read with httpfs by every warehouse connection); clean builds
-    from it the rows the embedded raw table gives."""
+    """`ML_PLATFORM_PARALLEL_RAW` on S3: each raw run's day is a Parquet object of the raw Iceberg
+    table under the prefix, the raw table a view over it (read with httpfs and the iceberg extension
+    by every warehouse connection); clean builds from it the rows the embedded raw table gives."""
     days = ["2026-11-01", "2026-11-02"]
     _land_demo(tmp_path, days=2)
     monkeypatch.setenv("ML_PLATFORM_PARALLEL_RAW", "true")
@@ -382,12 +382,17 @@ def test_parallel_raw_writes_its_partition_files_on_s3_and_clean_reads_them(lake
     runner.run("clean_events", range_=("2026-10-25", days[-1]))
 
     keys = sorted(
-        o["Key"] for o in lake.client.list_objects_v2(Bucket=BUCKET, Prefix="platform/lake/raw/raw_events/")["Contents"]
+        o["Key"]
+        for o in lake.client.list_objects_v2(Bucket=BUCKET, Prefix="platform/lake/raw_events/data/")["Contents"]
     )
     assert keys == [
-        f"platform/lake/raw/raw_events/landing_date={day}/{run.run_id}.parquet"
+        f"platform/lake/raw_events/data/landing_date={day}/{run.run_id}.parquet"
         for day, run in zip(days, runs, strict=True)
     ]
+    # The table's metadata is on S3 beside its data, and the catalog points at it.
+    from ml_platform.lakehouse.tables import load_table
+
+    assert load_table("raw_events").metadata_location.startswith(f"{STORAGE}/lake/raw_events/metadata/")
     monkeypatch.delenv("ML_PLATFORM_PARALLEL_RAW")
     monkeypatch.delenv("ML_PLATFORM_STORAGE")
     local = tmp_path / "local"

@@ -43,6 +43,7 @@ from ml_platform.ingestion.kafka.assets import kafka_raw_side
 from ml_platform.ingestion.postgres import PostgresSourceSpec
 from ml_platform.ingestion.postgres.assets import postgres_raw_side
 from ml_platform.ingestion.raw_asset import RawSide
+from ml_platform.lakehouse.housekeeping_asset import housekeeping_schedule, lake_housekeeping
 from ml_platform.monitoring import monitoring_sensors
 from ml_platform.raw.spec import SourceSpec
 from ml_platform.training.assets import training_assets
@@ -111,6 +112,7 @@ def build_definitions() -> dg.Definitions:
             use_user_code_server=True,
         )
     sensors: list = [automation]
+    assets.append(lake_housekeeping)
     schedules: list = [
         dg.ScheduleDefinition(
             name=f"{AUDIT_JOB}_schedule",
@@ -118,7 +120,8 @@ def build_definitions() -> dg.Definitions:
             cron_schedule=settings.audit_cron(),
             default_status=dg.DefaultScheduleStatus.RUNNING,
             description="Recomputes every curated table's latest partitions and compares (the audit check).",
-        )
+        ),
+        housekeeping_schedule(),
     ]
     resources: dict = {"warehouse": Warehouse(database=str(settings.warehouse_path()))}
     for spec in specs:

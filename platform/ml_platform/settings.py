@@ -150,10 +150,33 @@ def kafka_lib_dir() -> Path:
 
 
 def parallel_raw() -> bool:
-    """File sources' raw runs write their days as Parquet files and commit them in a short
-    warehouse transaction, so runs of different days work in parallel (`ML_PLATFORM_PARALLEL_RAW`,
-    default off; `ml_platform.raw.partition_files`, docs/scaling.md)."""
+    """File sources' raw runs write their days as Parquet files of an Iceberg table and commit them
+    to its catalog, so runs of different days work in parallel (`ML_PLATFORM_PARALLEL_RAW`, default
+    off; `ml_platform.raw.lake_write`, docs/scaling.md)."""
     return os.environ.get("ML_PLATFORM_PARALLEL_RAW", "").lower() in ("1", "true", "yes")
+
+
+def catalog_url() -> str | None:
+    """The lake tables' Iceberg catalog database (`ML_PLATFORM_CATALOG_URL`, a SQLAlchemy URL such as
+    `postgresql+psycopg2://user:password@host:5432/db`; it holds a password, so it comes from the
+    deployment's secret store and is never logged). Unset: a SQLite file under the data folder
+    (`ml_platform.lakehouse.catalog`)."""
+    return os.environ.get("ML_PLATFORM_CATALOG_URL") or None
+
+
+def lake_retention_hours() -> float:
+    """How long the lake tables keep a snapshot that is no longer current, and a file no snapshot
+    names, before the `lake_housekeeping` asset removes them (`ML_PLATFORM_LAKE_RETENTION_HOURS`,
+    default 168: a week; `ml_platform.lakehouse.housekeeping`). Keep it above your longest run: a
+    running write's files are named by no snapshot until it commits. Tagged snapshots (those a
+    training set read) are kept whatever their age."""
+    return float(os.environ.get("ML_PLATFORM_LAKE_RETENTION_HOURS", "168"))
+
+
+def lake_housekeeping_cron() -> str:
+    """When `lake_housekeeping` runs (`ML_PLATFORM_LAKE_HOUSEKEEPING_CRON`, a cron expression in UTC;
+    default 04:45 every day)."""
+    return os.environ.get("ML_PLATFORM_LAKE_HOUSEKEEPING_CRON", "45 4 * * *")
 
 
 def api_catch_up() -> bool:

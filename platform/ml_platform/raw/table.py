@@ -129,7 +129,7 @@ def detect_schema_version(spec: SourceSpec, columns: list[str]) -> str:
 
 
 def create_raw_tables(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
-    # A no-op where the raw table is a view over partition files (`partition_files`).
+    # A no-op where the raw table is a view over its lake table (`lake_write`).
     con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(spec.raw_table)} ({RAW_COLUMNS})")
     create_ledger_table(con)
 

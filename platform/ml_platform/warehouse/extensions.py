@@ -59,3 +59,10 @@ def load_offline(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     con.execute(f"LOAD {sql.literal(str(path))}")
+
+
+def load_iceberg(con: duckdb.DuckDBPyConnection) -> None:
+    """Give `con` `iceberg_scan` (ml_platform.lakehouse): the iceberg extension, and avro's, which it
+    reads manifests with. Files on S3 need `ml_platform.warehouse.s3.attach_s3` as well."""
+    load_offline(con, shipped_extension("duckdb_extension_avro", "avro"))
+    load_offline(con, shipped_extension("duckdb_extension_iceberg", "iceberg"))

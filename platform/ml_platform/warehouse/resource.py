@@ -26,6 +26,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from ml_platform import settings
+from ml_platform.warehouse.extensions import load_iceberg
 
 LOCK_RETRY_SECONDS = 120.0
 T = TypeVar("T")
@@ -57,13 +58,15 @@ def connect(
         lambda: duckdb.connect(str(path), read_only=read_only, config=duckdb_config(config)), retry_seconds
     )
     con.execute("SET TimeZone = 'UTC'")
-    if settings.parallel_raw() and settings.storage_url():
-        # Raw tables are views over partition files on S3 (raw.partition_files): every
-        # connection that may read them gets S3 access. Imported here: storage builds on this package.
-        from ml_platform.storage.aws import aws_access
-        from ml_platform.warehouse.s3 import attach_s3
+    if settings.parallel_raw():
+        # Raw tables are views over Iceberg tables (raw.lake_write), on S3 when storage is: every
+        # connection that may read them can scan them. Imported here: storage builds on this package.
+        load_iceberg(con)
+        if settings.storage_url():
+            from ml_platform.storage.aws import aws_access
+            from ml_platform.warehouse.s3 import attach_s3
 
-        attach_s3(con, aws_access())
+            attach_s3(con, aws_access())
     return con
 
 

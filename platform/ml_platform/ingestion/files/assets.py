@@ -33,7 +33,7 @@ from ml_platform.ingestion.raw_asset import (
     raw_outcome,
 )
 from ml_platform.partitions import daily_partitions, run_window, window_label
-from ml_platform.raw import partition_files, quarantine
+from ml_platform.raw import lake_write, quarantine
 from ml_platform.raw.table import ingested_files, ingestion_time, replace_raw_window, schema_versions_label
 from ml_platform.warehouse import Warehouse
 from ml_platform.warehouse.sql import DateWindow
@@ -62,7 +62,7 @@ def _refuse_shrinking(context: dg.AssetExecutionContext, previously: set[str], f
 
 def file_raw_asset(spec: FileSourceSpec) -> dg.AssetsDefinition:
     partitions_def = daily_partitions()
-    parallel = partition_files.enabled()
+    parallel = lake_write.enabled()
     args = raw_asset_args(
         spec,
         kinds=spec.formats,
@@ -163,23 +163,30 @@ def _ingest(
 def _ingest_in_parallel(
     context: dg.AssetExecutionContext, warehouse: Warehouse, spec: FileSourceSpec, window: DateWindow, landed: Landed
 ) -> tuple[RawOutcome, dict, list[dict]]:
-    """`_ingest` in the run's own DuckDB file, its days written as Parquet files, then committed to
-    the warehouse in one short transaction (`raw.partition_files`): runs of other days work
-    meanwhile."""
-    with partition_files.run_folder(context.run_id) as folder:
-        run_con = partition_files.open_run_database(folder)
+    """`_ingest` in the run's own DuckDB file, its days written as Parquet files and committed to
+    the raw lake table, then its ledger rows to the warehouse in one short transaction
+    (`raw.lake_write`): runs of other days work meanwhile."""
+    with lake_write.run_folder(context.run_id) as folder:
+        run_con = lake_write.open_run_database(folder)
         try:
             with warehouse.read() as con:
-                partition_files.hydrate_ledger(con, run_con, spec)
+                lake_write.hydrate_ledger(con, run_con, spec)
+                adopted = lake_write.adopt_partition_files(con, spec.raw_table, context.run_id)
             outcome, metadata, ledger = _ingest(context, run_con, spec, window, landed)
-            written = partition_files.write_files(run_con, spec.raw_table, window, context.run_id)
-            bookkeeping = partition_files.bookkeeping_rows(run_con, spec, window, quarantine.TABLES)
+            written = lake_write.write_files(run_con, spec.raw_table, window, context.run_id)
+            bookkeeping = lake_write.bookkeeping_rows(run_con, spec, window, quarantine.TABLES)
         finally:
             run_con.close()
+    committed = lake_write.commit_files(spec.raw_table, window, written, context.run_id)
     with warehouse.transaction() as con:
         quarantine.create_quarantine_tables(con)
-        total = partition_files.commit(con, spec, window, written, bookkeeping, context.run_id)
+        total = lake_write.commit_bookkeeping(con, spec, window, bookkeeping)
     metadata["partition_files"] = dg.MetadataValue.json({day.isoformat(): url for day, url, _ in written})
+    # The Iceberg snapshot this run's days are in, and the commits it redid after losing a race.
+    metadata["lake_snapshot_id"] = str(committed.snapshot_id)
+    metadata["lake_commits_redone"] = committed.redone
+    if adopted:
+        metadata["partition_files_adopted"] = adopted
     return replace(outcome, total_rows=total), metadata, ledger
 
 

@@ -1,0 +1,74 @@
+"""The `lake_housekeeping` asset and its schedule: every lake table's old snapshots expired and
+unreachable files removed (`housekeeping.clean_up`), with the retention from
+`ML_PLATFORM_LAKE_RETENTION_HOURS` or set per run in the launchpad (`retention_hours`).
+
+It touches no warehouse table, so it takes no warehouse pool slot, and it may run beside any write:
+a commit racing the expiry is looked at again, and files younger than the retention are kept.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the config class from the function's
+# annotations, which must be the class, not its name.
+import datetime as dt
+
+import dagster as dg
+from pydantic import Field
+
+from ml_platform import settings
+from ml_platform.lakehouse.housekeeping import clean_up, lake_tables
+
+ASSET = "lake_housekeeping"
+
+
+class HousekeepingConfig(dg.Config):
+    retention_hours: float | None = Field(
+        default=None,
+        description="Snapshots older than this (not current, not tagged) and files no snapshot names are removed;"
+        " unset: ML_PLATFORM_LAKE_RETENTION_HOURS (default 168).",
+    )
+
+
+@dg.asset(
+    name=ASSET,
+    group_name="lake",
+    kinds={"iceberg"},
+    description="Expires the lake tables' snapshots older than the retention and removes files no snapshot names.",
+)
+def lake_housekeeping(context: dg.AssetExecutionContext, config: HousekeepingConfig) -> dg.MaterializeResult:
+    hours = settings.lake_retention_hours() if config.retention_hours is None else config.retention_hours
+    retention = dt.timedelta(hours=hours)
+    done = [clean_up(name, retention) for name in lake_tables()]
+    for table in done:
+        context.log.info(
+            f"{table.table}: {table.snapshots_expired} snapshots expired ({table.snapshots_kept} kept),"
+            f" {table.files_removed} files removed ({table.bytes_removed} bytes)"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "retention_hours": hours,
+            "tables": len(done),
+            "snapshots_expired": sum(t.snapshots_expired for t in done),
+            "files_removed": sum(t.files_removed for t in done),
+            "bytes_removed": sum(t.bytes_removed for t in done),
+            "per_table": dg.MetadataValue.json(
+                {
+                    t.table: {
+                        "snapshots_expired": t.snapshots_expired,
+                        "snapshots_kept": t.snapshots_kept,
+                        "files_removed": t.files_removed,
+                        "bytes_removed": t.bytes_removed,
+                    }
+                    for t in done
+                }
+            ),
+        }
+    )
+
+
+def housekeeping_schedule() -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name=f"{ASSET}_schedule",
+        target=dg.AssetSelection.assets(ASSET),
+        cron_schedule=settings.lake_housekeeping_cron(),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Expires old snapshots of the lake tables and removes files no snapshot names.",
+    )

@@ -1,0 +1,83 @@
+"""A lake table made from the rows it will hold: its Iceberg schema from their Arrow schema,
+partitioned by one date column (identity: one partition per day), widened when rows bring columns
+it lacks.
+
+DuckDB writes the Parquet files without Iceberg field ids, so every table carries a name mapping
+(`schema.name-mapping.default`) by which readers find its columns; it is set at creation and again
+with every widening, in the same commit. pyiceberg's own retry of a conflicting commit is turned off
+(`commit.retry.num-retries` 0): `replace` redoes a commit itself, from the new head, and counts it.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.table import Table
+
+from ml_platform.lakehouse.catalog import catalog, identifier, table_location
+from ml_platform.warehouse import sql
+
+NAME_MAPPING = "schema.name-mapping.default"
+PROPERTIES = {"commit.retry.num-retries": "0", "format-version": "2"}
+
+
+def storable_select(con: duckdb.DuckDBPyConnection, relation: str) -> str:
+    """`SELECT` of `relation`'s columns as a lake table stores them: JSON as text (Iceberg has no
+    JSON type; DuckDB's JSON functions read text alike)."""
+    columns = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    return "SELECT " + ", ".join(
+        f"{sql.ident(name)}::VARCHAR AS {sql.ident(name)}" if kind == "JSON" else sql.ident(name)
+        for name, kind, *_ in columns
+    )
+
+
+def load_table(name: str) -> Table | None:
+    """The table as the catalog has it now; None before it was created."""
+    try:
+        return catalog().load_table(identifier(name))
+    except NoSuchTableError:
+        return None
+
+
+def ensure_table(name: str, schema: pa.Schema, partition_column: str) -> Table:
+    """The table `name`, created from `schema` and partitioned by `partition_column` if it does not
+    exist, and given `schema`'s columns it lacks (added at the end, as nullable)."""
+    table = load_table(name)
+    if table is None:
+        table = _create(name, schema, partition_column)
+    missing = [field.name for field in schema if field.name not in table.schema().column_names]
+    while missing:
+        try:
+            with table.transaction() as tx:
+                with tx.update_schema() as update:
+                    update.union_by_name(pa.schema([schema.field(column) for column in missing]))
+                tx.set_properties(**{NAME_MAPPING: tx.table_metadata.schema().name_mapping.model_dump_json()})
+        except CommitFailedException:
+            pass  # another writer committed first (maybe the same columns): look again
+        table = catalog().load_table(identifier(name))
+        missing = [field.name for field in schema if field.name not in table.schema().column_names]
+    return table
+
+
+def _create(name: str, schema: pa.Schema, partition_column: str) -> Table:
+    if partition_column not in schema.names:
+        raise ValueError(f"{name}: the partition column {partition_column!r} is not among its columns {schema.names}")
+    try:
+        with catalog().create_table_transaction(
+            identifier(name), schema=schema, location=table_location(name), properties=PROPERTIES
+        ) as tx:
+            with tx.update_spec() as spec:
+                spec.add_identity(partition_column)
+            tx.set_properties(**{NAME_MAPPING: tx.table_metadata.schema().name_mapping.model_dump_json()})
+    except (TableAlreadyExistsError, CommitFailedException):
+        # Created by another writer meanwhile (the SQL catalog says so with either, depending on
+        # when the two creations met); loading it below fails if it was something else.
+        pass
+    return catalog().load_table(identifier(name))
+
+
+def partition_column(table: Table) -> str:
+    """The date column the table is partitioned by."""
+    (field,) = table.spec().fields
+    return table.schema().find_column_name(field.source_id)
