@@ -156,6 +156,13 @@ def parallel_raw() -> bool:
     return os.environ.get("ML_PLATFORM_PARALLEL_RAW", "").lower() in ("1", "true", "yes")
 
 
+def lake_tables() -> bool:
+    """Clean and curated tables (every partitioned table written through the contract writer) are
+    Apache Iceberg tables, the warehouse holding a view of each (`ML_PLATFORM_LAKE_TABLES`, default
+    off; `ml_platform.lakehouse.staged`, docs/scaling.md). Use it on a new warehouse."""
+    return os.environ.get("ML_PLATFORM_LAKE_TABLES", "").lower() in ("1", "true", "yes")
+
+
 def catalog_url() -> str | None:
     """The lake tables' Iceberg catalog database (`ML_PLATFORM_CATALOG_URL`, a SQLAlchemy URL such as
     `postgresql+psycopg2://user:password@host:5432/db`; it holds a password, so it comes from the

@@ -120,9 +120,11 @@ def column_names(model: type[pa.DataFrameModel]) -> list[str]:
     return [c.name for c in columns(model)]
 
 
-def create_table_sql(model: type[pa.DataFrameModel], table: str) -> str:
+def create_table_sql(model: type[pa.DataFrameModel], table: str, temporary: bool = False) -> str:
+    """The table's DDL; `temporary`: a connection's own temporary table, made anew."""
     cols = ",\n  ".join(f"{ident(c.name)} {c.duckdb_type}" for c in columns(model))
-    return f"CREATE TABLE IF NOT EXISTS {ident(table)} (\n  {cols}\n)"
+    create = "CREATE OR REPLACE TEMP TABLE" if temporary else "CREATE TABLE IF NOT EXISTS"
+    return f"{create} {ident(table)} (\n  {cols}\n)"
 
 
 def table_schema(model: type[pa.DataFrameModel]) -> dg.TableSchema:

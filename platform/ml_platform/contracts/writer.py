@@ -17,8 +17,10 @@ import dagster as dg
 import duckdb
 import pandera.ibis as pa
 
+from ml_platform import settings
 from ml_platform.contracts import table_contract as tc
-from ml_platform.partitions import window_keys
+from ml_platform.lakehouse import staged
+from ml_platform.partitions import window_days, window_keys
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
 
@@ -33,8 +35,20 @@ class ContractTable:
     contract: type[pa.DataFrameModel]
     partition_column: str | None
 
+    @property
+    def on_lake(self) -> bool:
+        """Whether the table is a lake table (`ML_PLATFORM_LAKE_TABLES`, partitioned tables): the
+        warehouse holds a view of it, and a write is staged, then committed to the lake table
+        just before the warehouse transaction commits (`ml_platform.lakehouse.staged`)."""
+        return settings.lake_tables() and self.partition_column is not None
+
     def create(self, con: duckdb.DuckDBPyConnection) -> None:
-        con.execute(tc.create_table_sql(self.contract, self.name))
+        if not self.on_lake:
+            con.execute(tc.create_table_sql(self.contract, self.name))
+            return
+        empty = staged.staged_table(self.name)
+        con.execute(tc.create_table_sql(self.contract, empty, temporary=True))
+        staged.ensure_view(con, self.name, f"SELECT * FROM {sql.ident(empty)}", self.partition_column)
 
     def scope(self, window: DateWindow | None) -> str:
         """Predicate selecting the window's rows (every row of an unpartitioned table)."""
@@ -51,8 +65,11 @@ class ContractTable:
         transaction, and return the rows per partition. Rows the SELECT puts outside the window
         (or without a partition value) would escape later replacements: the write is refused."""
         self.create(con)
-        con.execute(f"DELETE FROM {sql.ident(self.name)} WHERE {self.scope(window)}")
-        inserted = self.insert(con, select_sql)
+        if self.on_lake:
+            inserted = self._stage(con, window, select_sql)
+        else:
+            con.execute(f"DELETE FROM {sql.ident(self.name)} WHERE {self.scope(window)}")
+            inserted = self.insert(con, select_sql)
         counts = self.partition_counts(con, window)
         if sum(counts.values()) != inserted:
             raise ValueError(
@@ -60,6 +77,29 @@ class ContractTable:
                 f"{self.partition_column} {window[0]}..{window[1]}; the query must select only the window"
             )
         return counts
+
+    def _stage(self, con: duckdb.DuckDBPyConnection, window: DateWindow | None, select_sql: str) -> int:
+        """The lake path of `replace`: the rows into the staged table, the window's days (every day
+        the table or the rows hold, without a window) replaced at COMMIT."""
+        name = staged.staged_table(self.name)
+        con.execute(tc.create_table_sql(self.contract, name, temporary=True))
+        cols = sql.columns_list(tc.column_names(self.contract))
+        inserted = con.execute(f"INSERT INTO {sql.ident(name)} ({cols}) SELECT {cols} FROM ({select_sql})").fetchone()[
+            0
+        ]
+        if window is not None:
+            days = list(window_days(window))
+        else:
+            column = sql.ident(self.partition_column)
+            days = [
+                day
+                for (day,) in con.execute(
+                    f"SELECT DISTINCT {column} FROM {sql.ident(self.name)} WHERE {column} IS NOT NULL"
+                    f" UNION SELECT DISTINCT {column} FROM {sql.ident(name)} WHERE {column} IS NOT NULL ORDER BY 1"
+                ).fetchall()
+            ]
+        staged.stage(con, self.name, self.partition_column, days)
+        return inserted
 
     def insert(self, con: duckdb.DuckDBPyConnection, select_sql: str) -> int:
         """Append `select_sql`'s rows (columns picked by name); returns how many."""
@@ -131,4 +171,12 @@ def partition_fingerprints(
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()[0] > 0
+    """A table, or the view of a lake table, of that name."""
+    return (
+        con.execute(
+            "SELECT (SELECT count(*) FROM duckdb_tables() WHERE table_name = $1)"
+            " + (SELECT count(*) FROM duckdb_views() WHERE NOT internal AND view_name = $1)",
+            [table],
+        ).fetchone()[0]
+        > 0
+    )

@@ -58,9 +58,10 @@ def connect(
         lambda: duckdb.connect(str(path), read_only=read_only, config=duckdb_config(config)), retry_seconds
     )
     con.execute("SET TimeZone = 'UTC'")
-    if settings.parallel_raw():
-        # Raw tables are views over Iceberg tables (raw.lake_write), on S3 when storage is: every
-        # connection that may read them can scan them. Imported here: storage builds on this package.
+    if settings.parallel_raw() or settings.lake_tables():
+        # Tables are views over Iceberg tables (raw.lake_write, lakehouse.staged), on S3 when storage
+        # is: every connection that may read them can scan them. Imported here: storage builds on
+        # this package.
         load_iceberg(con)
         if settings.storage_url():
             from ml_platform.storage.aws import aws_access
@@ -108,12 +109,31 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One atomic unit of work: everything commits together or nothing does."""
+        """One atomic unit of work: everything commits together or nothing does. Work registered
+        with `before_commit` runs last, inside it."""
         with self.get_connection() as con:
             con.execute("BEGIN TRANSACTION")
+            hooks = _BEFORE_COMMIT[id(con)] = []
             try:
                 yield con
+                while hooks:
+                    hooks.pop(0)(con)
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            finally:
+                _BEFORE_COMMIT.pop(id(con), None)
             con.execute("COMMIT")
+
+
+# Connection id -> work to run just before its `Warehouse.transaction()` commits.
+_BEFORE_COMMIT: dict[int, list[Callable[[duckdb.DuckDBPyConnection], None]]] = {}
+
+
+def before_commit(con: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    """Run `work(con)` inside `con`'s transaction, after the body and just before COMMIT (a write
+    that must reach something else first: a lake table's commit, `ml_platform.lakehouse.staged`).
+    If it raises, the transaction rolls back. Only inside `Warehouse.transaction()`."""
+    if id(con) not in _BEFORE_COMMIT:
+        raise RuntimeError("this write must run inside Warehouse.transaction(), which commits it")
+    _BEFORE_COMMIT[id(con)].append(work)
