@@ -244,3 +244,63 @@ def test_device_failure_set_on_the_demo_plant_keeps_every_label_row_and_trains(r
     metadata = run_metadata(run, "device_failure_model")
     assert metadata["trained"] is True
     assert metadata["train_rows"] + metadata["validation_rows"] == labels[0]
+
+
+def test_a_set_on_lake_tables_is_rebuilt_from_its_snapshots_after_the_tables_changed(instance, data_dir, monkeypatch):
+    """With lake tables, a build records (and tags) the snapshot of every input it read;
+    `rebuild_training_set` reads them again and gives that build's rows, after the inputs changed
+    and the set was built again, and after housekeeping expired every untagged snapshot."""
+    from ml_platform.definitions import build_definitions
+    from ml_platform.lakehouse.housekeeping_asset import lake_housekeeping
+    from ml_platform.lakehouse.tables import load_table
+    from ml_platform.training import rebuild_training_set
+
+    monkeypatch.setenv("ML_PLATFORM_PARALLEL_RAW", "true")
+    monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "true")
+    runner = Runner(build_definitions(), instance, data_dir)
+    _land(data_dir)
+    last = (FIRST + dt.timedelta(days=DAYS - 1)).isoformat()
+    runner.run("raw_users", partition=FIRST.isoformat())
+    runner.run("clean_users")
+    for asset in ("raw_events", "clean_events", "user_activity", "churn_label"):
+        runner.run(asset, range_=(FIRST.isoformat(), last))
+    first_build = run_metadata(runner.run("churn_training_set"), "churn_training_set")
+    first_rows = runner.query("SELECT * FROM training_set_churn ORDER BY rowid")
+    snapshots = first_build["lake_snapshots"]
+    # No transactions landed: user_transactions has no snapshot, and reads as empty.
+    assert sorted(snapshots) == ["churn_label", "user_activity", "user_transactions"]
+    assert snapshots["user_transactions"] is None
+    assert snapshots["user_activity"] == load_table("user_activity").current_snapshot().snapshot_id
+    assert runner.query("SELECT DISTINCT input, snapshot_id FROM training_set_churn_manifest ORDER BY 1") == sorted(
+        (name, snapshot_id) for name, snapshot_id in snapshots.items() if snapshot_id is not None
+    )
+
+    # A late purchase changes user_activity from 08-06 on; the set is built again and differs.
+    write_landing(
+        data_dir,
+        "events",
+        "2026-08-06",
+        "late.csv",
+        EVENTS + "late1,u00,purchase,2026-08-05T23:00:00Z,P1,99.0,mobile,s\n",
+    )
+    runner.run("raw_events", partition="2026-08-06")
+    runner.run("clean_events", range_=("2026-08-03", "2026-08-06"))
+    runner.run("user_activity", range_=("2026-08-06", last))
+    runner.run("churn_training_set")
+    second_rows = runner.query("SELECT * FROM training_set_churn ORDER BY rowid")
+    assert second_rows != first_rows and len(second_rows) == len(first_rows)
+
+    # Housekeeping with no retention: only current and tagged snapshots stay.
+    table = load_table("user_activity")
+    untagged = next(
+        s.snapshot_id
+        for s in table.snapshots()
+        if s.snapshot_id not in (snapshots["user_activity"], table.current_snapshot().snapshot_id)
+    )
+    dg.materialize([lake_housekeeping], run_config={"ops": {"lake_housekeeping": {"config": {"retention_hours": 0.0}}}})
+    with connect(data_dir / "warehouse.duckdb", read_only=True) as con:
+        assert rebuild_training_set(con, "churn", snapshots).fetchall() == first_rows
+        # Its own manifest table: the latest build.
+        assert rebuild_training_set(con, "churn").fetchall() == second_rows
+        with pytest.raises(ValueError, match=f"user_activity has no snapshot {untagged}"):
+            rebuild_training_set(con, "churn", {**snapshots, "user_activity": untagged})

@@ -98,3 +98,13 @@ def frontier_rows(
 
 def _available(ts: str, created: str | None) -> str:
     return f"greatest({sql.ident(ts)}, {sql.ident(created)})" if created else sql.ident(ts)
+
+
+def frontier_as_read(
+    con: duckdb.DuckDBPyConnection, table: str, keys: tuple[str, ...], ts: str, created: str | None
+) -> None:
+    """`<table>__frontier` computed from `table` as this connection reads it (a temporary view),
+    for a reader that reads `table` as of an older snapshot, which the kept frontier is not."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {sql.ident(frontier_table(table))} AS {frontier_rows(table, keys, ts, created)}"
+    )

@@ -5,6 +5,7 @@
 - `spec`: `TrainingSet`, what a training-set declaration holds;
 - `training_set_asset` (+ `manifest`): a declared set built from its label's rows, split by
   time, with the manifest of every input partition it read;
+- `rebuild`: `rebuild_training_set`, a past build again from the lake snapshots it recorded;
 - `baseline`, `model_asset`: the baseline scikit-learn model and the leaky one beside it;
 - `serving_asset`: the `latest_<view>` tables; `assets`: all of these for the code location.
 """
@@ -17,6 +18,7 @@ from ml_platform.point_in_time.join import (
 )
 from ml_platform.point_in_time.temporal import TemporalFeature, TemporalView, temporal_join
 from ml_platform.training.online import get_online_features
+from ml_platform.training.rebuild import rebuild_training_set
 from ml_platform.training.retrieval import Accuracy, feature_views, get_training_set
 from ml_platform.training.spec import LeakyVariant, TrainingSet
 
@@ -33,5 +35,6 @@ __all__ = [
     "get_online_features",
     "get_training_set",
     "point_in_time_join",
+    "rebuild_training_set",
     "temporal_join",
 ]

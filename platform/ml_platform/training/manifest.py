@@ -33,6 +33,9 @@ COLUMNS = (
     "fingerprint VARCHAR",
     "data_version VARCHAR",
     "run_id VARCHAR",
+    # The input's Iceberg snapshot the set read (lake tables, ML_PLATFORM_LAKE_TABLES; else NULL):
+    # `rebuild_training_set` reads them again.
+    "snapshot_id BIGINT",
 )
 
 
@@ -56,9 +59,12 @@ def view_window(entity_days: DateWindow, ttl: dt.timedelta | None) -> DateWindow
 
 
 def build_manifest(
-    con: duckdb.DuckDBPyConnection, instance: dg.DagsterInstance, inputs: list[ManifestInput]
+    con: duckdb.DuckDBPyConnection,
+    instance: dg.DagsterInstance,
+    inputs: list[ManifestInput],
+    snapshots: dict[str, int] | None = None,
 ) -> list[tuple]:
-    """Manifest rows (see COLUMNS), one per input partition."""
+    """Manifest rows (see COLUMNS), one per input partition; `snapshots`: the lake snapshot read of each input."""
     rows = []
     for item in inputs:
         fingerprints = partition_fingerprints(con, item.table, item.partition_column, item.window)
@@ -66,7 +72,17 @@ def build_manifest(
         for partition, (count, fingerprint) in fingerprints.items():
             version, run_id = versions.get(partition, (None, None))
             rows.append(
-                (item.table, item.partition_column, *item.window, partition, count, fingerprint, version, run_id)
+                (
+                    item.table,
+                    item.partition_column,
+                    *item.window,
+                    partition,
+                    count,
+                    fingerprint,
+                    version,
+                    run_id,
+                    (snapshots or {}).get(item.table),
+                )
             )
     return rows
 
@@ -75,6 +91,15 @@ def write_manifest(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]
     con.execute(f"CREATE OR REPLACE TABLE {sql.ident(table)} ({', '.join(COLUMNS)})")
     if rows:
         con.executemany(f"INSERT INTO {sql.ident(table)} VALUES ({', '.join('?' * len(COLUMNS))})", rows)
+
+
+def manifest_snapshots(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, int]:
+    """The lake snapshot of each input the manifest `table` recorded (inputs on the lake only)."""
+    return dict(
+        con.execute(
+            f"SELECT DISTINCT input, snapshot_id FROM {sql.ident(table)} WHERE snapshot_id IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    )
 
 
 def manifest_changes(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

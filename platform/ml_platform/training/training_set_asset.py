@@ -16,13 +16,18 @@ update all day without rebuilding it.
 
 # No `from __future__ import annotations`: Dagster reads the `context` annotation at definition time.
 import datetime as dt
+from dataclasses import dataclass
 
 import dagster as dg
+import duckdb
 
 from ml_platform.automation import READ_DAYS, Read, on_new_input
 from ml_platform.curated import FeatureView, Label
-from ml_platform.training import ENTITY_TIMESTAMP, get_training_set
+from ml_platform.lakehouse.housekeeping import tag_snapshot
+from ml_platform.lakehouse.scan import pin_current
+from ml_platform.point_in_time.join import ENTITY_TIMESTAMP
 from ml_platform.training.manifest import ManifestInput, build_manifest, view_window, write_manifest
+from ml_platform.training.retrieval import get_training_set
 from ml_platform.training.spec import TrainingSet
 from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse, sql
 
@@ -49,22 +54,17 @@ def training_set_asset(spec: TrainingSet, label: Label, views: dict[str, Feature
         ),
     )
     def _training_set(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        inputs = [label, *(views[v] for v in spec.views)]
         with warehouse.transaction() as con:
-            # Inputs never materialized read as empty tables, not as errors.
-            for curated in (label, *(views[v] for v in spec.views)):
-                curated.table.create(con)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {_ENTITIES} AS {entity_rows_sql(label)}")
-            rows, first, last = con.execute(
-                f"SELECT count(*), min({ENTITY_TIMESTAMP}), max({ENTITY_TIMESTAMP}) FROM {_ENTITIES}"
-            ).fetchone()
-            cutoff = validation_cutoff(last, spec.validation_days)
-            built = get_training_set(con, _ENTITIES, spec.features, views=views)
+            # Lake tables are read at their current snapshot, recorded and tagged (kept by housekeeping).
+            # (None: the table had no snapshot yet, i.e. no rows.)
+            snapshots = {curated.name: pin_current(con, curated.name) for curated in inputs if curated.table.on_lake}
+            built = build_rows(con, spec, label, views)
             con.execute(f"DROP TABLE IF EXISTS {sql.ident(spec.table)}")
-            built.project(
-                f"*, CASE WHEN {ENTITY_TIMESTAMP} >= {sql.literal(cutoff)} THEN 'validation' ELSE 'train' END"
-                f" AS {SPLIT_COLUMN}"
-            ).create(spec.table)
-            manifest = build_manifest(con, context.instance, manifest_inputs(label, views, spec, first, last))
+            built.relation.create(spec.table)
+            manifest = build_manifest(
+                con, context.instance, manifest_inputs(label, views, spec, built.first, built.last), snapshots
+            )
             write_manifest(con, spec.manifest_table, manifest)
             counts = dict(
                 con.execute(f"SELECT {SPLIT_COLUMN}, count(*) FROM {sql.ident(spec.table)} GROUP BY 1").fetchall()
@@ -72,6 +72,10 @@ def training_set_asset(spec: TrainingSet, label: Label, views: dict[str, Feature
             positives = con.execute(
                 f"SELECT count(*) FILTER (WHERE {sql.ident(label.label_column)}) FROM {sql.ident(spec.table)}"
             ).fetchone()[0]
+        for name, snapshot_id in snapshots.items():
+            if snapshot_id is not None:
+                tag_snapshot(name, snapshot_id, snapshot_tag(spec, context.run_id))
+        rows, cutoff = built.rows, built.cutoff
         context.log.info(f"{spec.table}: {rows} rows from {len(manifest)} input partitions")
         return dg.MaterializeResult(
             metadata={
@@ -83,10 +87,54 @@ def training_set_asset(spec: TrainingSet, label: Label, views: dict[str, Feature
                 "manifest_table": spec.manifest_table,
                 "manifest": dg.MetadataValue.md(_manifest_summary(manifest)),
                 READ_DAYS: dg.MetadataValue.json(_read_days(manifest, label)),
+                # What `rebuild_training_set(con, name, <this>)` reads again, on the lake.
+                **({"lake_snapshots": dg.MetadataValue.json(snapshots)} if snapshots else {}),
             }
         )
 
     return _training_set
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """A training set's rows as a relation (its entity rows in a temporary table), with their count,
+    first and last entity times and the validation cutoff."""
+
+    relation: duckdb.DuckDBPyRelation
+    rows: int
+    first: dt.datetime | None
+    last: dt.datetime | None
+    cutoff: dt.datetime | None
+
+
+def build_rows(
+    con: duckdb.DuckDBPyConnection,
+    spec: TrainingSet,
+    label: Label,
+    views: dict[str, FeatureView],
+    create_inputs: bool = True,
+) -> TrainingRows:
+    """The set's rows from the label and views as `con` reads them: the label's final rows with
+    their features as of each row's time, split by time. `create_inputs`: inputs never
+    materialized read as empty tables, not as errors."""
+    if create_inputs:
+        for curated in (label, *(views[v] for v in spec.views)):
+            curated.table.create(con)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_ENTITIES} AS {entity_rows_sql(label)}")
+    rows, first, last = con.execute(
+        f"SELECT count(*), min({ENTITY_TIMESTAMP}), max({ENTITY_TIMESTAMP}) FROM {_ENTITIES}"
+    ).fetchone()
+    cutoff = validation_cutoff(last, spec.validation_days)
+    built = get_training_set(con, _ENTITIES, spec.features, views=views)
+    split = (
+        f"*, CASE WHEN {ENTITY_TIMESTAMP} >= {sql.literal(cutoff)} THEN 'validation' ELSE 'train' END AS {SPLIT_COLUMN}"
+    )
+    return TrainingRows(built.project(split), rows, first, last, cutoff)
+
+
+def snapshot_tag(spec: TrainingSet, run_id: str) -> str:
+    """The tag a build puts on every lake snapshot it read: housekeeping keeps tagged snapshots."""
+    return f"training_set/{spec.name}/{run_id}"
 
 
 def entity_rows_sql(label: Label) -> str:
