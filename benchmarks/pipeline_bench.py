@@ -9,7 +9,9 @@ user_daily_features from scratch, each in processes of its own, round after roun
 see the same background load:
 
 1. platform: fresh DAGSTER_HOME and warehouse, then the CLI range backfills a user runs, each a
-   single run with its checks (`pipeline_platform`);
+   single run with its checks (`pipeline_platform`); `platform_lake` the same with the clean and
+   curated tables as Apache Iceberg tables (`ML_PLATFORM_LAKE_TABLES`, docs/scaling.md): what the
+   lake costs against the embedded default;
 2. script: one hand-written DuckDB SQL script, no orchestration (`pipeline_script`);
 3. layered: the same script persisting the raw layer first and reading the events back from it,
    as the platform does (`pipeline_script --layers`): the limit for the platform's own layout;
@@ -48,7 +50,9 @@ import pipeline_platform  # noqa: E402
 import pipeline_report  # noqa: E402
 
 PACKAGES = ("dagster", "duckdb", "pandas", "pyarrow", "numpy")
-CONTENDERS = ("platform", "script", "layered", "pandas")
+CONTENDERS = ("platform", "platform_lake", "script", "layered", "pandas")
+# The platform contenders, and the settings each runs with.
+PLATFORMS = {"platform": {}, "platform_lake": {"ML_PLATFORM_LAKE_TABLES": "true"}}
 ASSET_STEPS = {"raw": ("raw_events",), "clean": ("clean_events",), "features": ("user_daily_features",)}
 
 
@@ -93,8 +97,8 @@ def machine() -> dict:
     }
 
 
-def run_platform(inp: pipeline_data.Input, work: Path, log: Path) -> dict:
-    env = pipeline_platform.setup(work, inp.data_dir / "landing")
+def run_platform(inp: pipeline_data.Input, work: Path, log: Path, settings: dict[str, str]) -> dict:
+    env = pipeline_platform.setup(work, inp.data_dir / "landing") | settings
     measures = {}
     for name, cmd in pipeline_platform.commands(inp.landing_days, inp.event_days):
         m = pipeline_measure.run(cmd, env=env, log=log)
@@ -177,7 +181,7 @@ def bench_size(args, events: int, contenders: list[str], log: Path) -> dict:
     for i in range(repeat):
         for name in contenders:
             work = args.work_dir / "runs" / f"{name}-{inp.events}"
-            r = run_platform(inp, work, log) if name == "platform" else run_local(name, inp, work, log)
+            r = run_platform(inp, work, log, PLATFORMS[name]) if name in PLATFORMS else run_local(name, inp, work, log)
             rounds[name].append(r)
             extra = f", steps {r['step_s']:.2f} s" if "step_s" in r else ""
             print(

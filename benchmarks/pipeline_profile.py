@@ -70,10 +70,10 @@ def profile(data_dir: Path, landing_days: tuple[dt.date, dt.date], event_days: t
         parse = {}
         for fmt, read in list(reader.READERS.items()):
 
-            def timed(scratch, spec, file, read=read, fmt=fmt):
+            def timed(scratch, spec, file, *more, read=read, fmt=fmt):
                 start = time.perf_counter()
                 try:
-                    return read(scratch, spec, file)
+                    return read(scratch, spec, file, *more)
                 finally:
                     times[f"raw: parse {fmt} on scratch connection"] += time.perf_counter() - start
 

@@ -15,6 +15,7 @@ import duckdb
 
 from ml_platform import privacy
 from ml_platform.warehouse import sql
+from ml_platform.warehouse.extensions import load_iceberg
 
 KEYS = ("user_id", "feature_date")
 EXACT = ("event_count", "transaction_count", "unique_products", "cart_adds", "primary_device", "days_since_signup")
@@ -37,6 +38,8 @@ def compare(outputs: dict[str, str]) -> dict:
     `outputs`: a Parquet file of the features, or a DuckDB database holding user_daily_features.
     """
     con = duckdb.connect()
+    # platform_lake's user_daily_features is a view over its Iceberg table.
+    load_iceberg(con)
     for name, path in outputs.items():
         if path.endswith(".parquet"):
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql.literal(path)})")
@@ -48,7 +51,7 @@ def compare(outputs: dict[str, str]) -> dict:
         if name == "script":
             continue
         reference = "script"
-        if name == "platform":
+        if name.startswith("platform"):
             # The platform's features hold pseudonymized user ids (docs/privacy.md), under the key
             # pipeline_platform.setup gave it: the script's ids are pseudonymized to meet them.
             privacy.bind_key(con)
@@ -73,6 +76,10 @@ def ratios(size: dict) -> dict:
         out["step_vs_layered"] = c["platform"]["step_s"] / c["layered"]["wall_s"]
     if "platform" in c and "pandas" in c:
         out["pandas_vs_platform"] = c["pandas"]["wall_s"] / c["platform"]["wall_s"]
+    if "platform" in c and "platform_lake" in c:
+        # What the lake tables cost against the embedded default.
+        out["lake_vs_platform_steps"] = c["platform_lake"]["step_s"] / c["platform"]["step_s"]
+        out["lake_vs_platform_wall"] = c["platform_lake"]["wall_s"] / c["platform"]["wall_s"]
     return out
 
 
@@ -99,9 +106,9 @@ def markdown(result: dict) -> str:
     lines += [
         "",
         "| events | platform steps / script (≤ 1.25) | platform wall / script (≤ 1.5) | pandas / platform (≥ 3) "
-        "| layered / script | platform steps / layered |",
+        "| layered / script | platform steps / layered | lake / platform, steps | lake / platform, wall |",
     ]
-    lines.append("|---:|---:|---:|---:|---:|---:|")
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in result["sizes"]:
         r = size["ratios"]
 
@@ -112,13 +119,14 @@ def markdown(result: dict) -> str:
         layered = f"{c['layered']['wall_s'] / c['script']['wall_s']:.2f}×" if "layered" in c and "script" in c else "-"
         lines.append(
             f"| {size['events']:,} | {f('step_vs_script')} | {f('wall_vs_script')} | {f('pandas_vs_platform')} "
-            f"| {layered} | {f('step_vs_layered')} |"
+            f"| {layered} | {f('step_vs_layered')} | {f('lake_vs_platform_steps')} | {f('lake_vs_platform_wall')} |"
         )
     for size in result["sizes"]:
-        steps = size["contenders"].get("platform", {}).get("steps_by_asset")
-        if steps:
-            per = ", ".join(f"{k} {v:.2f} s" for k, v in steps.items())
-            lines.append(f"\nPlatform step time at {size['events']:,} events, per asset: {per}.")
+        for name, label in (("platform", "Platform"), ("platform_lake", "Platform with lake tables")):
+            steps = size["contenders"].get(name, {}).get("steps_by_asset")
+            if steps:
+                per = ", ".join(f"{k} {v:.2f} s" for k, v in steps.items())
+                lines.append(f"\n{label} step time at {size['events']:,} events, per asset: {per}.")
     profile = result.get("profile")
     if profile:
         ranked = sorted(profile["seconds"].items(), key=lambda kv: -kv[1])[:8]
@@ -150,7 +158,7 @@ def chart(result: dict, path: Path) -> bool:
         points = [(s["events"], s["contenders"][name]) for s in result["sizes"] if name in s["contenders"]]
         xs = [p[0] / 1e6 for p in points]
         left.plot(xs, [p[1]["wall_s"] for p in points], marker="o", label=f"{name} wall")
-        if name == "platform":
+        if name.startswith("platform"):
             left.plot(xs, [p[1]["step_s"] for p in points], marker="o", linestyle="--", label="platform steps")
         right.plot(xs, [p[1]["peak_tree_rss_mib"] for p in points], marker="o", label=name)
     left.set(xlabel="events (millions)", ylabel="seconds", title="Time")

@@ -15,6 +15,9 @@ import duckdb
 import pytest
 
 from conftest import Runner
+from ml_platform.curated.audit import audit_tables
+from ml_platform.declarations import discover_curated_tables, discover_specs
+from ml_platform.definitions import partition_columns
 from ml_platform.lakehouse import tables
 
 FIRST, LAST = "2026-11-15", "2026-11-18"
@@ -74,6 +77,19 @@ def test_clean_and_curated_lake_tables_equal_the_embedded_ones_and_a_second_engi
         # The warehouse holds views of the lake tables, not tables.
         views = {name for (name,) in runner.query("SELECT view_name FROM duckdb_views() WHERE NOT internal")}
         assert {"raw_events", "clean_events", "user_daily_features", "user_activity"} <= views
+        # The audit recomputes the lake tables' partitions in its scratch database and finds them
+        # equal (and writes nothing to the lake meanwhile).
+        audited = [t for t in discover_curated_tables() if t.name in ("user_daily_features", "user_activity")]
+        days = [dt.date(2026, 11, 15) + dt.timedelta(days=i) for i in range(4)]
+        snapshots = {t.name: tables.load_table(t.name).current_snapshot().snapshot_id for t in audited}
+        results = audit_tables(
+            data_dir / "warehouse.duckdb", audited, partition_columns(discover_specs(), audited), days, instance
+        )
+        assert [(r.table, len(r.checked), r.findings) for r in results] == [
+            ("user_activity", 4, []),
+            ("user_daily_features", 4, []),
+        ]
+        assert {t.name: tables.load_table(t.name).current_snapshot().snapshot_id for t in audited} == snapshots
 
     # A second engine: pyiceberg's own scan, in a process that never opened the warehouse.
     for name in ("clean_events", "user_activity"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import os
 import shutil
 import time
 from pathlib import Path
@@ -364,13 +365,39 @@ def test_a_partition_that_fails_its_blocking_checks_is_withheld_and_its_old_expo
     ).fetchall() == [(dt.date(2026, 11, 1), 1)]
 
 
-def test_parallel_raw_writes_its_partition_files_on_s3_and_clean_reads_them(lake, instance, tmp_path, monkeypatch):
-    """`ML_PLATFORM_PARALLEL_RAW` on S3: each raw run's day is a Parquet object of the raw Iceberg
-    table under the prefix, the raw table a view over it (read with httpfs and the iceberg extension
-    by every warehouse connection); clean builds from it the rows the embedded raw table gives."""
+# What makes the tables lake tables, on S3, in the PostgreSQL catalog (set aside for the embedded build).
+LAKE_SETTINGS = (
+    "ML_PLATFORM_PARALLEL_RAW",
+    "ML_PLATFORM_LAKE_TABLES",
+    "ML_PLATFORM_STORAGE",
+    "ML_PLATFORM_CATALOG_URL",
+)
+
+
+@pytest.fixture
+def postgres_catalog(monkeypatch):
+    """The lake tables' Iceberg catalog in a PostgreSQL server of the test's own."""
+    from postgres_server import postgres_server
+
+    with postgres_server(db="lake", user="lake") as pg:
+        monkeypatch.setenv(
+            "ML_PLATFORM_CATALOG_URL", f"postgresql+psycopg2://{pg.user}:{pg.password}@{pg.host}:{pg.port}/{pg.db}"
+        )
+        yield pg
+
+
+def test_lake_tables_on_s3_with_a_postgresql_catalog_equal_the_embedded_ones(
+    lake, postgres_catalog, instance, tmp_path, monkeypatch
+):
+    """The deployed topology of the lake tables: `ML_PLATFORM_PARALLEL_RAW` and
+    `ML_PLATFORM_LAKE_TABLES` with the Iceberg catalog in a PostgreSQL server and the files on S3.
+    Each raw run's day is a Parquet object of the raw table under the prefix, and so is each clean
+    day; the warehouse's tables are views over them (read with httpfs and the iceberg extension by
+    every warehouse connection), with the rows the embedded tables hold."""
     days = ["2026-11-01", "2026-11-02"]
     _land_demo(tmp_path, days=2)
     monkeypatch.setenv("ML_PLATFORM_PARALLEL_RAW", "true")
+    monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "true")
     from ml_platform.definitions import build_definitions
 
     defs = build_definitions()
@@ -389,12 +416,17 @@ def test_parallel_raw_writes_its_partition_files_on_s3_and_clean_reads_them(lake
         f"platform/lake/raw_events/data/landing_date={day}/{run.run_id}.parquet"
         for day, run in zip(days, runs, strict=True)
     ]
-    # The table's metadata is on S3 beside its data, and the catalog points at it.
+    # The tables' metadata is on S3 beside their data, and the PostgreSQL catalog points at it.
     from ml_platform.lakehouse.tables import load_table
 
-    assert load_table("raw_events").metadata_location.startswith(f"{STORAGE}/lake/raw_events/metadata/")
-    monkeypatch.delenv("ML_PLATFORM_PARALLEL_RAW")
-    monkeypatch.delenv("ML_PLATFORM_STORAGE")
+    for table in ("raw_events", "clean_events"):
+        assert load_table(table).metadata_location.startswith(f"{STORAGE}/lake/{table}/metadata/")
+    from ml_platform.lakehouse.catalog import catalog
+    from ml_platform.lakehouse.housekeeping import lake_tables
+
+    assert catalog().engine.url.get_backend_name() == "postgresql"
+    assert lake_tables() == ["clean_events", "raw_events", "raw_users"]
+    lake_settings = {name: os.environ.pop(name) for name in LAKE_SETTINGS}
     local = tmp_path / "local"
     shutil.copytree(tmp_path / "demo" / "landing", local / "landing")
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(local))
@@ -405,8 +437,7 @@ def test_parallel_raw_writes_its_partition_files_on_s3_and_clean_reads_them(lake
         embedded.run("clean_users")
         embedded.run("raw_events", range_=(days[0], days[-1]))
         embedded.run("clean_events", range_=("2026-10-25", days[-1]))
-    monkeypatch.setenv("ML_PLATFORM_PARALLEL_RAW", "true")
-    monkeypatch.setenv("ML_PLATFORM_STORAGE", STORAGE)
+    os.environ.update(lake_settings)
     for table in ("raw_events", "clean_events"):
         on_s3 = _table_digest(runner, table, without=("ingested_at",))
         assert on_s3 == _table_digest(embedded, table, without=("ingested_at",)) and on_s3[0] > 0, table

@@ -11,6 +11,9 @@ write. `summary` gives the table's total and a preview for the run's metadata;
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import dagster as dg
@@ -25,6 +28,19 @@ from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
 
 PREVIEW_ROWS = 5
+# Set inside `scratch_tables()`: every table is a plain table of the connection, lake or not.
+_SCRATCH = ContextVar("ml_platform_scratch_tables", default=False)
+
+
+@contextmanager
+def scratch_tables() -> Iterator[None]:
+    """Within it, contract tables are written as plain tables of the connection given, never to the
+    lake: for work in a scratch database (the audit's recomputation), whose tables are copies."""
+    token = _SCRATCH.set(True)
+    try:
+        yield
+    finally:
+        _SCRATCH.reset(token)
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,7 @@ class ContractTable:
         """Whether the table is a lake table (`ML_PLATFORM_LAKE_TABLES`, partitioned tables): the
         warehouse holds a view of it, and a write is staged, then committed to the lake table
         just before the warehouse transaction commits (`ml_platform.lakehouse.staged`)."""
-        return settings.lake_tables() and self.partition_column is not None
+        return settings.lake_tables() and self.partition_column is not None and not _SCRATCH.get()
 
     def create(self, con: duckdb.DuckDBPyConnection) -> None:
         if not self.on_lake:

@@ -39,10 +39,11 @@ import duckdb
 
 from ml_platform.automation import Read
 from ml_platform.checks.audit import AUDIT_CHECK, DESCRIPTION, Finding, audit_verdict
+from ml_platform.contracts.writer import scratch_tables
 from ml_platform.curated.table import CuratedTable
 from ml_platform.results import Verdict
 from ml_platform.warehouse import WAREHOUSE_POOL, Warehouse, sql
-from ml_platform.warehouse.resource import retry_on_lock, scratch_connection
+from ml_platform.warehouse.resource import lake_access, retry_on_lock, scratch_connection
 
 VALID_FROM, VALID_TO = "valid_from", "valid_to"
 
@@ -70,28 +71,35 @@ def audit_tables(
     """Audit `days` of every table. `partition_columns`: each partitioned upstream table's partition
     column (clean tables by their source's spec); `instance`: where the reasons come from."""
     results = []
-    for table in tables:
-        con = scratch_connection()
-        try:
-            _attach(con, warehouse_path)
-            present = _copy_inputs(con, table, partition_columns, days)
-            con.execute("DETACH wh")
-            findings, checked = [], []
-            newest = max(days)
-            for day in days:
-                if not _responsible(con, instance, table, day, newest):
-                    continue  # history automation does not keep: a backfill's business
-                checked.append(day)
-                finding = _audit_day(con, table, present, partition_columns, day)
-                if finding is not None:
-                    only_in_warehouse, only_in_recompute = finding
-                    reason = (
-                        _reason(instance, table, day, partition_columns) if instance else "no Dagster instance given"
-                    )
-                    findings.append(Finding(table.name, day.isoformat(), only_in_warehouse, only_in_recompute, reason))
-            results.append(TableAudit(table.name, [d.isoformat() for d in checked], findings))
-        finally:
-            con.close()
+    # The recomputation writes the scratch database's own tables, never the lake.
+    with scratch_tables():
+        for table in tables:
+            con = scratch_connection()
+            try:
+                lake_access(con)  # the warehouse's views of lake tables scan them
+                _attach(con, warehouse_path)
+                present = _copy_inputs(con, table, partition_columns, days)
+                con.execute("DETACH wh")
+                findings, checked = [], []
+                newest = max(days)
+                for day in days:
+                    if not _responsible(con, instance, table, day, newest):
+                        continue  # history automation does not keep: a backfill's business
+                    checked.append(day)
+                    finding = _audit_day(con, table, present, partition_columns, day)
+                    if finding is not None:
+                        only_in_warehouse, only_in_recompute = finding
+                        reason = (
+                            _reason(instance, table, day, partition_columns)
+                            if instance
+                            else "no Dagster instance given"
+                        )
+                        findings.append(
+                            Finding(table.name, day.isoformat(), only_in_warehouse, only_in_recompute, reason)
+                        )
+                results.append(TableAudit(table.name, [d.isoformat() for d in checked], findings))
+            finally:
+                con.close()
     return results
 
 
@@ -101,10 +109,12 @@ def _attach(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
 
 
 def _wh_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """A table of the warehouse, or its view of a lake table."""
     return bool(
         con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' AND schema_name = 'main'"
-            " AND table_name = ?",
+            "SELECT (SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' AND schema_name = 'main'"
+            " AND table_name = $1) + (SELECT count(*) FROM duckdb_views() WHERE database_name = 'wh'"
+            " AND schema_name = 'main' AND view_name = $1)",
             [table],
         ).fetchone()[0]
     )

@@ -26,7 +26,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from ml_platform import settings
-from ml_platform.warehouse.extensions import load_iceberg
+from ml_platform.warehouse.extensions import autoloaded_config
 
 LOCK_RETRY_SECONDS = 120.0
 T = TypeVar("T")
@@ -58,22 +58,28 @@ def connect(
         lambda: duckdb.connect(str(path), read_only=read_only, config=duckdb_config(config)), retry_seconds
     )
     con.execute("SET TimeZone = 'UTC'")
-    if settings.parallel_raw() or settings.lake_tables():
-        # Tables are views over Iceberg tables (raw.lake_write, lakehouse.staged), on S3 when storage
-        # is: every connection that may read them can scan them. Imported here: storage builds on
-        # this package.
-        load_iceberg(con)
-        if settings.storage_url():
-            from ml_platform.storage.aws import aws_access
-            from ml_platform.warehouse.s3 import attach_s3
-
-            attach_s3(con, aws_access())
+    lake_access(con)
     return con
 
 
+def lake_access(con: duckdb.DuckDBPyConnection) -> None:
+    """When tables are lake tables (raw.lake_write, lakehouse.staged), the warehouse's views of them
+    scan Iceberg tables, on S3 when storage is: give `con` what reading them takes (the iceberg
+    extension is autoloaded on first use, `duckdb_config`; S3 needs its credentials)."""
+    if not (settings.parallel_raw() or settings.lake_tables()):
+        return
+    if settings.storage_url():
+        # Imported here: storage builds on this package.
+        from ml_platform.storage.aws import aws_access
+        from ml_platform.warehouse.s3 import attach_s3
+
+        attach_s3(con, aws_access())
+
+
 def duckdb_config(config: dict | None = None) -> dict:
-    """The settings every platform connection starts from (the memory limit), then `config`'s."""
-    return {"memory_limit": settings.duckdb_memory_limit(), **(config or {})}
+    """The settings every platform connection starts from (the memory limit; the iceberg extension
+    loaded by the first query that reads a lake table), then `config`'s."""
+    return {"memory_limit": settings.duckdb_memory_limit(), **autoloaded_config(), **(config or {})}
 
 
 def scratch_connection(limited: bool = True) -> duckdb.DuckDBPyConnection:
