@@ -240,6 +240,28 @@ class Runner:
             con.close()
 
 
+@pytest.fixture
+def demo_landing(tmp_path: Path) -> Path:
+    """The demo's landing folder: four days to 2026-11-18, 300 events a day."""
+    from ml_platform.demo import generate
+
+    generate(tmp_path / "demo", days=4, events_per_day=300, seed=5, end_date=dt.date(2026, 11, 18))
+    return tmp_path / "demo" / "landing"
+
+
+def embedded_build(landing: Path, folder: Path, monkeypatch: pytest.MonkeyPatch, build, read):
+    """`build(runner)` on a copy of `landing` in the embedded default, under `folder` with an
+    instance of its own, then `read(runner)`: the reference a mode's tables are compared with."""
+    from ml_platform.definitions import build_definitions
+
+    shutil.copytree(landing, folder / "landing")
+    monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(folder))
+    with dg.instance_for_test() as instance:
+        runner = Runner(build_definitions(), instance, folder)
+        build(runner)
+        return read(runner)
+
+
 def source_runner(spec, instance: dg.DagsterInstance, data_dir: Path, extra_assets=()) -> Runner:
     """A Runner over one source's assets built from `spec` (e.g. a variant of a real source),
     plus `extra_assets`, on the test's warehouse."""

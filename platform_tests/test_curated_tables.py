@@ -86,8 +86,12 @@ def test_range_run_records_each_partition_and_the_table(instance, data_dir):
     }
 
 
-def test_rows_outside_the_window_are_refused_and_nothing_changes(instance, data_dir):
-    """A query that ignores the window would write partitions the run does not own."""
+@pytest.mark.parametrize("lake", [False, True], ids=["warehouse", "lake"])
+def test_rows_outside_the_window_are_refused_and_nothing_changes(instance, data_dir, monkeypatch, lake):
+    """A query that ignores the window would write partitions the run does not own. On the lake
+    (`ML_PLATFORM_LAKE_TABLES`) the refusal comes before the commit: no snapshot, no file."""
+    if lake:
+        monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "true")
     _land(data_dir, "2026-11-02", 2)
     _land(data_dir, "2026-11-03", 3)
     good = _runner(_table(WINDOWED), instance, data_dir)
@@ -95,6 +99,10 @@ def test_rows_outside_the_window_are_refused_and_nothing_changes(instance, data_
     good.run("clean_events", range_=("2026-11-02", "2026-11-03"))
     good.run("daily_counts", partition="2026-11-02")
     before = good.query("SELECT * FROM daily_counts ORDER BY ALL")
+    assert before == [(dt.date(2026, 11, 2), 2)]
+    if lake:
+        lake_before = _lake_state("daily_counts")
+        assert len(lake_before[1]) == 1
 
     # `$start`/`$end` appear only in a comment: the query reads every day.
     leaky = _runner(_table(f"-- $start $end\n{WINDOWED.split(' WHERE ')[0]} GROUP BY 1"), instance, data_dir)
@@ -104,6 +112,18 @@ def test_rows_outside_the_window_are_refused_and_nothing_changes(instance, data_
         "1 of 2 written rows fall outside day 2026-11-03..2026-11-03" in failure.step_failure_data.error.cause.message
     )
     assert leaky.query("SELECT * FROM daily_counts ORDER BY ALL") == before
+    if lake:
+        assert _lake_state("daily_counts") == lake_before
+
+
+def _lake_state(name: str) -> tuple[int, set]:
+    """A lake table's current snapshot and the data files under its location."""
+    from pathlib import Path
+
+    from ml_platform.lakehouse.tables import load_table
+
+    table = load_table(name)
+    return table.current_snapshot().snapshot_id, set(Path(table.location()).rglob("*.parquet"))
 
 
 def test_a_feature_view_must_name_its_keys_and_times():

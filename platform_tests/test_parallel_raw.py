@@ -6,14 +6,12 @@ and the clean layer built on them, are the embedded mode's to the row.
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
-from conftest import Runner
+from conftest import Runner, embedded_build
 from helpers import run_metadata
 from ml_platform.lakehouse.scan import scan_sql
 from ml_platform.lakehouse.tables import load_table
@@ -47,27 +45,15 @@ def _tables(runner: Runner) -> list[list[tuple]]:
     ]
 
 
-@pytest.fixture
-def demo_landing(tmp_path: Path) -> Path:
-    from ml_platform.demo import generate
-
-    generate(tmp_path / "demo", days=4, events_per_day=300, seed=5, end_date=dt.date(2026, 11, 18))
-    return tmp_path / "demo" / "landing"
-
-
 def test_parallel_raw_leaves_the_embedded_tables_and_replaces_a_day_atomically(
     data_dir, demo_landing, tmp_path, monkeypatch
 ):
     from ml_platform.definitions import build_definitions
 
     # The embedded mode on the same files.
-    embedded_dir = tmp_path / "embedded"
-    shutil.copytree(demo_landing, embedded_dir / "landing")
-    monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(embedded_dir))
-    with dg.instance_for_test() as instance:
-        embedded = Runner(build_definitions(), instance, embedded_dir)
-        _build(embedded, one_run_per_day=False)
-        expected = _tables(embedded)
+    expected = embedded_build(
+        demo_landing, tmp_path / "embedded", monkeypatch, lambda r: _build(r, one_run_per_day=False), _tables
+    )
 
     shutil.copytree(demo_landing, data_dir / "landing", dirs_exist_ok=True)
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(data_dir))

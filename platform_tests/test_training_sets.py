@@ -141,8 +141,9 @@ def test_the_manifest_records_every_input_partition_and_a_rebuild_is_identical(b
     assert _table_hash(runner, "training_set_churn") == before
 
 
-def test_a_changed_feature_partition_makes_the_manifest_report_the_set_stale(built, runner, data_dir):
-    # A late purchase of u00 on 08-05 (landed 08-06) changes user_activity as of 08-06 onwards.
+def _late_purchase(runner: Runner, data_dir, through: str) -> None:
+    """A late purchase of u00 on 08-05 (landed 08-06), taken through raw, clean and user_activity,
+    which it changes as of 08-06 onwards (`through` is the last day rebuilt)."""
     write_landing(
         data_dir,
         "events",
@@ -152,7 +153,11 @@ def test_a_changed_feature_partition_makes_the_manifest_report_the_set_stale(bui
     )
     runner.run("raw_events", partition="2026-08-06")
     runner.run("clean_events", range_=("2026-08-03", "2026-08-06"))
-    runner.run("user_activity", range_=("2026-08-06", "2026-08-20"))
+    runner.run("user_activity", range_=("2026-08-06", through))
+
+
+def test_a_changed_feature_partition_makes_the_manifest_report_the_set_stale(built, runner, data_dir):
+    _late_purchase(runner, data_dir, "2026-08-20")
     with connect(runner.data_dir / "warehouse.duckdb", read_only=True) as con:
         changes = manifest_changes(con, "training_set_churn_manifest")
     assert changes == [f"user_activity 2026-08-{day:02d}: content changed (30 -> 30 rows)" for day in range(6, 19)]
@@ -276,16 +281,7 @@ def test_a_set_on_lake_tables_is_rebuilt_from_its_snapshots_after_the_tables_cha
     )
 
     # A late purchase changes user_activity from 08-06 on; the set is built again and differs.
-    write_landing(
-        data_dir,
-        "events",
-        "2026-08-06",
-        "late.csv",
-        EVENTS + "late1,u00,purchase,2026-08-05T23:00:00Z,P1,99.0,mobile,s\n",
-    )
-    runner.run("raw_events", partition="2026-08-06")
-    runner.run("clean_events", range_=("2026-08-03", "2026-08-06"))
-    runner.run("user_activity", range_=("2026-08-06", last))
+    _late_purchase(runner, data_dir, last)
     runner.run("churn_training_set")
     second_rows = runner.query("SELECT * FROM training_set_churn ORDER BY rowid")
     assert second_rows != first_rows and len(second_rows) == len(first_rows)
