@@ -84,3 +84,20 @@ def test_clean_and_curated_lake_tables_equal_the_embedded_ones_and_a_second_engi
         con.register("scanned", scanned)
         assert con.execute(f"SELECT * {COMPARED[name]} FROM scanned ORDER BY ALL").fetchall() == expected[name], name
         con.close()
+
+
+def test_only_tables_replaced_a_window_at_a_time_are_lake_tables(monkeypatch):
+    """Clean event tables, curated tables, feature views and labels are replaced a window at a time:
+    lake tables. Snapshot histories (no partition) and stream views (appended to per micro-batch)
+    stay warehouse tables."""
+    from ml_platform.clean.write import clean_table
+    from ml_platform.curated.stream_update import view_table
+    from ml_platform.declarations import discover_labels, discover_stream_views
+
+    monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "true")
+    on_lake = {spec.clean_table: clean_table(spec).on_lake for spec in discover_specs() if spec.clean_table is not None}
+    assert on_lake["clean_events"] and not on_lake["clean_users"] and not on_lake["clean_products"]
+    assert all(t.table.on_lake for t in [*discover_curated_tables(), *discover_labels()])
+    assert not any(view_table(v).on_lake for v in discover_stream_views())
+    monkeypatch.delenv("ML_PLATFORM_LAKE_TABLES")
+    assert not clean_table(next(s for s in discover_specs() if s.name == "events")).on_lake

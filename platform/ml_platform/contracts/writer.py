@@ -50,13 +50,21 @@ class ContractTable:
     name: str
     contract: type[pa.DataFrameModel]
     partition_column: str | None
+    # False for a table written row by row rather than a window at a time (a stream view, updated
+    # per micro-batch): it stays a warehouse table when the others are lake tables.
+    replaced_by_window: bool = True
 
     @property
     def on_lake(self) -> bool:
         """Whether the table is a lake table (`ML_PLATFORM_LAKE_TABLES`, partitioned tables): the
         warehouse holds a view of it, and a write is staged, then committed to the lake table
         just before the warehouse transaction commits (`ml_platform.lakehouse.staged`)."""
-        return settings.lake_tables() and self.partition_column is not None and not _SCRATCH.get()
+        return (
+            settings.lake_tables()
+            and self.partition_column is not None
+            and self.replaced_by_window
+            and not _SCRATCH.get()
+        )
 
     def create(self, con: duckdb.DuckDBPyConnection) -> None:
         if not self.on_lake:

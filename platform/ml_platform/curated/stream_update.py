@@ -67,7 +67,8 @@ class Applied:
 
 
 def view_table(view: StreamFeatureView) -> ContractTable:
-    return ContractTable(view.name, view.contract, BATCH_DATE)
+    # Appended to per micro-batch (never a window replaced): a warehouse table, lake tables or not.
+    return ContractTable(view.name, view.contract, BATCH_DATE, replaced_by_window=False)
 
 
 def create_tables(con: duckdb.DuckDBPyConnection, view: StreamFeatureView, spec: SourceSpec) -> None:
