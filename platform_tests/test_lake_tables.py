@@ -12,6 +12,7 @@ import shutil
 
 import dagster as dg
 import duckdb
+import pytest
 
 from conftest import Runner, embedded_build
 from ml_platform.curated.audit import audit_tables
@@ -101,3 +102,23 @@ def test_only_tables_replaced_a_window_at_a_time_are_lake_tables(monkeypatch):
     assert not any(view_table(v).on_lake for v in discover_stream_views())
     monkeypatch.delenv("ML_PLATFORM_LAKE_TABLES")
     assert not clean_table(next(s for s in discover_specs() if s.name == "events")).on_lake
+
+
+def test_a_lake_table_written_twice_in_one_transaction_is_refused_and_nothing_is_committed(data_dir, monkeypatch):
+    """The second replace would overwrite the first one's staged rows: refused, and the transaction
+    rolls back with nothing committed to the lake."""
+    from ml_platform.contracts.writer import ContractTable
+    from ml_platform.warehouse import Warehouse
+    from test_curated_tables import DailyCounts
+
+    monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "true")
+    table = ContractTable("daily_counts", DailyCounts, "day")
+    day = dt.date(2026, 11, 2)
+    warehouse = Warehouse(database=str(data_dir / "warehouse.duckdb"))
+    with (
+        pytest.raises(RuntimeError, match="daily_counts is written twice in one transaction"),
+        warehouse.transaction() as con,
+    ):
+        table.replace(con, (day, day), f"SELECT DATE '{day}' AS day, 1::BIGINT AS events")
+        table.replace(con, (day, day), f"SELECT DATE '{day}' AS day, 2::BIGINT AS events")
+    assert tables.load_table("daily_counts").current_snapshot() is None

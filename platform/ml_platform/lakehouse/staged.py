@@ -57,6 +57,17 @@ def ensure_view(con: duckdb.DuckDBPyConnection, name: str, empty_sql: str, parti
 def stage(con: duckdb.DuckDBPyConnection, name: str, partition_column: str, days: list[dt.date]) -> None:
     """The rows in `staged_table(name)` replace `days` of lake table `name` when the warehouse
     transaction commits; until then this connection reads `name` as replaced."""
+    first_in_transaction = not con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [PENDING]
+    ).fetchone()[0]
+    if (
+        not first_in_transaction
+        and con.execute(f"SELECT count(*) FROM {PENDING} WHERE table_name = ?", [name]).fetchone()[0]
+    ):
+        # Its staged rows would be replaced by the second write's, and the first one's days lost.
+        raise RuntimeError(
+            f"{name} is written twice in one transaction: a lake table takes one replace per transaction"
+        )
     staged = sql.ident(staged_table(name))
     database = con.execute("SELECT current_database()").fetchone()[0]
     scope = sql.in_window(partition_column, (days[0], days[-1])) if days else "FALSE"
@@ -65,9 +76,6 @@ def stage(con: duckdb.DuckDBPyConnection, name: str, partition_column: str, days
         f" SELECT * FROM {sql.qualified(database, 'main', name)} WHERE NOT coalesce({scope}, FALSE)"
         f" UNION ALL BY NAME SELECT * FROM {staged}"
     )
-    first_in_transaction = not con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [PENDING]
-    ).fetchone()[0]
     if first_in_transaction:
         con.execute(f"CREATE TEMP TABLE {PENDING} (seq INTEGER, table_name VARCHAR, column_name VARCHAR, days DATE[])")
         before_commit(con, publish)
