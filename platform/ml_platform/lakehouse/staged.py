@@ -17,7 +17,6 @@ the lake table just before the warehouse commits.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 
 import duckdb
@@ -91,20 +90,8 @@ def publish(con: duckdb.DuckDBPyConnection) -> None:
     run_id = uuid.uuid4().hex
     for name, column, days in pending:
         staged = sql.ident(staged_table(name))
-        stored = tables.storable_select(con, staged)
-        # Widened first when the contract gained columns since the table was made.
-        schema = con.execute(f"{stored} FROM {staged} LIMIT 0").to_arrow_table().schema
-        location = tables.ensure_table(name, schema, column).location()
-        files = []
-        counted = con.execute(f"SELECT {sql.ident(column)}, count(*) FROM {staged} GROUP BY 1 ORDER BY 1").fetchall()
-        for day, _ in counted:
-            path = f"{location}/data/{column}={day.isoformat()}/{run_id}.parquet"
-            if not path.startswith("s3://"):
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-            con.execute(
-                sql.copy_to_parquet(f"{stored} FROM {staged} WHERE {sql.ident(column)} = {sql.literal(day)}", path)
-            )
-            files.append(path)
+        # The table is widened first when the contract gained columns since it was made.
+        files = [path for path, _ in tables.write_day_files(con, name, staged, column, run_id).values()]
         committed = replace.replace_partitions(name, days, files, run_id)
         con.execute(f"DROP VIEW temp.main.{sql.ident(name)}")
         con.execute(f"DROP TABLE temp.main.{staged}")

@@ -1,6 +1,7 @@
 """A lake table made from the rows it will hold: its Iceberg schema from their Arrow schema,
 partitioned by one date column (identity: one partition per day), widened when rows bring columns
-it lacks.
+it lacks; and the rows written as its files, one Parquet file per day under
+`<location>/data/<column>=<day>/` (`write_day_files`), ready for a commit.
 
 DuckDB writes the Parquet files without Iceberg field ids, so every table carries a name mapping
 (`schema.name-mapping.default`) by which readers find its columns; it is set at creation and again
@@ -9,6 +10,9 @@ with every widening, in the same commit. pyiceberg's own retry of a conflicting 
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import os
 
 import duckdb
 import pyarrow as pa
@@ -81,3 +85,30 @@ def partition_column(table: Table) -> str:
     """The date column the table is partitioned by."""
     (field,) = table.spec().fields
     return table.schema().find_column_name(field.source_id)
+
+
+def write_day_files(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    relation: str,
+    partition_column: str,
+    file_name: str,
+    where: str = "TRUE",
+    order_by: str | None = None,
+) -> dict[dt.date, tuple[str, int]]:
+    """`relation`'s rows matching `where`, each day's as one Parquet file named `file_name` (new for
+    every write) in lake table `name`'s location, the table made or widened from them first;
+    {day: (file, rows)} for the days with rows. Nothing is committed."""
+    stored = f"{storable_select(con, relation)} FROM {relation} WHERE {where}"
+    location = ensure_table(name, con.execute(f"{stored} LIMIT 0").to_arrow_table().schema, partition_column).location()
+    column = sql.ident(partition_column)
+    counts = con.execute(f"SELECT {column}, count(*) FROM {relation} WHERE {where} GROUP BY 1 ORDER BY 1").fetchall()
+    files = {}
+    for day, rows in counts:
+        path = f"{location}/data/{partition_column}={day.isoformat()}/{file_name}.parquet"
+        if not path.startswith("s3://"):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        order = f" ORDER BY {order_by}" if order_by else ""
+        con.execute(sql.copy_to_parquet(f"{stored} AND {column} = {sql.literal(day)}{order}", path))
+        files[day] = (path, rows)
+    return files

@@ -21,7 +21,6 @@ files no metadata names, removed by housekeeping. Two runs of the same day: the 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -82,28 +81,16 @@ def write_files(
 ) -> list[tuple[dt.date, str | None, int]]:
     """Each day of the window as one Parquet file in the lake table's location: (day, file or None
     when empty, rows). The lake table is created (or widened) from the run's table first."""
-    stored = f"{tables.storable_select(run_con, sql.ident(table))} FROM {sql.ident(table)}"
-    lake_table = tables.ensure_table(
-        table, run_con.execute(f"{stored} LIMIT 0").to_arrow_table().schema, PARTITION_COLUMN
+    files = tables.write_day_files(
+        run_con,
+        table,
+        sql.ident(table),
+        PARTITION_COLUMN,
+        run_id,
+        where=sql.in_window(PARTITION_COLUMN, window),
+        order_by="source_file, source_row",
     )
-    written = []
-    counts = dict(
-        run_con.execute(
-            f"SELECT landing_date, count(*) FROM {sql.ident(table)} WHERE {sql.in_window('landing_date', window)}"
-            " GROUP BY ALL"
-        ).fetchall()
-    )
-    for day in window_days(window):
-        rows = counts.get(day, 0)
-        url = None
-        if rows:
-            url = f"{lake_table.location()}/data/{PARTITION_COLUMN}={day.isoformat()}/{run_id}.parquet"
-            if not url.startswith("s3://"):
-                os.makedirs(os.path.dirname(url), exist_ok=True)
-            select = f"{stored} WHERE landing_date = {sql.literal(day)} ORDER BY source_file, source_row"
-            run_con.execute(sql.copy_to_parquet(select, url))
-        written.append((day, url, rows))
-    return written
+    return [(day, *files.get(day, (None, 0))) for day in window_days(window)]
 
 
 def adopt_partition_files(warehouse_con: duckdb.DuckDBPyConnection, table: str, run_id: str) -> int:
@@ -111,12 +98,13 @@ def adopt_partition_files(warehouse_con: duckdb.DuckDBPyConnection, table: str, 
     warehouse before (`partition_files`), copied into the lake table, so no day written then is
     lost. (Copied, not added: those files keep `record` as Parquet JSON, which Iceberg has no type
     for.) Returns the days adopted; their catalog rows go in the run's warehouse transaction."""
-    lake_table = tables.load_table(table)
-    if lake_table is not None and lake_table.current_snapshot() is not None:
-        return 0
+    # The warehouse first: a run's cheapest question, and the answer in every warehouse but old ones.
     if not warehouse_con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [OLD_CATALOG_TABLE]
     ).fetchone()[0]:
+        return 0
+    lake_table = tables.load_table(table)
+    if lake_table is not None and lake_table.current_snapshot() is not None:
         return 0
     rows = warehouse_con.execute(
         f"SELECT partition_date, file_url FROM {OLD_CATALOG_TABLE} WHERE table_name = ? ORDER BY 1", [table]
