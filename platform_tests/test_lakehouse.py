@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from ml_platform.lakehouse import replace, scan, tables
@@ -62,7 +63,7 @@ def state(snapshot_id: int | None = None) -> list[tuple]:
         scan.load_iceberg(con)
         return con.execute(
             "SELECT day, count(*), count(DISTINCT event_id), string_agg(DISTINCT version, ',' ORDER BY version)"
-            f" FROM {scan.scan_sql(table.metadata_location, snapshot_id)} GROUP BY day ORDER BY day"
+            f" FROM {scan.iceberg_scan_sql(table.metadata_location, snapshot_id)} GROUP BY day ORDER BY day"
         ).fetchall()
     finally:
         con.close()
@@ -229,7 +230,7 @@ def test_a_table_reads_at_an_older_snapshot_and_widens_for_new_columns(data_dir)
     reader = duckdb.connect()
     scan.load_iceberg(reader)
     assert reader.execute(
-        f"SELECT day, channel, count(*) FROM {scan.current_scan_sql(TABLE)} GROUP BY ALL ORDER BY ALL"
+        f"SELECT day, channel, count(*) FROM {scan.iceberg_scan_sql(scan.load_table(TABLE).metadata_location)} GROUP BY ALL ORDER BY ALL"
     ).fetchall() == [(DAY1, None, 50), (DAY2, "web", 50)]
 
 
@@ -283,3 +284,55 @@ def table_file(commit: replace.Commit) -> str:
         if entry.snapshot_id == commit.snapshot_id and entry.status.name == "ADDED"
     ]
     return added
+
+
+def test_the_platform_reads_a_snapshot_from_its_files_as_the_iceberg_extension_does(data_dir):
+    """The platform reads a lake table as its snapshot's data files (`scan.scan_sql`, DuckDB's Parquet
+    reader: no extension, no metadata read per query). It gives the rows and types DuckDB's iceberg
+    extension gives at the current snapshot and an older one, after the table was widened (a new
+    column; a column widened from INTEGER to BIGINT; a column no file holds yet, read as NULL), and
+    before any file. Files without column statistics are left to the extension."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    scan.load_iceberg(con)
+
+    def both(snapshot_id: int | None = None) -> tuple[list, list]:
+        table = tables.load_table(TABLE)
+        read = [
+            con.execute(f"SELECT * FROM {relation} ORDER BY ALL").fetchall()
+            + con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+            for relation in (
+                scan.scan_sql(table, snapshot_id),
+                scan.iceberg_scan_sql(table.metadata_location, snapshot_id),
+            )
+        ]
+        return read[0], read[1]
+
+    def add_day(day: dt.date, select: str, name: str) -> replace.Commit:
+        table = tables.ensure_table(TABLE, con.execute(f"{select} LIMIT 0").to_arrow_table().schema, "day")
+        path = f"{table.location()}/data/day={day}/{name}.parquet"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        con.execute(f"COPY ({select}) TO '{path}' (FORMAT parquet)")
+        return replace.replace_partitions(TABLE, [day], [path], run_id=name)
+
+    first = add_day(DAY1, rows_select(DAY1, "v1"), "v1")
+    assert "read_parquet" in scan.scan_sql(tables.load_table(TABLE))
+    mine, extension = both()
+    assert mine == extension and len(mine) == 50 + 5
+    add_day(DAY2, f"SELECT *, 'web' AS channel, 7::INTEGER AS n FROM ({rows_select(DAY2, 'v1')})", "narrow")
+    add_day(DAY3, f"SELECT *, 1099511627776::BIGINT AS n FROM ({rows_select(DAY3, 'v1')})", "wide")
+    assert str(tables.load_table(TABLE).schema().find_field("n").field_type) == "long"
+    widened = tables.ensure_table(TABLE, pa.schema([("late", pa.string())]), "day")
+    assert widened.schema().column_names[-1] == "late"
+    mine, extension = both()
+    assert mine == extension
+    assert [row for row in mine if row[0] == DAY3][0][-3:] == (None, 2**40, None)
+    assert ("late", "VARCHAR", "YES", None, None, None) in mine
+    mine, extension = both(first.snapshot_id)
+    assert mine == extension and len(mine) == 50 + 5
+
+    # A table written by something that records no column statistics: read by the extension.
+    with tables.load_table(TABLE).transaction() as tx:
+        tx.set_properties(**{"write.metadata.metrics.default": "none"})
+    add_day(DAY1, rows_select(DAY1, "v2"), "v2")
+    assert scan.scan_sql(tables.load_table(TABLE)).startswith("iceberg_scan(")

@@ -13,7 +13,7 @@ import dagster as dg
 
 from conftest import Runner, embedded_build
 from helpers import run_metadata
-from ml_platform.lakehouse.scan import scan_sql
+from ml_platform.lakehouse.scan import iceberg_scan_sql
 from ml_platform.lakehouse.tables import load_table
 
 FIRST, LAST = "2026-11-15", "2026-11-18"
@@ -90,7 +90,7 @@ def test_parallel_raw_leaves_the_embedded_tables_and_replaces_a_day_atomically(
         assert {d: v for d, v in again.items() if d != DAYS[1]} == {d: v for d, v in files.items() if d != DAYS[1]}
         # The table before the swap is still there, whole, at its snapshot.
         assert runner.query(
-            f"SELECT count(*) FROM {scan_sql(load_table('raw_events').metadata_location, snapshot)}"
+            f"SELECT count(*) FROM {iceberg_scan_sql(load_table('raw_events').metadata_location, snapshot)}"
         ) == [(sum(rows for ((_, rows),) in files.values()),)]
         kept = runner.query(f"SELECT count(DISTINCT source_file) FROM raw_events WHERE landing_date = '{DAYS[1]}'")
         assert kept == [(1,)]

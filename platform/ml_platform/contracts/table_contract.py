@@ -127,6 +127,13 @@ def create_table_sql(model: type[pa.DataFrameModel], table: str, temporary: bool
     return f"{create} {ident(table)} (\n  {cols}\n)"
 
 
+def typed_select_sql(model: type[pa.DataFrameModel], select_sql: str) -> str:
+    """`select_sql`'s rows in the table's columns and types (columns picked by name, cast as an
+    INSERT into `create_table_sql`'s table casts them)."""
+    cols = ", ".join(f"CAST({ident(c.name)} AS {c.duckdb_type}) AS {ident(c.name)}" for c in columns(model))
+    return f"SELECT {cols} FROM ({select_sql})"
+
+
 def table_schema(model: type[pa.DataFrameModel]) -> dg.TableSchema:
     """The column schema Dagster shows on the asset page, straight from the contract."""
     return dg.TableSchema(

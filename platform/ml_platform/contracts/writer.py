@@ -70,7 +70,7 @@ class ContractTable:
         if not self.on_lake:
             con.execute(tc.create_table_sql(self.contract, self.name))
             return
-        empty = staged.staged_table(self.name)
+        empty = staged.empty_table(self.name)
         con.execute(tc.create_table_sql(self.contract, empty, temporary=True))
         staged.ensure_view(con, self.name, f"SELECT * FROM {sql.ident(empty)}", self.partition_column)
 
@@ -103,27 +103,12 @@ class ContractTable:
         return counts
 
     def _stage(self, con: duckdb.DuckDBPyConnection, window: DateWindow | None, select_sql: str) -> int:
-        """The lake path of `replace`: the rows into the staged table, the window's days (every day
-        the table or the rows hold, without a window) replaced at COMMIT."""
-        name = staged.staged_table(self.name)
-        con.execute(tc.create_table_sql(self.contract, name, temporary=True))
-        cols = sql.columns_list(tc.column_names(self.contract))
-        inserted = con.execute(f"INSERT INTO {sql.ident(name)} ({cols}) SELECT {cols} FROM ({select_sql})").fetchone()[
-            0
-        ]
-        if window is not None:
-            days = list(window_days(window))
-        else:
-            column = sql.ident(self.partition_column)
-            days = [
-                day
-                for (day,) in con.execute(
-                    f"SELECT DISTINCT {column} FROM {sql.ident(self.name)} WHERE {column} IS NOT NULL"
-                    f" UNION SELECT DISTINCT {column} FROM {sql.ident(name)} WHERE {column} IS NOT NULL ORDER BY 1"
-                ).fetchall()
-            ]
-        staged.stage(con, self.name, self.partition_column, days)
-        return inserted
+        """The lake path of `replace`: the rows written as the table's new files, in the contract's
+        types, the window's days (every day the table or the rows hold, without a window) replaced
+        at COMMIT."""
+        typed = tc.typed_select_sql(self.contract, select_sql)
+        days = list(window_days(window)) if window is not None else None
+        return staged.stage(con, self.name, self.partition_column, typed, days)
 
     def insert(self, con: duckdb.DuckDBPyConnection, select_sql: str) -> int:
         """Append `select_sql`'s rows (columns picked by name); returns how many."""

@@ -1,37 +1,54 @@
-"""Writing a lake table from inside a warehouse transaction: the rows are staged in the connection,
-read back as the table's new state by the rest of the transaction (its checks), and committed to
-the lake table just before the warehouse commits.
+"""Writing a lake table from inside a warehouse transaction: the rows are written as the table's new
+files at once, read back as the table's new state by the rest of the transaction (its checks), and
+committed to the lake table just before the warehouse commits.
 
-`stage` takes the rows of a partition replace, already in a temporary table of the connection:
-- the warehouse's view of the table (`<table>`, over the lake table's current metadata) is
-  shadowed, for this connection only, by a temporary view of the same name: the table with the
-  replaced days taken out and the staged rows in. Everything after it in the transaction (counts,
-  contract checks, previews) reads the new state, as it did with a DuckDB table;
-- at COMMIT (`Warehouse.transaction()`'s `before_commit`), each staged replace is written as one
-  Parquet file per day under the table's location, committed to the lake table
-  (`replace.replace_partitions`), the shadow dropped and the warehouse's view pointed at the new
-  metadata, all before the warehouse transaction commits. A failure anywhere rolls the warehouse
-  transaction back and leaves the lake table as it was (its files unreferenced until housekeeping).
+`stage` takes the rows of a partition replace, as a SELECT in the table's columns and types:
+- they are written in one pass as one Parquet file per day under the table's location, under names
+  no other write uses (`tables.write_partition_files`); nothing is committed yet;
+- the warehouse's view of the table (`<table>`, over the lake table's current files) is shadowed,
+  for this connection only, by a temporary view of the same name: the table with the replaced days
+  taken out and the new files in. Everything after it in the transaction (counts, contract checks,
+  previews) reads the new state, as it did with a DuckDB table;
+- at COMMIT (`Warehouse.transaction()`'s `before_commit`), each staged replace is committed to the
+  lake table (`replace.replace_partitions`: only metadata is written), the shadow dropped and the
+  warehouse's view pointed at the new snapshot's files (`scan.scan_sql`), all before the warehouse
+  transaction commits. A transaction that rolls back before its commit to the lake (a refused
+  write, a failing check) removes the files it wrote (`after_rollback`) and leaves the table as it
+  was; one failing after it leaves the lake table new and the warehouse's view old until the days
+  are written again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 
 import duckdb
+from pyiceberg.table import Table
 
 from ml_platform.lakehouse import replace, tables
 from ml_platform.lakehouse.scan import scan_sql
 from ml_platform.warehouse import sql
-from ml_platform.warehouse.resource import before_commit
-
-# The connection's staged replaces, in the order they were staged (a temporary table).
-PENDING = "_lake_pending"
+from ml_platform.warehouse.resource import after_rollback, before_commit
 
 
-def staged_table(name: str) -> str:
-    return f"_lake_staged_{name}"
+def empty_table(name: str) -> str:
+    """The temporary table whose columns a lake table `name` is made from (`ensure_view`)."""
+    return f"_lake_empty_{name}"
+
+
+@dataclass
+class _Staged:
+    name: str
+    partition_column: str
+    days: list[dt.date]
+    files: list[str]
+    run_id: str
+
+
+# Connection id -> the replaces staged in its open transaction, not yet committed to the lake.
+_PENDING: dict[int, list[_Staged]] = {}
 
 
 def ensure_view(con: duckdb.DuckDBPyConnection, name: str, empty_sql: str, partition_column: str) -> None:
@@ -50,60 +67,74 @@ def ensure_view(con: duckdb.DuckDBPyConnection, name: str, empty_sql: str, parti
         con.execute(f"DROP TABLE main.{sql.ident(name)}")
     schema = con.execute(f"{tables.storable_select(con, f'({empty_sql})')} FROM ({empty_sql}) LIMIT 0")
     table = tables.ensure_table(name, schema.to_arrow_table().schema, partition_column)
-    _point_view(con, name, table.metadata_location)
+    _point_view(con, name, table)
 
 
-def stage(con: duckdb.DuckDBPyConnection, name: str, partition_column: str, days: list[dt.date]) -> None:
-    """The rows in `staged_table(name)` replace `days` of lake table `name` when the warehouse
-    transaction commits; until then this connection reads `name` as replaced."""
-    first_in_transaction = not con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [PENDING]
-    ).fetchone()[0]
-    if (
-        not first_in_transaction
-        and con.execute(f"SELECT count(*) FROM {PENDING} WHERE table_name = ?", [name]).fetchone()[0]
-    ):
-        # Its staged rows would be replaced by the second write's, and the first one's days lost.
+def stage(
+    con: duckdb.DuckDBPyConnection, name: str, partition_column: str, select_sql: str, days: list[dt.date] | None
+) -> int:
+    """`select_sql`'s rows replace `days` of lake table `name` (None: every day the table or the rows
+    hold) when the warehouse transaction commits; until then this connection reads `name` as
+    replaced. Returns the rows written."""
+    if id(con) not in _PENDING:
+        before_commit(con, publish)  # refused outside Warehouse.transaction()
+        connection_id = id(con)
+        after_rollback(con, lambda: _discard(connection_id))
+        _PENDING[connection_id] = []
+    pending = _PENDING[id(con)]
+    if any(staged.name == name for staged in pending):
+        # Its first write's files would be replaced by the second write's, and its days lost.
         raise RuntimeError(
             f"{name} is written twice in one transaction: a lake table takes one replace per transaction"
         )
-    staged = sql.ident(staged_table(name))
+    run_id = uuid.uuid4().hex
+    rows, written = tables.write_partition_files(con, name, f"({select_sql})", partition_column, run_id)
+    files = [file for day_files in written.values() for file in day_files]
+    staged = _Staged(name, partition_column, [], files, run_id)
+    pending.append(staged)  # from here on, a rollback removes its files
+    column = sql.ident(partition_column)
+    if days is None:
+        current = con.execute(f"SELECT DISTINCT {column} FROM {sql.ident(name)} WHERE {column} IS NOT NULL")
+        days = sorted({day for (day,) in current.fetchall()} | {day for day in written if day is not None})
+    staged.days = list(days)
     database = con.execute("SELECT current_database()").fetchone()[0]
     scope = sql.in_window(partition_column, (days[0], days[-1])) if days else "FALSE"
+    new_rows = f" UNION ALL BY NAME SELECT * FROM {read_files(files)}" if files else ""
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {sql.ident(name)} AS"
-        f" SELECT * FROM {sql.qualified(database, 'main', name)} WHERE NOT coalesce({scope}, FALSE)"
-        f" UNION ALL BY NAME SELECT * FROM {staged}"
+        f" SELECT * FROM {sql.qualified(database, 'main', name)} WHERE NOT coalesce({scope}, FALSE){new_rows}"
     )
-    if first_in_transaction:
-        con.execute(f"CREATE TEMP TABLE {PENDING} (seq INTEGER, table_name VARCHAR, column_name VARCHAR, days DATE[])")
-        before_commit(con, publish)
-    con.execute(
-        f"INSERT INTO {PENDING} SELECT (SELECT count(*) FROM {PENDING}), ?, ?, ?",
-        [name, partition_column, [d for d in days]],
-    )
+    return rows
+
+
+def read_files(files: list[str]) -> str:
+    """The relation of files a write made (before any commit names them)."""
+    listed = "[" + ", ".join(sql.literal(file) for file in files) + "]"
+    return f"read_parquet({listed}, hive_partitioning = false, union_by_name = true)"
 
 
 def publish(con: duckdb.DuckDBPyConnection) -> None:
     """Commit every staged replace to its lake table and point the warehouse's view at it."""
-    pending = con.execute(f"SELECT table_name, column_name, days FROM {PENDING} ORDER BY seq").fetchall()
-    run_id = uuid.uuid4().hex
-    for name, column, days in pending:
-        staged = sql.ident(staged_table(name))
-        # The table is widened first when the contract gained columns since it was made.
-        files = [path for path, _ in tables.write_day_files(con, name, staged, column, run_id).values()]
-        committed = replace.replace_partitions(name, days, files, run_id)
-        con.execute(f"DROP VIEW temp.main.{sql.ident(name)}")
-        con.execute(f"DROP TABLE temp.main.{staged}")
-        _point_view(con, name, committed.metadata_location)
-    con.execute(f"DROP TABLE temp.main.{PENDING}")
+    pending = _PENDING[id(con)]
+    while pending:
+        staged = pending[0]
+        replace.replace_partitions(staged.name, staged.days, staged.files, staged.run_id)
+        pending.pop(0)  # committed: its files are the table's now, a rollback must keep them
+        con.execute(f"DROP VIEW temp.main.{sql.ident(staged.name)}")
+        # The newest metadata: this commit's, or a later one's (the view never goes back).
+        _point_view(con, staged.name, tables.load_table(staged.name))
+    del _PENDING[id(con)]
 
 
-def _point_view(con: duckdb.DuckDBPyConnection, name: str, metadata_location: str) -> None:
+def _discard(connection_id: int) -> None:
+    """The files of every replace the rolled-back transaction staged and did not commit."""
+    for staged in _PENDING.pop(connection_id, []):
+        tables.remove_files(staged.name, staged.files)
+
+
+def _point_view(con: duckdb.DuckDBPyConnection, name: str, table: Table) -> None:
     database = con.execute("SELECT current_database()").fetchone()[0]
-    con.execute(
-        f"CREATE OR REPLACE VIEW {sql.qualified(database, 'main', name)} AS SELECT * FROM {scan_sql(metadata_location)}"
-    )
+    con.execute(f"CREATE OR REPLACE VIEW {sql.qualified(database, 'main', name)} AS SELECT * FROM {scan_sql(table)}")
 
 
 def _object_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:

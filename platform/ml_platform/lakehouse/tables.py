@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.table import Table
+from pyiceberg.types import DecimalType, FloatType, IcebergType, IntegerType
 
 from ml_platform.lakehouse.catalog import catalog, identifier, table_location
 from ml_platform.warehouse import sql
@@ -46,22 +47,43 @@ def load_table(name: str) -> Table | None:
 
 def ensure_table(name: str, schema: pa.Schema, partition_column: str) -> Table:
     """The table `name`, created from `schema` and partitioned by `partition_column` if it does not
-    exist, and given `schema`'s columns it lacks (added at the end, as nullable)."""
+    exist, given `schema`'s columns it lacks (added at the end, as nullable), and widened where
+    `schema` holds a column in a type Iceberg widens it to (INTEGER to BIGINT, FLOAT to DOUBLE, a
+    DECIMAL's precision)."""
     table = load_table(name)
     if table is None:
         table = _create(name, schema, partition_column)
-    missing = [field.name for field in schema if field.name not in table.schema().column_names]
-    while missing:
+    changed = _changed_columns(table, schema)
+    while changed:
         try:
             with table.transaction() as tx:
                 with tx.update_schema() as update:
-                    update.union_by_name(pa.schema([schema.field(column) for column in missing]))
+                    update.union_by_name(pa.schema([schema.field(column) for column in changed]))
                 tx.set_properties(**{NAME_MAPPING: tx.table_metadata.schema().name_mapping.model_dump_json()})
         except CommitFailedException:
-            pass  # another writer committed first (maybe the same columns): look again
+            pass  # another writer committed first (maybe the same change): look again
         table = catalog().load_table(identifier(name))
-        missing = [field.name for field in schema if field.name not in table.schema().column_names]
+        changed = _changed_columns(table, schema)
     return table
+
+
+def _changed_columns(table: Table, schema: pa.Schema) -> list[str]:
+    """`schema`'s columns the table lacks or holds in a narrower type."""
+    current = {field.name: field.field_type for field in table.schema().fields}
+    return [field.name for field in schema if field.name not in current or _wider(current[field.name], field.type)]
+
+
+def _wider(current: IcebergType, incoming: pa.DataType) -> bool:
+    """Whether `incoming` is a type Iceberg's schema evolution widens `current` to."""
+    if isinstance(current, IntegerType):
+        return pa.types.is_int64(incoming)
+    if isinstance(current, FloatType):
+        return pa.types.is_float64(incoming)
+    if isinstance(current, DecimalType):
+        return (
+            pa.types.is_decimal(incoming) and incoming.scale == current.scale and incoming.precision > current.precision
+        )
+    return False
 
 
 def _create(name: str, schema: pa.Schema, partition_column: str) -> Table:
@@ -112,3 +134,44 @@ def write_day_files(
         con.execute(sql.copy_to_parquet(f"{stored} AND {column} = {sql.literal(day)}{order}", path))
         files[day] = (path, rows)
     return files
+
+
+def write_partition_files(
+    con: duckdb.DuckDBPyConnection, name: str, relation: str, partition_column: str, file_name: str
+) -> tuple[int, dict[dt.date | None, list[str]]]:
+    """`relation`'s rows as lake table `name`'s new files, in one pass: a Parquet file per day under
+    `<location>/data/<column>=<day>/`, named from `file_name` (new for every write), rows in no
+    particular order (`write_day_files` keeps an order, a pass per day). The table is made or
+    widened from the rows first; nothing is committed. Returns the rows and {day: files}, day None
+    for rows without one (a write the caller refuses)."""
+    stored = f"{storable_select(con, relation)} FROM {relation}"
+    location = ensure_table(name, con.execute(f"{stored} LIMIT 0").to_arrow_table().schema, partition_column).location()
+    if not location.startswith("s3://"):
+        os.makedirs(f"{location}/data", exist_ok=True)
+    # Names are new (`file_name`), so writing into the table's existing folders overwrites nothing.
+    ((rows, files),) = con.execute(
+        f"COPY ({stored}) TO {sql.literal(f'{location}/data')} (FORMAT parquet, COMPRESSION zstd,"
+        f" PARTITION_BY ({sql.ident(partition_column)}), WRITE_PARTITION_COLUMNS true,"
+        f" FILENAME_PATTERN {sql.literal(f'{file_name}_{{i}}')}, OVERWRITE_OR_IGNORE true, RETURN_FILES true)"
+    ).fetchall()
+    by_day: dict[dt.date | None, list[str]] = {}
+    for file in files:
+        folder = file.rsplit("/", 2)[-2].partition("=")[2]
+        day = dt.date.fromisoformat(folder) if _is_date(folder) else None
+        by_day.setdefault(day, []).append(file)
+    return rows, by_day
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def remove_files(name: str, files: list[str]) -> None:
+    """Remove files a write made for lake table `name` and no commit names (the write was rolled back)."""
+    io = catalog().load_table(identifier(name)).io
+    for file in files:
+        io.delete(file)

@@ -182,8 +182,6 @@ def refresh_view(con: duckdb.DuckDBPyConnection, table: str) -> int:
         con.execute(f"DROP VIEW IF EXISTS {sql.ident(table)}")
         con.execute(f"CREATE TABLE {sql.ident(table)} ({RAW_COLUMNS})")
         return 0
-    con.execute(
-        f"CREATE OR REPLACE VIEW {sql.ident(table)} AS SELECT * FROM {scan.scan_sql(lake_table.metadata_location)}"
-    )
+    con.execute(f"CREATE OR REPLACE VIEW {sql.ident(table)} AS SELECT * FROM {scan.scan_sql(lake_table)}")
     snapshot = lake_table.current_snapshot()
     return int(snapshot.summary["total-records"]) if snapshot else 0

@@ -116,24 +116,29 @@ class Warehouse(DuckDBResource):
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One atomic unit of work: everything commits together or nothing does. Work registered
-        with `before_commit` runs last, inside it."""
+        with `before_commit` runs last, inside it; with `after_rollback`, after a rollback."""
         with self.get_connection() as con:
             con.execute("BEGIN TRANSACTION")
             hooks = _BEFORE_COMMIT[id(con)] = []
+            undo = _AFTER_ROLLBACK[id(con)] = []
             try:
                 yield con
                 while hooks:
                     hooks.pop(0)(con)
             except BaseException:
                 con.execute("ROLLBACK")
+                for work in undo:
+                    work()
                 raise
             finally:
                 _BEFORE_COMMIT.pop(id(con), None)
+                _AFTER_ROLLBACK.pop(id(con), None)
             con.execute("COMMIT")
 
 
-# Connection id -> work to run just before its `Warehouse.transaction()` commits.
+# Connection id -> work to run just before its `Warehouse.transaction()` commits, and after it rolls back.
 _BEFORE_COMMIT: dict[int, list[Callable[[duckdb.DuckDBPyConnection], None]]] = {}
+_AFTER_ROLLBACK: dict[int, list[Callable[[], None]]] = {}
 
 
 def before_commit(con: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
@@ -143,3 +148,11 @@ def before_commit(con: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBP
     if id(con) not in _BEFORE_COMMIT:
         raise RuntimeError("this write must run inside Warehouse.transaction(), which commits it")
     _BEFORE_COMMIT[id(con)].append(work)
+
+
+def after_rollback(con: duckdb.DuckDBPyConnection, work: Callable[[], None]) -> None:
+    """Run `work()` when `con`'s transaction rolls back (what the transaction made outside the
+    warehouse and nothing will refer to: a lake write's files). Only inside `Warehouse.transaction()`."""
+    if id(con) not in _AFTER_ROLLBACK:
+        raise RuntimeError("this write must run inside Warehouse.transaction(), which rolls it back")
+    _AFTER_ROLLBACK[id(con)].append(work)
