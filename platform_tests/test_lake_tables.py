@@ -100,8 +100,10 @@ def test_only_tables_replaced_a_window_at_a_time_are_lake_tables(monkeypatch):
     assert on_lake["clean_events"] and not on_lake["clean_users"] and not on_lake["clean_products"]
     assert all(t.table.on_lake for t in [*discover_curated_tables(), *discover_labels()])
     assert not any(view_table(v).on_lake for v in discover_stream_views())
-    monkeypatch.delenv("ML_PLATFORM_LAKE_TABLES")
+    monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "false")
     assert not clean_table(next(s for s in discover_specs() if s.name == "events")).on_lake
+    monkeypatch.delenv("ML_PLATFORM_LAKE_TABLES")  # the default
+    assert clean_table(next(s for s in discover_specs() if s.name == "events")).on_lake
 
 
 def test_a_lake_table_written_twice_in_one_transaction_is_refused_and_nothing_is_committed(data_dir, monkeypatch):
@@ -122,3 +124,30 @@ def test_a_lake_table_written_twice_in_one_transaction_is_refused_and_nothing_is
         table.replace(con, (day, day), f"SELECT DATE '{day}' AS day, 1::BIGINT AS events")
         table.replace(con, (day, day), f"SELECT DATE '{day}' AS day, 2::BIGINT AS events")
     assert tables.load_table("daily_counts").current_snapshot() is None
+
+
+def test_a_warehouse_table_from_before_the_lake_is_adopted_by_its_first_lake_write(data_dir, demo_landing, monkeypatch):
+    """A warehouse built with `ML_PLATFORM_LAKE_TABLES=false` (or before lake tables were the
+    default): a table's first lake write commits the warehouse table's rows to the lake table (every
+    day it holds), then replaces its own days. Nothing is lost; the warehouse then holds a view, and
+    tables not written since stay warehouse tables."""
+    from ml_platform.definitions import build_definitions
+
+    shutil.copytree(demo_landing, data_dir / "landing", dirs_exist_ok=True)
+    monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "false")
+    with dg.instance_for_test() as instance:
+        runner = Runner(build_definitions(), instance, data_dir)
+        _build(runner)
+        before = _tables(runner)
+        assert tables.load_table("user_daily_features") is None
+        monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "true")
+        runner = Runner(build_definitions(), instance, data_dir)
+        runner.run("user_daily_features", partition=LAST)
+        assert _tables(runner) == before
+        views = {name for (name,) in runner.query("SELECT view_name FROM duckdb_views() WHERE NOT internal")}
+        assert "user_daily_features" in views and "clean_events" not in views
+    # One commit adopted the four days, the run's own replaced its day (a delete and an add).
+    snapshots = tables.load_table("user_daily_features").snapshots()
+    assert len(snapshots) == 3 and snapshots[0].summary["ml_platform.run-id"].startswith("adopted-")
+    assert snapshots[0].summary["total-records"] == snapshots[-1].summary["total-records"]
+    assert int(snapshots[0].summary["total-records"]) == len(before["user_daily_features"])

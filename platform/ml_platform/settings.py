@@ -159,8 +159,9 @@ def parallel_raw() -> bool:
 def lake_tables() -> bool:
     """Clean and curated tables (every partitioned table written through the contract writer) are
     Apache Iceberg tables, the warehouse holding a view of each (`ML_PLATFORM_LAKE_TABLES`, default
-    off; `ml_platform.lakehouse.staged`, docs/scaling.md). Use it on a new warehouse."""
-    return os.environ.get("ML_PLATFORM_LAKE_TABLES", "").lower() in ("1", "true", "yes")
+    on; `false` keeps them DuckDB tables in the warehouse file; `ml_platform.lakehouse.staged`,
+    docs/scaling.md). A warehouse table from before is adopted by its first lake write."""
+    return os.environ.get("ML_PLATFORM_LAKE_TABLES", "true").lower() not in ("0", "false", "no", "off")
 
 
 def catalog_url() -> str | None:

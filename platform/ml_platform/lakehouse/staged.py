@@ -53,21 +53,36 @@ _PENDING: dict[int, list[_Staged]] = {}
 
 def ensure_view(con: duckdb.DuckDBPyConnection, name: str, empty_sql: str, partition_column: str) -> None:
     """The warehouse's view `name` over the lake table (made from `empty_sql`'s columns when it does
-    not exist yet). A DuckDB table of that name with rows, from before its table moved to the lake,
-    is refused: its rows would be lost."""
+    not exist yet). A DuckDB table of that name, from before its table moved to the lake, is
+    adopted first: its rows become the lake table's (`_adopt`), then it makes way for the view."""
     kind = _object_kind(con, name)
     if kind == "VIEW":
         return
     if kind == "TABLE":
         if con.execute(f"SELECT count(*) FROM main.{sql.ident(name)}").fetchone()[0]:
-            raise RuntimeError(
-                f"{name} is a warehouse table with rows, written before ML_PLATFORM_LAKE_TABLES was set: rebuild"
-                " its partitions in this mode on a new warehouse, or unset it"
-            )
+            _adopt(con, name, partition_column)
         con.execute(f"DROP TABLE main.{sql.ident(name)}")
     schema = con.execute(f"{tables.storable_select(con, f'({empty_sql})')} FROM ({empty_sql}) LIMIT 0")
     table = tables.ensure_table(name, schema.to_arrow_table().schema, partition_column)
     _point_view(con, name, table)
+
+
+def _adopt(con: duckdb.DuckDBPyConnection, name: str, partition_column: str) -> None:
+    """The rows of warehouse table `name` (written with `ML_PLATFORM_LAKE_TABLES=false`, or before
+    lake tables were the default) committed to lake table `name`, every day it holds, in one commit
+    of its own. A warehouse transaction that then rolls back keeps the table, and the next write
+    adopts it again: the same rows replace the same days."""
+    run_id = f"adopted-{uuid.uuid4().hex}"
+    _, written = tables.write_partition_files(con, name, f"main.{sql.ident(name)}", partition_column, run_id)
+    if None in written:
+        # The contract writer never leaves such rows; a table changed by hand may: they have no day to go to.
+        tables.remove_files(name, [file for day_files in written.values() for file in day_files])
+        raise RuntimeError(
+            f"{name}: warehouse table rows without a {partition_column} cannot move to the lake table; delete or"
+            " fix them, or set ML_PLATFORM_LAKE_TABLES=false"
+        )
+    files = [file for day_files in written.values() for file in day_files]
+    replace.replace_partitions(name, sorted(written), files, run_id)
 
 
 def stage(
