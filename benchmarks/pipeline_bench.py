@@ -9,9 +9,10 @@ user_daily_features from scratch, each in processes of its own, round after roun
 see the same background load:
 
 1. platform: fresh DAGSTER_HOME and warehouse, then the CLI range backfills a user runs, each a
-   single run with its checks (`pipeline_platform`); `platform_lake` the same with the clean and
-   curated tables as Apache Iceberg tables (`ML_PLATFORM_LAKE_TABLES`, docs/scaling.md): what the
-   lake costs against the embedded default;
+   single run with its checks (`pipeline_platform`): the default, clean and curated tables as
+   Apache Iceberg tables in the local catalog (docs/scaling.md); `platform_warehouse` the same with
+   them as DuckDB tables of the warehouse file (`ML_PLATFORM_LAKE_TABLES=false`, the default until
+   the lake tables were): what the lake costs, or saves;
 2. script: one hand-written DuckDB SQL script, no orchestration (`pipeline_script`);
 3. layered: the same script persisting the raw layer first and reading the events back from it,
    as the platform does (`pipeline_script --layers`): the limit for the platform's own layout;
@@ -50,9 +51,9 @@ import pipeline_platform  # noqa: E402
 import pipeline_report  # noqa: E402
 
 PACKAGES = ("dagster", "duckdb", "pandas", "pyarrow", "numpy")
-CONTENDERS = ("platform", "platform_lake", "script", "layered", "pandas")
+CONTENDERS = ("platform", "platform_warehouse", "script", "layered", "pandas")
 # The platform contenders, and the settings each runs with.
-PLATFORMS = {"platform": {}, "platform_lake": {"ML_PLATFORM_LAKE_TABLES": "true"}}
+PLATFORMS = {"platform": {}, "platform_warehouse": {"ML_PLATFORM_LAKE_TABLES": "false"}}
 ASSET_STEPS = {"raw": ("raw_events",), "clean": ("clean_events",), "features": ("user_daily_features",)}
 
 

@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/pipeline_profile.py [--work-dir /tmp/ml_platform_pipeline_bench] [--events N]
 
-Run after `pipeline_bench.py` (it reuses the platform contender's data folder and warehouse). On a
-copy of that warehouse it repeats what the three event steps do, through the platform's own
-functions, with every SQL statement on the warehouse connection timed: the raw write (each file
+Run after `pipeline_bench.py` (it reuses the platform_warehouse contender's data folder and
+warehouse: the tables in the warehouse file, `ML_PLATFORM_LAKE_TABLES=false`). On a copy of that
+warehouse it repeats what the three event steps do, through the platform's own functions, with
+every SQL statement on the warehouse connection timed: the raw write (each file
 parsed on its scratch connection, then copied in), the clean write (`write_clean`) and its
 contract check (`evaluate_contract`), the feature write and its check. What a step's Dagster
 time holds beyond these (metadata, previews, the run's own bookkeeping) is the difference from
@@ -49,6 +50,7 @@ def profile(data_dir: Path, landing_days: tuple[dt.date, dt.date], event_days: t
     import os
 
     os.environ["ML_PLATFORM_DATA_DIR"] = str(data_dir)
+    os.environ["ML_PLATFORM_LAKE_TABLES"] = "false"
     from ml_platform.checks.contract import QuarantineFigures, evaluate_contract
     from ml_platform.clean.write import clean_table, write_clean
     from ml_platform.declarations.features.user_daily_features import TABLE
@@ -150,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     last = pipeline_data.END_DATE
     landing = (last - dt.timedelta(days=meta["days"] - 1), last)
     events = (landing[0] - dt.timedelta(days=3), last)
-    data_dir = args.work_dir / "runs" / f"platform-{args.events}" / "data"
+    # The statements are timed on the warehouse connection: the write path with the tables in the
+    # warehouse file (the platform_warehouse contender's data folder). With lake tables, the default,
+    # the same rows are written as files and committed to the catalog at COMMIT.
+    data_dir = args.work_dir / "runs" / f"platform_warehouse-{args.events}" / "data"
+    if not data_dir.exists():
+        raise SystemExit(f"no platform_warehouse run under {args.work_dir}: run pipeline_bench with that contender")
     times = profile(data_dir, landing, events)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"events": args.events, "seconds": times}, indent=2) + "\n")

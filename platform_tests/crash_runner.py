@@ -181,9 +181,10 @@ class RunOutcome:
 
 
 class RunServer:
-    """The server process with ML_PLATFORM_DATA_DIR=`data_dir`; its stderr (Dagster's log) goes to `log_path`."""
+    """The server process with ML_PLATFORM_DATA_DIR=`data_dir` and `settings` (more environment
+    variables); its stderr (Dagster's log) goes to `log_path`."""
 
-    def __init__(self, data_dir: Path, log_path: Path):
+    def __init__(self, data_dir: Path, log_path: Path, settings: dict[str, str] | None = None):
         from helpers import TEST_PSEUDONYM_KEY  # the tests' side only: the server process never needs it
 
         env = {
@@ -193,6 +194,7 @@ class RunServer:
             "ML_PLATFORM_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "platform"), os.environ.get("PYTHONPATH")])),
             "DAGSTER_DISABLE_TELEMETRY": "1",
+            **(settings or {}),
         }
         env.pop("ML_PLATFORM_WAREHOUSE", None)
         self.data_dir, self.log_path = data_dir, log_path

@@ -55,6 +55,24 @@ def _audit_metrics(instance, defs) -> dict[str, float]:
     return found
 
 
+def _rewrite_day_file(table: str, day: str, replaced: str) -> None:
+    """Rewrite the Parquet file holding lake table `table`'s `day` in place, with `replaced` (a
+    `SELECT * REPLACE` list): what a stray process, or a disk, could do to it."""
+    from pyiceberg.expressions import EqualTo
+
+    from ml_platform.lakehouse import tables
+
+    lake = tables.load_table(table)
+    (task,) = lake.scan(row_filter=EqualTo(tables.partition_column(lake), day)).plan_files()
+    path = task.file.file_path
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(
+            f"COPY (SELECT * REPLACE ({replaced}) FROM read_parquet('{path}')) TO '{path}.new' (FORMAT parquet)"
+        )
+    os.replace(f"{path}.new", path)
+
+
 def test_the_audit_finds_a_changed_row_and_a_stale_partition(data_dir, runner, instance, home, defs):
     telemetry_days(data_dir, runner, FIRST, LAST)
     runner.run("device_health", range_=(FIRST, TODAY.isoformat()))
@@ -68,12 +86,9 @@ def test_the_audit_finds_a_changed_row_and_a_stale_partition(data_dir, runner, i
         "ml_platform_audit_timestamp_seconds": pytest.approx(dt.datetime.now(dt.UTC).timestamp(), abs=120),
     }
 
-    # A value changed behind the platform's back.
-    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
-        con.execute(
-            "UPDATE device_health SET temperature_max_1h = 99.0 WHERE as_of = ?",
-            [dt.datetime.fromisoformat(f"{CORRUPTED}T11:00:00")],
-        )
+    # A value changed behind the platform's back: the day's file of the lake table rewritten in place.
+    changed = f"CASE WHEN as_of = TIMESTAMP '{CORRUPTED} 11:00:00' THEN 99.0 ELSE temperature_max_1h END"
+    _rewrite_day_file("device_health", CORRUPTED, f"{changed} AS temperature_max_1h")
     corrupted = _audit(home, data_dir)
     assert corrupted.returncode == 1, corrupted.stdout + corrupted.stderr
     [line] = [x.strip() for x in corrupted.stdout.splitlines() if x.startswith("  ")]

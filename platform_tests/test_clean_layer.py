@@ -312,16 +312,16 @@ def test_a_row_the_clean_insert_loses_fails_the_write(runner, data_dir, monkeypa
     valid rows): a kept row the insert loses cannot pass for a duplicate, and the write rolls back."""
     from ml_platform.contracts.writer import ContractTable
 
-    insert = ContractTable.insert
+    replace = ContractTable.replace
 
-    def losing_e1(self, con, select_sql):
+    def losing_e1(self, con, window, select_sql):
         if self.name == "clean_events":
             select_sql = f"SELECT * FROM ({select_sql}) WHERE event_id <> 'e1'"
-        return insert(self, con, select_sql)
+        return replace(self, con, window, select_sql)
 
     _land_fixture(data_dir)
     runner.run("raw_events", range_=("2026-11-02", "2026-11-03"))
-    monkeypatch.setattr(ContractTable, "insert", losing_e1)
+    monkeypatch.setattr(ContractTable, "replace", losing_e1)
     result = runner.run("clean_events", partition="2026-11-02", expect_success=False)
     [failure] = result.get_step_failure_events()
     message = failure.step_failure_data.error.cause.message

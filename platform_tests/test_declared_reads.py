@@ -120,7 +120,10 @@ RAW_CLOCKS = ("raw_events", "raw_telemetry")
 def built(tmp_path_factory):
     """(warehouse path, days, curated tables, partition columns) once every table is written."""
     # The suite's environment (data folder, pseudonym key: the recomputation pseudonymizes too).
-    with build_state(tmp_path_factory.mktemp("declared")) as (state, _):
+    with build_state(tmp_path_factory.mktemp("declared")) as (state, _), pytest.MonkeyPatch.context() as mp:
+        # The clean tables are filled by INSERT, and what this checks is the curated SQL, not where
+        # its tables live: warehouse tables (the audit recomputes lake tables alike, test_lake_tables.py).
+        mp.setenv("ML_PLATFORM_LAKE_TABLES", "false")
         data_dir = state.data_dir
         from ml_platform.clean.write import create_clean_tables
         from ml_platform.declarations import discover_curated_tables, discover_labels, discover_specs

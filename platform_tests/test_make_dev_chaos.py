@@ -58,15 +58,15 @@ LATE_VIEW = "device_health"  # what the held-back telemetry file changes (and wh
 # Columns that say when, where or by which run something was done, not what the data says, by table
 # ("*": every table that has it): wall-clock times, the ledger batches (file and ingestion time) a
 # snapshot was built from, the weather API's address (its port is make dev's), and the Dagster
-# run and data version (run-based) of each input a training set's manifest lists beside the
-# fingerprint of its rows (compared).
+# run, data version (run-based) and lake snapshot (its id drawn at random by each commit) of each
+# input a training set's manifest lists beside the fingerprint of its rows (compared).
 WALL_CLOCK = {
     "*": ("ingested_at", "quarantined_at", "profiled_at", "fetched_at"),
     "clean_users__snapshots": ("batches",),
     "clean_products__snapshots": ("batches",),
     "raw_weather_responses": ("url",),
-    "training_set_device_failure_manifest": ("data_version", "run_id"),
-    "training_set_churn_manifest": ("data_version", "run_id"),
+    "training_set_device_failure_manifest": ("data_version", "run_id", "snapshot_id"),
+    "training_set_churn_manifest": ("data_version", "run_id", "snapshot_id"),
 }
 
 

@@ -117,24 +117,27 @@ def test_the_demo_flows_from_s3_to_the_lake_export_as_it_does_from_the_local_fol
     days = ["2026-11-01", "2026-11-02", "2026-11-03"]
     demo = _land_demo(tmp_path, days=3)
     _build_demo(lake.runner, lake.defs, instance, days)
+    lineage = ("ingested_at", "source_file")
+    compared = ("raw_events", "clean_events", "clean_users", "user_daily_features")
+    # Read while the S3 settings are there: the lake tables' files are on S3.
+    on_s3 = {table: _table_digest(lake.runner, table, without=lineage) for table in compared}
 
     # The embedded default on the same files: a local landing folder and its own warehouse.
     local = tmp_path / "local"
     shutil.copytree(demo / "landing", local / "landing")
-    monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(local))
-    monkeypatch.delenv("ML_PLATFORM_STORAGE")
-    from ml_platform.definitions import build_definitions
+    with monkeypatch.context() as local_settings:
+        local_settings.setenv("ML_PLATFORM_DATA_DIR", str(local))
+        local_settings.delenv("ML_PLATFORM_STORAGE")
+        from ml_platform.definitions import build_definitions
 
-    local_defs = build_definitions()
-    with dg.instance_for_test() as local_instance:
-        _build_demo(Runner(local_defs, local_instance, local), local_defs, local_instance, days)
+        local_defs = build_definitions()
+        with dg.instance_for_test() as local_instance:
+            _build_demo(Runner(local_defs, local_instance, local), local_defs, local_instance, days)
     embedded = Runner(local_defs, instance, local)
 
-    lineage = ("ingested_at", "source_file")
-    for table in ("raw_events", "clean_events", "clean_users", "user_daily_features"):
-        on_s3 = _table_digest(lake.runner, table, without=lineage)
-        assert on_s3 == _table_digest(embedded, table, without=lineage), table
-        assert on_s3[0] > 0, table
+    for table in compared:
+        assert on_s3[table] == _table_digest(embedded, table, without=lineage), table
+        assert on_s3[table][0] > 0, table
     # Raw lineage names the same files, by their path under the landing root.
     files = "SELECT DISTINCT source_file FROM raw_events ORDER BY 1"
     assert lake.runner.query(files) == embedded.query(files)
