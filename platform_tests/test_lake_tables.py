@@ -18,7 +18,7 @@ from conftest import Runner, embedded_build
 from ml_platform.curated.audit import audit_tables
 from ml_platform.declarations import discover_curated_tables, discover_specs
 from ml_platform.definitions import partition_columns
-from ml_platform.lakehouse import tables
+from ml_platform.lakehouse import replace, tables
 
 FIRST, LAST = "2026-11-15", "2026-11-18"
 # Tables built, and the columns left out of the comparison (when a run happened, not what it read).
@@ -63,6 +63,18 @@ def test_clean_and_curated_lake_tables_equal_the_embedded_ones_and_a_second_engi
         # The warehouse holds views of the lake tables, not tables.
         views = {name for (name,) in runner.query("SELECT view_name FROM duckdb_views() WHERE NOT internal")}
         assert {"raw_events", "clean_events", "user_daily_features", "user_activity"} <= views
+        # A clean write's quarantine and its days' profiles are lake tables too, committed with the
+        # clean table in one catalog commit (one run id on the three snapshots).
+        assert {"quarantine_events", "partition_profiles"} <= views
+        run_of = replace.RUN_PROPERTY
+        clean_run = tables.load_table("clean_events").current_snapshot().summary[run_of]
+        assert tables.load_table("quarantine_events").current_snapshot().summary[run_of] == clean_run
+        assert clean_run in {s.summary[run_of] for s in tables.load_table("partition_profiles").snapshots()}
+        # Every view reads its table's files, none needs the iceberg extension (a map column's
+        # statistics name its leaves: the profiles' null counts are found in its files).
+        definitions = dict(runner.query("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal"))
+        assert [name for name, text in definitions.items() if "iceberg_scan" in text] == []
+        assert "read_parquet(" in definitions["partition_profiles"]
         # The audit recomputes the lake tables' partitions in its scratch database and finds them
         # equal (and writes nothing to the lake meanwhile).
         audited = [t for t in discover_curated_tables() if t.name in ("user_daily_features", "user_activity")]

@@ -24,6 +24,7 @@ import pytest
 from ml_platform.lakehouse import replace, scan, tables
 
 TABLE = "events_lake"
+OTHER = "events_lake_other"  # a second table, replaced in one commit with the first
 DAY1, DAY2, DAY3 = dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)
 
 
@@ -36,13 +37,13 @@ def rows_select(day: dt.date, version: str, count: int = 50) -> str:
     )
 
 
-def write_day(day: dt.date, version: str, count: int = 50) -> str:
+def write_day(day: dt.date, version: str, count: int = 50, table_name: str = TABLE) -> str:
     """The day's file, written by DuckDB under the table's location (the table is made first)."""
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         select = rows_select(day, version, count)
-        table = tables.ensure_table(TABLE, con.execute(f"{select} LIMIT 0").to_arrow_table().schema, "day")
+        table = tables.ensure_table(table_name, con.execute(f"{select} LIMIT 0").to_arrow_table().schema, "day")
         path = f"{table.location()}/data/day={day}/{version}-{os.urandom(4).hex()}.parquet"
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         con.execute(f"COPY ({select}) TO '{path}' (FORMAT parquet)")
@@ -51,13 +52,13 @@ def write_day(day: dt.date, version: str, count: int = 50) -> str:
         con.close()
 
 
-def replace_day(day: dt.date, version: str, count: int = 50) -> replace.Commit:
-    return replace.replace_partitions(TABLE, [day], [write_day(day, version, count)], run_id=version)
+def replace_day(day: dt.date, version: str, count: int = 50, table_name: str = TABLE) -> replace.Commit:
+    return replace.replace_partitions(table_name, [day], [write_day(day, version, count, table_name)], run_id=version)
 
 
-def state(snapshot_id: int | None = None) -> list[tuple]:
+def state(snapshot_id: int | None = None, table_name: str = TABLE) -> list[tuple]:
     """Per day: rows, distinct ids, the versions, read by DuckDB's iceberg extension."""
-    table = tables.load_table(TABLE)
+    table = tables.load_table(table_name)
     con = duckdb.connect()
     try:
         scan.load_iceberg(con)
@@ -169,19 +170,24 @@ def test_parallel_writers_of_different_days_leave_every_day_once(catalog_env):
 
 KILL_POINTS = {
     # The day's file, manifests and manifest list written; the catalog not asked yet.
-    "before_commit": ("commit_table", "before"),
+    "before_commit": ("ml_platform.lakehouse.iceberg_private:commit_together", "before"),
     # The new metadata file written; the catalog row not updated.
-    "metadata_written": ("_write_metadata", "after"),
-    # The catalog row updated; the writer not told.
-    "committed": ("commit_table", "after"),
+    "metadata_written": ("pyiceberg.catalog.sql:SqlCatalog._write_metadata", "after"),
+    # The catalog's transaction committed (the row updated); the writer not told.
+    "committed": ("sqlalchemy.orm:Session.commit", "after"),
 }
 
 
-def _killed_replace(point):
-    from pyiceberg.catalog.sql import SqlCatalog
+def _killed_replace(point, together=False):
+    import importlib
 
-    method, when = KILL_POINTS[point]
-    original = getattr(SqlCatalog, method)
+    where, when = KILL_POINTS[point]
+    module_name, _, attribute = where.partition(":")
+    owner = importlib.import_module(module_name)
+    *path, method = attribute.split(".")
+    for name in path:
+        owner = getattr(owner, name)
+    original = getattr(owner, method)
 
     def killing(*args, **kwargs):
         if when == "before":
@@ -190,8 +196,18 @@ def _killed_replace(point):
         os.kill(os.getpid(), signal.SIGKILL)
         return result
 
-    setattr(SqlCatalog, method, staticmethod(killing) if method == "_write_metadata" else killing)
-    replace_day(DAY2, "killed")
+    setattr(owner, method, staticmethod(killing) if method == "_write_metadata" else killing)
+    if together:
+        # Both tables' days in one commit; killed after the first one's metadata file, say.
+        replace.replace_together(
+            [
+                replace.Replacement(TABLE, [DAY2], [write_day(DAY2, "killed")]),
+                replace.Replacement(OTHER, [DAY2], [write_day(DAY2, "killed", table_name=OTHER)]),
+            ],
+            run_id="killed",
+        )
+    else:
+        replace_day(DAY2, "killed")
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
@@ -209,6 +225,49 @@ def test_a_writer_killed_during_its_commit_leaves_the_table_old_or_new_and_a_rer
         assert after == before
     replace_day(DAY2, "rerun")
     assert state() == [(DAY1, 50, 50, "v1"), (DAY2, 50, 50, "rerun")] == pyiceberg_state()
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_two_tables_replaced_together_are_both_old_or_both_new_whenever_the_writer_is_killed(catalog_env, point):
+    """`replace_together` moves both tables' pointers in one transaction of the catalog's database:
+    killed before it, after the first table's new metadata file was written, or after the catalog
+    committed, the writer leaves both tables old, both old, both new; never one of each."""
+    for name in (TABLE, OTHER):
+        replace_day(DAY2, "v1", table_name=name)
+    assert exit_code_in_process(_killed_replace, point, True) == -signal.SIGKILL
+    expected = [(DAY2, 50, 50, "killed" if point == "committed" else "v1")]
+    assert state() == state(table_name=OTHER) == expected
+
+
+def test_a_commit_of_two_tables_that_lost_the_race_on_one_is_redone_for_both(catalog_env):
+    """Another writer commits to the second table between this writer's read of the heads and its
+    commit: nothing of this commit lands, both are redone from the new heads, in one commit."""
+    replace_day(DAY1, "v1", table_name=OTHER)
+    mine = [
+        replace.Replacement(TABLE, [DAY2], [write_day(DAY2, "mine")]),
+        replace.Replacement(OTHER, [DAY2], [write_day(DAY2, "mine", table_name=OTHER)]),
+    ]
+    original = tables.Table.transaction
+    raced = []
+
+    def transaction_after_another_commit(self):
+        if not raced:
+            raced.append(in_process(replace_day, DAY3, "other", 50, OTHER))
+        return original(self)
+
+    tables.Table.transaction = transaction_after_another_commit
+    try:
+        committed = replace.replace_together(mine, run_id="mine")
+    finally:
+        tables.Table.transaction = original
+    assert [c.redone for c in committed] == [1, 1]
+    assert state() == [(DAY2, 50, 50, "mine")]
+    assert state(table_name=OTHER) == [(DAY1, 50, 50, "v1"), (DAY2, 50, 50, "mine"), (DAY3, 50, 50, "other")]
+    # One commit of this writer per table, each the table's current snapshot.
+    for commit in committed:
+        table = tables.load_table(commit.table)
+        assert table.current_snapshot().snapshot_id == commit.snapshot_id
+        assert table.current_snapshot().summary[replace.RUN_PROPERTY] == "mine"
 
 
 def test_a_table_reads_at_an_older_snapshot_and_widens_for_new_columns(data_dir):

@@ -14,10 +14,14 @@ from dataclasses import dataclass
 
 import duckdb
 
+from ml_platform.contracts import writer
+from ml_platform.lakehouse import staged
+from ml_platform.partitions import window_days
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
 
 PROFILES_TABLE = "partition_profiles"
+SCOPE_COLUMN, PARTITION_COLUMN = "table_name", "partition_date"
 PROFILE_COLUMNS = """
   table_name VARCHAR NOT NULL,
   partition_date DATE NOT NULL,
@@ -39,24 +43,33 @@ class Profile:
 def record_profiles(
     con: duckdb.DuckDBPyConnection, table: str, day_column: str, columns: list[str], window: DateWindow
 ) -> None:
-    """Replace the window's profiles of `table` with what it holds now (call inside the write's transaction)."""
-    con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(PROFILES_TABLE)} ({PROFILE_COLUMNS})")
-    scope = f"table_name = {sql.literal(table)} AND {sql.in_window('partition_date', window)}"
-    con.execute(f"DELETE FROM {sql.ident(PROFILES_TABLE)} WHERE {scope}")
+    """Replace the window's profiles of `table` with what it holds now (call inside the write's
+    transaction). With lake tables, `partition_profiles` is one too, shared by every table: a
+    write replaces its own table's days only, committed with the table it profiles."""
     nulls = ", ".join(f"count(*) - count({sql.ident(c)})" for c in columns)
-    con.execute(
-        f"""INSERT INTO {sql.ident(PROFILES_TABLE)}
-            SELECT {sql.literal(table)}, {sql.ident(day_column)}, count(*),
-                   MAP({sql.string_list(columns)}, [{nulls}]::BIGINT[]), now()::TIMESTAMP
-            FROM {sql.ident(table)} WHERE {sql.in_window(day_column, window)}
-            GROUP BY {sql.ident(day_column)}"""
-    )
+    rows = f"""SELECT {sql.literal(table)} AS table_name, {sql.ident(day_column)} AS partition_date,
+                      count(*) AS row_count, MAP({sql.string_list(columns)}, [{nulls}]::BIGINT[]) AS null_counts,
+                      now()::TIMESTAMP AS profiled_at
+               FROM {sql.ident(table)} WHERE {sql.in_window(day_column, window)}
+               GROUP BY {sql.ident(day_column)}"""
+    if writer.on_lake(PARTITION_COLUMN):
+        empty = staged.empty_table(PROFILES_TABLE)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {sql.ident(empty)} ({PROFILE_COLUMNS})")
+        staged.ensure_view(con, PROFILES_TABLE, f"SELECT * FROM {sql.ident(empty)}", PARTITION_COLUMN, SCOPE_COLUMN)
+        days = list(window_days(window)) if window else None
+        staged.stage(con, PROFILES_TABLE, PARTITION_COLUMN, rows, days, scope=(SCOPE_COLUMN, table))
+        return
+    con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(PROFILES_TABLE)} ({PROFILE_COLUMNS})")
+    scope = f"{SCOPE_COLUMN} = {sql.literal(table)} AND {sql.in_window(PARTITION_COLUMN, window)}"
+    con.execute(f"DELETE FROM {sql.ident(PROFILES_TABLE)} WHERE {scope}")
+    con.execute(f"INSERT INTO {sql.ident(PROFILES_TABLE)} BY NAME {rows}")
 
 
 def read_profiles(con: duckdb.DuckDBPyConnection, table: str, window: DateWindow) -> dict[dt.date, Profile]:
     """The stored profiles of `table` for the days of `window` that hold rows."""
     exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'", [PROFILES_TABLE]
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'",
+        [PROFILES_TABLE],
     ).fetchone()[0]
     if not exists:
         return {}

@@ -21,13 +21,17 @@ from dataclasses import dataclass, field
 import duckdb
 
 from ml_platform.clean import snapshot_history, staging
+from ml_platform.contracts import writer
 from ml_platform.contracts.writer import ContractTable
+from ml_platform.lakehouse import staged
+from ml_platform.partitions import window_days
 from ml_platform.raw.schema_policy import rejected_batches
 from ml_platform.raw.spec import SourceSpec
 from ml_platform.raw.table import create_raw_tables
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
 
+QUARANTINE_PARTITION = "partition_date"
 QUARANTINE_COLUMNS = """
   partition_date DATE NOT NULL,
   rule VARCHAR NOT NULL,
@@ -94,7 +98,31 @@ def clean_table(spec: SourceSpec) -> ContractTable:
 def create_clean_tables(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
     create_raw_tables(con, spec)
     clean_table(spec).create(con)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(spec.quarantine_table)} ({QUARANTINE_COLUMNS})")
+    if writer.on_lake(QUARANTINE_PARTITION):
+        empty = staged.empty_table(spec.quarantine_table)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {sql.ident(empty)} ({QUARANTINE_COLUMNS})")
+        staged.ensure_view(con, spec.quarantine_table, f"SELECT * FROM {sql.ident(empty)}", QUARANTINE_PARTITION)
+    else:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(spec.quarantine_table)} ({QUARANTINE_COLUMNS})")
+
+
+def _replace_quarantine(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow | None, owned: str
+) -> None:
+    """The window's quarantined rows (every day, without one) replaced with `_stage`'s violations:
+    on the lake beside the clean table, committed with it, or in the warehouse file."""
+    rows = f"""SELECT _partition::DATE AS partition_date, _violation AS rule,
+               split_part(_violation, ':', 1) AS column_name, source_file, source_row::BIGINT AS source_row,
+               landing_date::DATE AS landing_date, ingested_at::TIMESTAMP AS ingested_at, record::JSON AS record,
+               now()::TIMESTAMP AS quarantined_at
+        FROM _stage WHERE _violation IS NOT NULL AND {owned}"""
+    if writer.on_lake(QUARANTINE_PARTITION):
+        days = list(window_days(window)) if window else None
+        staged.stage(con, spec.quarantine_table, QUARANTINE_PARTITION, rows, days)
+        return
+    quarantine = sql.ident(spec.quarantine_table)
+    con.execute(f"DELETE FROM {quarantine} WHERE {sql.in_window(QUARANTINE_PARTITION, window)}")
+    con.execute(f"INSERT INTO {quarantine} BY NAME {rows}")
 
 
 def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWindow | None) -> CleanAccounting:
@@ -108,8 +136,8 @@ def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWi
     else:
         landing_window = (start[0], snapshot_history.LATEST_DAY) if start else None
     rejected = rejected_batches(con, spec, landing_window)
-    staged = staging.staged_rows_sql(spec, window, rejected, snapshots_from=start[0] if start else None)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {staged}")
+    stage_sql = staging.staged_rows_sql(spec, window, rejected, snapshots_from=start[0] if start else None)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {stage_sql}")
     owned = sql.in_window("_partition", window)
     # The winning copy of each key per partition; every other valid copy is a duplicate.
     deleted = f"{sql.ident(spec.soft_delete_column)} IS NOT NULL" if spec.soft_delete_column else "FALSE"
@@ -138,16 +166,9 @@ def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWi
         history_rows = None
         won = _won_apart(spec, owned)
 
-    quarantine = sql.ident(spec.quarantine_table)
     # The quarantine's window: the event days written, or the snapshot days rebuilt.
     quarantine_window = window or landing_window
-    con.execute(f"DELETE FROM {quarantine} WHERE {sql.in_window('partition_date', quarantine_window)}")
-    con.execute(
-        f"""INSERT INTO {quarantine}
-        SELECT _partition, _violation, split_part(_violation, ':', 1), source_file, source_row,
-               landing_date, ingested_at, record, now()::TIMESTAMP
-        FROM _stage WHERE _violation IS NOT NULL AND {owned}"""
-    )
+    _replace_quarantine(con, spec, quarantine_window, owned)
     acc = _account(con, spec, window, landing_window, partition_rows, quarantine_window, won)
     acc.history_rows = history_rows
     acc.changed_from = start[0] if start else None

@@ -43,6 +43,14 @@ def scratch_tables() -> Iterator[None]:
         _SCRATCH.reset(token)
 
 
+def on_lake(partition_column: str | None, replaced_by_window: bool = True) -> bool:
+    """Whether a table partitioned by `partition_column` is a lake table (`ML_PLATFORM_LAKE_TABLES`,
+    tables replaced a window of days at a time, outside `scratch_tables()`): the warehouse holds a
+    view of it, and a write is staged, then committed to the lake table just before the warehouse
+    transaction commits (`ml_platform.lakehouse.staged`)."""
+    return settings.lake_tables() and partition_column is not None and replaced_by_window and not _SCRATCH.get()
+
+
 @dataclass(frozen=True)
 class ContractTable:
     """A warehouse table defined by its contract; `partition_column` is a DATE column or None."""
@@ -56,15 +64,8 @@ class ContractTable:
 
     @property
     def on_lake(self) -> bool:
-        """Whether the table is a lake table (`ML_PLATFORM_LAKE_TABLES`, partitioned tables): the
-        warehouse holds a view of it, and a write is staged, then committed to the lake table
-        just before the warehouse transaction commits (`ml_platform.lakehouse.staged`)."""
-        return (
-            settings.lake_tables()
-            and self.partition_column is not None
-            and self.replaced_by_window
-            and not _SCRATCH.get()
-        )
+        """Whether the table is a lake table (`on_lake`)."""
+        return on_lake(self.partition_column, self.replaced_by_window)
 
     def create(self, con: duckdb.DuckDBPyConnection) -> None:
         if not self.on_lake:

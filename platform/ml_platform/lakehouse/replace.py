@@ -1,5 +1,5 @@
-"""A partition replace on a lake table: the days' old files out and their new files in, in one
-catalog commit. The files are written before (by DuckDB, under names no other run uses), so the
+"""A partition replace on lake tables: the days' old files out and their new files in, in one
+catalog commit (of one table, or of several together). The files are written before (by DuckDB, under names no other run uses), so the
 commit only writes metadata; a commit another writer got in before fails at the catalog's
 conditional UPDATE and is redone from the new head, at most `MAX_COMMITS` times, with randomized
 backoff. Two replaces of the same day: the later commit wins, whole (the day is never there twice).
@@ -8,6 +8,7 @@ backoff. Two replaces of the same day: the later commit wins, whole (the day is 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 import time
 import warnings
@@ -15,8 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.expressions import In
+from pyiceberg.expressions import And, EqualTo, In
+from pyiceberg.table import Transaction
+from pyiceberg.table.metadata import TableMetadata
 
+from ml_platform.lakehouse import iceberg_private
 from ml_platform.lakehouse.catalog import catalog, identifier
 from ml_platform.lakehouse.tables import partition_column
 
@@ -43,37 +47,87 @@ class Commit:
     redone: int
 
 
+@dataclass(frozen=True)
+class Replacement:
+    """`files` become the whole content of `days` in table `table` (a day without a file ends up empty)."""
+
+    table: str
+    days: Sequence[dt.date]
+    files: Sequence[str]
+    # (column, value): only the days' rows with this value are replaced (a table several writers
+    # share, partitioned by that column first: `tables.ensure_table`'s scope column).
+    scope: tuple[str, str] | None = None
+
+
 def replace_partitions(name: str, days: Iterable[dt.date], files: Sequence[str], run_id: str) -> Commit:
     """Make `files` the whole content of `days` in table `name` (a day without a file ends up empty)."""
-    days = sorted(set(days))
-    if not days:
-        raise ValueError(f"{name}: a partition replace needs the days it replaces")
+    (committed,) = replace_together([Replacement(name, sorted(set(days)), files)], run_id)
+    return committed
+
+
+def replace_together(replacements: Sequence[Replacement], run_id: str) -> list[Commit]:
+    """Every replacement in one commit of the catalog (`iceberg_private.commit_together`): a process
+    killed at any moment leaves every table old or every table new. Redone from the new heads, all
+    of them, when another writer committed to any of the tables first."""
+    for replacement in replacements:
+        if not replacement.days:
+            raise ValueError(f"{replacement.table}: a partition replace needs the days it replaces")
+    properties = {RUN_PROPERTY: run_id}
+    # One transaction per table: several replacements of one table (of different scopes) are
+    # applied one after the other in it.
+    by_table: dict[str, list[Replacement]] = {}
+    for replacement in replacements:
+        by_table.setdefault(replacement.table, []).append(replacement)
     for attempt in range(MAX_COMMITS):
-        table = catalog().load_table(identifier(name))  # the latest head: a redo starts from it
-        column = partition_column(table)
-        properties = {RUN_PROPERTY: run_id}
+        heads = {name: catalog().load_table(identifier(name)) for name in by_table}  # a redo starts from them
+        prepared = [
+            iceberg_private.prepare(
+                heads[name],
+                functools.partial(
+                    _replace, column=partition_column(heads[name]), replacements=group, properties=properties
+                ),
+            )
+            for name, group in by_table.items()
+        ]
         try:
-            with table.transaction() as tx, warnings.catch_warnings():
-                # A day's first write deletes nothing, which pyiceberg warns about.
-                warnings.filterwarnings("ignore", message="Delete operation did not match any records")
-                tx.delete(In(column, [day.isoformat() for day in days]), snapshot_properties=properties)
-                if files:
-                    # Every file's name is new: pyiceberg's check for files already in the table is not needed.
-                    tx.add_files(list(files), snapshot_properties=properties, check_duplicate_files=False)
+            committed = iceberg_private.commit_together(catalog(), [change for change in prepared if change])
         except CommitFailedException:
             time.sleep(min(FIRST_WAIT_SECONDS * 2**attempt, LONGEST_WAIT_SECONDS) * random.uniform(0.5, 1.5))
             continue
-        # The transaction left `table` at the metadata it committed (not a later writer's).
-        snapshot = table.current_snapshot()  # None: nothing was ever committed and nothing was now
-        return Commit(
-            table=name,
-            snapshot_id=snapshot.snapshot_id if snapshot else None,
-            sequence_number=snapshot.sequence_number if snapshot else 0,
-            metadata_location=table.metadata_location,
-            total_rows=int(snapshot.summary["total-records"]) if snapshot else 0,
-            redone=attempt,
-        )
+        # Each table as this commit left it (not as a later writer's may have); unchanged ones as they were.
+        made = {
+            name: _commit(name, *committed.get(head.name(), (head.metadata_location, head.metadata)), attempt)
+            for name, head in heads.items()
+        }
+        return [made[r.table] for r in replacements]
+    names = ", ".join(r.table for r in replacements)
     raise CommitConflicts(
-        f"{name}: replacing {', '.join(d.isoformat() for d in days)} lost {MAX_COMMITS} times in a row to other"
-        " writers' commits; nothing of this run was committed (run it again)"
+        f"{names}: replacing days lost {MAX_COMMITS} times in a row to other writers' commits; nothing of this run"
+        " was committed (run it again)"
+    )
+
+
+def _replace(tx: Transaction, column: str, replacements: Sequence[Replacement], properties: dict[str, str]) -> None:
+    for replacement in replacements:
+        rows = In(column, [day.isoformat() for day in replacement.days])
+        if replacement.scope:
+            rows = And(EqualTo(*replacement.scope), rows)
+        with warnings.catch_warnings():
+            # A day's first write deletes nothing, which pyiceberg warns about.
+            warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+            tx.delete(rows, snapshot_properties=properties)
+        if replacement.files:
+            # Every file's name is new: pyiceberg's check for files already in the table is not needed.
+            tx.add_files(list(replacement.files), snapshot_properties=properties, check_duplicate_files=False)
+
+
+def _commit(name: str, metadata_location: str, metadata: TableMetadata, redone: int) -> Commit:
+    snapshot = metadata.current_snapshot()  # None: nothing was ever committed and nothing was now
+    return Commit(
+        table=name,
+        snapshot_id=snapshot.snapshot_id if snapshot else None,
+        sequence_number=snapshot.sequence_number if snapshot else 0,
+        metadata_location=metadata_location,
+        total_rows=int(snapshot.summary["total-records"]) if snapshot else 0,
+        redone=redone,
     )

@@ -20,7 +20,7 @@ import re
 
 import duckdb
 from pyiceberg.table import Table
-from pyiceberg.types import IcebergType
+from pyiceberg.types import IcebergType, ListType, MapType, NestedField, StructType
 
 from ml_platform.lakehouse.tables import load_table
 from ml_platform.warehouse import sql
@@ -71,7 +71,7 @@ def scan_sql(table: Table, snapshot_id: int | None = None) -> str:
     columns = []
     for field in schema.fields:
         name, kind = sql.ident(field.name), _duckdb_type(field.field_type)
-        if field.field_id in present:
+        if _field_ids(field) & present:
             # In the table's type: a file written before the column was widened (INTEGER to BIGINT)
             # holds the narrower one, and DuckDB reads every file as the first one's types.
             columns.append(f"CAST({name} AS {kind}) AS {name}" if kind else name)
@@ -96,6 +96,20 @@ def iceberg_scan_sql(metadata_location: str, snapshot_id: int | None = None) -> 
     `load_iceberg`)."""
     at = f", snapshot_from_id => {int(snapshot_id)}" if snapshot_id is not None else ""
     return f"iceberg_scan({sql.literal(metadata_location)}{at})"
+
+
+def _field_ids(field: NestedField) -> set[int]:
+    """A column's field id and its nested fields' (statistics name a map's or list's leaves only)."""
+    ids = {field.field_id}
+    kind = field.field_type
+    if isinstance(kind, MapType):
+        ids |= _field_ids(kind.key_field) | _field_ids(kind.value_field)
+    elif isinstance(kind, ListType):
+        ids |= _field_ids(kind.element_field)
+    elif isinstance(kind, StructType):
+        for child in kind.fields:
+            ids |= _field_ids(child)
+    return ids
 
 
 def _duckdb_type(kind: IcebergType) -> str | None:

@@ -9,8 +9,9 @@ committed to the lake table just before the warehouse commits.
   for this connection only, by a temporary view of the same name: the table with the replaced days
   taken out and the new files in. Everything after it in the transaction (counts, contract checks,
   previews) reads the new state, as it did with a DuckDB table;
-- at COMMIT (`Warehouse.transaction()`'s `before_commit`), each staged replace is committed to the
-  lake table (`replace.replace_partitions`: only metadata is written), the shadow dropped and the
+- at COMMIT (`Warehouse.transaction()`'s `before_commit`), the staged replaces are committed to
+  their lake tables, all in one commit of the catalog (`replace.replace_together`: only metadata is
+  written; every table new, or none), the shadows dropped and the
   warehouse's view pointed at the new snapshot's files (`scan.scan_sql`), all before the warehouse
   transaction commits. A transaction that rolls back before its commit to the lake (a refused
   write, a failing check) removes the files it wrote (`after_rollback`) and leaves the table as it
@@ -44,14 +45,21 @@ class _Staged:
     partition_column: str
     days: list[dt.date]
     files: list[str]
-    run_id: str
+    scope: tuple[str, str] | None
+
+    def replaced(self) -> str:
+        """The rows of the table this replace takes out."""
+        days = sql.in_window(self.partition_column, (self.days[0], self.days[-1]))
+        return f"({sql.ident(self.scope[0])} = {sql.literal(self.scope[1])} AND {days})" if self.scope else days
 
 
 # Connection id -> the replaces staged in its open transaction, not yet committed to the lake.
 _PENDING: dict[int, list[_Staged]] = {}
 
 
-def ensure_view(con: duckdb.DuckDBPyConnection, name: str, empty_sql: str, partition_column: str) -> None:
+def ensure_view(
+    con: duckdb.DuckDBPyConnection, name: str, empty_sql: str, partition_column: str, scope_column: str | None = None
+) -> None:
     """The warehouse's view `name` over the lake table (made from `empty_sql`'s columns when it does
     not exist yet). A DuckDB table of that name, from before its table moved to the lake, is
     adopted first: its rows become the lake table's (`_adopt`), then it makes way for the view."""
@@ -60,20 +68,22 @@ def ensure_view(con: duckdb.DuckDBPyConnection, name: str, empty_sql: str, parti
         return
     if kind == "TABLE":
         if con.execute(f"SELECT count(*) FROM main.{sql.ident(name)}").fetchone()[0]:
-            _adopt(con, name, partition_column)
+            _adopt(con, name, partition_column, scope_column)
         con.execute(f"DROP TABLE main.{sql.ident(name)}")
     schema = con.execute(f"{tables.storable_select(con, f'({empty_sql})')} FROM ({empty_sql}) LIMIT 0")
-    table = tables.ensure_table(name, schema.to_arrow_table().schema, partition_column)
+    table = tables.ensure_table(name, schema.to_arrow_table().schema, partition_column, scope_column)
     _point_view(con, name, table)
 
 
-def _adopt(con: duckdb.DuckDBPyConnection, name: str, partition_column: str) -> None:
+def _adopt(con: duckdb.DuckDBPyConnection, name: str, partition_column: str, scope_column: str | None) -> None:
     """The rows of warehouse table `name` (written with `ML_PLATFORM_LAKE_TABLES=false`, or before
     lake tables were the default) committed to lake table `name`, every day it holds, in one commit
     of its own. A warehouse transaction that then rolls back keeps the table, and the next write
     adopts it again: the same rows replace the same days."""
     run_id = f"adopted-{uuid.uuid4().hex}"
-    _, written = tables.write_partition_files(con, name, f"main.{sql.ident(name)}", partition_column, run_id)
+    _, written = tables.write_partition_files(
+        con, name, f"main.{sql.ident(name)}", partition_column, run_id, scope_column
+    )
     if None in written:
         # The contract writer never leaves such rows; a table changed by hand may: they have no day to go to.
         tables.remove_files(name, [file for day_files in written.values() for file in day_files])
@@ -86,40 +96,61 @@ def _adopt(con: duckdb.DuckDBPyConnection, name: str, partition_column: str) -> 
 
 
 def stage(
-    con: duckdb.DuckDBPyConnection, name: str, partition_column: str, select_sql: str, days: list[dt.date] | None
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    partition_column: str,
+    select_sql: str,
+    days: list[dt.date] | None,
+    scope: tuple[str, str] | None = None,
 ) -> int:
     """`select_sql`'s rows replace `days` of lake table `name` (None: every day the table or the rows
     hold) when the warehouse transaction commits; until then this connection reads `name` as
-    replaced. Returns the rows written."""
+    replaced. `scope` (column, value): only the days' rows with that value are replaced, in a table
+    several writers share (`tables.ensure_table`). Returns the rows written."""
     if id(con) not in _PENDING:
         before_commit(con, publish)  # refused outside Warehouse.transaction()
         connection_id = id(con)
         after_rollback(con, lambda: _discard(connection_id))
         _PENDING[connection_id] = []
     pending = _PENDING[id(con)]
-    if any(staged.name == name for staged in pending):
+    if any(staged.name == name and staged.scope == scope for staged in pending):
         # Its first write's files would be replaced by the second write's, and its days lost.
         raise RuntimeError(
             f"{name} is written twice in one transaction: a lake table takes one replace per transaction"
         )
-    run_id = uuid.uuid4().hex
-    rows, written = tables.write_partition_files(con, name, f"({select_sql})", partition_column, run_id)
+    scope_column = scope[0] if scope else None
+    rows, written = tables.write_partition_files(
+        con, name, f"({select_sql})", partition_column, uuid.uuid4().hex, scope_column
+    )
     files = [file for day_files in written.values() for file in day_files]
-    staged = _Staged(name, partition_column, [], files, run_id)
+    staged = _Staged(name, partition_column, [], files, scope)
     pending.append(staged)  # from here on, a rollback removes its files
     column = sql.ident(partition_column)
     if days is None:
-        current = con.execute(f"SELECT DISTINCT {column} FROM {sql.ident(name)} WHERE {column} IS NOT NULL")
-        days = sorted({day for (day,) in current.fetchall()} | {day for day in written if day is not None})
+        within = f" AND {sql.ident(scope[0])} = {sql.literal(scope[1])}" if scope else ""
+        current = con.execute(
+            f"SELECT DISTINCT {column} FROM {sql.ident(name)} WHERE {column} IS NOT NULL{within}"
+        ).fetchall()
+        days = sorted({day for (day,) in current} | {day for day in written if day is not None})
+    if not days and not files:
+        pending.remove(staged)  # nothing to replace, nothing written
+        return rows
     staged.days = list(days)
+    _shadow(con, name, [entry for entry in pending if entry.name == name])
+    return rows
+
+
+def _shadow(con: duckdb.DuckDBPyConnection, name: str, replaces: list[_Staged]) -> None:
+    """This connection's view of `name` as `replaces` leave it: the warehouse's view without what
+    they take out, plus the files they wrote."""
     database = con.execute("SELECT current_database()").fetchone()[0]
-    scope = sql.in_window(partition_column, (days[0], days[-1])) if days else "FALSE"
+    replaced = " OR ".join(entry.replaced() if entry.days else "FALSE" for entry in replaces)
+    files = [file for entry in replaces for file in entry.files]
     new_rows = f" UNION ALL BY NAME SELECT * FROM {read_files(files)}" if files else ""
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {sql.ident(name)} AS"
-        f" SELECT * FROM {sql.qualified(database, 'main', name)} WHERE NOT coalesce({scope}, FALSE){new_rows}"
+        f" SELECT * FROM {sql.qualified(database, 'main', name)} WHERE NOT coalesce({replaced}, FALSE){new_rows}"
     )
-    return rows
 
 
 def read_files(files: list[str]) -> str:
@@ -129,15 +160,16 @@ def read_files(files: list[str]) -> str:
 
 
 def publish(con: duckdb.DuckDBPyConnection) -> None:
-    """Commit every staged replace to its lake table and point the warehouse's view at it."""
+    """Commit every staged replace to its lake table, all in one commit of the catalog
+    (`replace.replace_together`: every table new, or none), and point the warehouse's views at them."""
     pending = _PENDING[id(con)]
-    while pending:
-        staged = pending[0]
-        replace.replace_partitions(staged.name, staged.days, staged.files, staged.run_id)
-        pending.pop(0)  # committed: its files are the table's now, a rollback must keep them
-        con.execute(f"DROP VIEW temp.main.{sql.ident(staged.name)}")
+    replace.replace_together([replace.Replacement(s.name, s.days, s.files, s.scope) for s in pending], uuid.uuid4().hex)
+    names = list(dict.fromkeys(staged.name for staged in pending))
+    pending.clear()  # committed: their files are the tables' now, a rollback must keep them
+    for name in names:
+        con.execute(f"DROP VIEW temp.main.{sql.ident(name)}")
         # The newest metadata: this commit's, or a later one's (the view never goes back).
-        _point_view(con, staged.name, tables.load_table(staged.name))
+        _point_view(con, name, tables.load_table(name))
     del _PENDING[id(con)]
 
 

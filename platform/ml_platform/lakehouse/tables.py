@@ -45,14 +45,15 @@ def load_table(name: str) -> Table | None:
         return None
 
 
-def ensure_table(name: str, schema: pa.Schema, partition_column: str) -> Table:
-    """The table `name`, created from `schema` and partitioned by `partition_column` if it does not
-    exist, given `schema`'s columns it lacks (added at the end, as nullable), and widened where
+def ensure_table(name: str, schema: pa.Schema, partition_column: str, scope_column: str | None = None) -> Table:
+    """The table `name`, created from `schema` and partitioned by `partition_column` (and first by
+    `scope_column`, for a table several writers share: each replaces the days of its own value of
+    it, e.g. the profiles of its own table) if it does not exist, given `schema`'s columns it lacks (added at the end, as nullable), and widened where
     `schema` holds a column in a type Iceberg widens it to (INTEGER to BIGINT, FLOAT to DOUBLE, a
     DECIMAL's precision)."""
     table = load_table(name)
     if table is None:
-        table = _create(name, schema, partition_column)
+        table = _create(name, schema, partition_column, scope_column)
     changed = _changed_columns(table, schema)
     while changed:
         try:
@@ -86,14 +87,17 @@ def _wider(current: IcebergType, incoming: pa.DataType) -> bool:
     return False
 
 
-def _create(name: str, schema: pa.Schema, partition_column: str) -> Table:
-    if partition_column not in schema.names:
-        raise ValueError(f"{name}: the partition column {partition_column!r} is not among its columns {schema.names}")
+def _create(name: str, schema: pa.Schema, partition_column: str, scope_column: str | None) -> Table:
+    for column in filter(None, (scope_column, partition_column)):
+        if column not in schema.names:
+            raise ValueError(f"{name}: the partition column {column!r} is not among its columns {schema.names}")
     try:
         with catalog().create_table_transaction(
             identifier(name), schema=schema, location=table_location(name), properties=PROPERTIES
         ) as tx:
             with tx.update_spec() as spec:
+                if scope_column:
+                    spec.add_identity(scope_column)
                 spec.add_identity(partition_column)
             tx.set_properties(**{NAME_MAPPING: tx.table_metadata.schema().name_mapping.model_dump_json()})
     except (TableAlreadyExistsError, CommitFailedException):
@@ -104,9 +108,8 @@ def _create(name: str, schema: pa.Schema, partition_column: str) -> Table:
 
 
 def partition_column(table: Table) -> str:
-    """The date column the table is partitioned by."""
-    (field,) = table.spec().fields
-    return table.schema().find_column_name(field.source_id)
+    """The date column the table is partitioned by (its last partition field)."""
+    return table.schema().find_column_name(table.spec().fields[-1].source_id)
 
 
 def write_day_files(
@@ -137,21 +140,28 @@ def write_day_files(
 
 
 def write_partition_files(
-    con: duckdb.DuckDBPyConnection, name: str, relation: str, partition_column: str, file_name: str
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    relation: str,
+    partition_column: str,
+    file_name: str,
+    scope_column: str | None = None,
 ) -> tuple[int, dict[dt.date | None, list[str]]]:
     """`relation`'s rows as lake table `name`'s new files, in one pass: a Parquet file per day under
     `<location>/data/<column>=<day>/`, named from `file_name` (new for every write), rows in no
     particular order (`write_day_files` keeps an order, a pass per day). The table is made or
     widened from the rows first; nothing is committed. Returns the rows and {day: files}, day None
-    for rows without one (a write the caller refuses)."""
+    for rows without one (a write the caller refuses). `scope_column`: see `ensure_table`."""
     stored = f"{storable_select(con, relation)} FROM {relation}"
-    location = ensure_table(name, con.execute(f"{stored} LIMIT 0").to_arrow_table().schema, partition_column).location()
+    schema = con.execute(f"{stored} LIMIT 0").to_arrow_table().schema
+    location = ensure_table(name, schema, partition_column, scope_column).location()
+    partitions = ", ".join(sql.ident(column) for column in filter(None, (scope_column, partition_column)))
     if not location.startswith("s3://"):
         os.makedirs(f"{location}/data", exist_ok=True)
     # Names are new (`file_name`), so writing into the table's existing folders overwrites nothing.
     ((rows, files),) = con.execute(
         f"COPY ({stored}) TO {sql.literal(f'{location}/data')} (FORMAT parquet, COMPRESSION zstd,"
-        f" PARTITION_BY ({sql.ident(partition_column)}), WRITE_PARTITION_COLUMNS true,"
+        f" PARTITION_BY ({partitions}), WRITE_PARTITION_COLUMNS true,"
         f" FILENAME_PATTERN {sql.literal(f'{file_name}_{{i}}')}, OVERWRITE_OR_IGNORE true, RETURN_FILES true)"
     ).fetchall()
     by_day: dict[dt.date | None, list[str]] = {}
