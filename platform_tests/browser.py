@@ -44,7 +44,10 @@ def chromium(profile_dir: Path, timeout_ms: int = 30_000) -> Iterator[BrowserCon
 
 
 def expand_lineage_groups(page: Page, rounds: int = 10) -> None:
-    """Groups in the lineage graph start collapsed: open each so every asset node is drawn."""
+    """Groups in the lineage graph start collapsed: open each so every asset node is drawn. The graph
+    is drawn first (on a loaded machine the page shows its title well before the graph: counting
+    collapsed groups then found none, and nothing was opened)."""
+    page.locator("svg foreignObject").first.wait_for(state="attached", timeout=60_000)
     for _ in range(rounds):
         collapsed = page.locator("svg foreignObject.group [aria-label=unfold_more]")
         if collapsed.count() == 0:
