@@ -428,7 +428,14 @@ def test_lake_tables_on_s3_with_a_postgresql_catalog_equal_the_embedded_ones(
     from ml_platform.lakehouse.housekeeping import lake_tables
 
     assert catalog().engine.url.get_backend_name() == "postgresql"
-    assert lake_tables() == ["clean_events", "raw_events", "raw_users"]
+    assert lake_tables() == [
+        "clean_events",
+        "partition_profiles",
+        "quarantine_events",
+        "quarantine_users",
+        "raw_events",
+        "raw_users",
+    ]
     lake_settings = {name: os.environ.pop(name) for name in LAKE_SETTINGS}
     local = tmp_path / "local"
     shutil.copytree(tmp_path / "demo" / "landing", local / "landing")

@@ -19,6 +19,7 @@ from helpers import run_metadata
 from ml_platform import settings
 from ml_platform.clean import snapshot_history
 from ml_platform.clean.write import write_clean
+from ml_platform.contracts.writer import scratch_tables
 from ml_platform.declarations.sources.users import SPEC as USERS
 
 HEADER = "user_id,signup_date,country,plan\n"
@@ -41,13 +42,17 @@ def _land(data_dir, day: str, users: dict[str, str]) -> None:
 
 
 def _full_rebuild(tmp_path) -> tuple[list, list]:
-    """The same warehouse, its history rebuilt from every snapshot."""
+    """The same warehouse, its history rebuilt from every snapshot. On a copy of the warehouse file,
+    whose tables are written as its own (`scratch_tables`): the quarantine, a lake table, is rebuilt
+    whole as a table of the copy, and the lake is left alone."""
     copy = tmp_path / "full.duckdb"
     shutil.copy(settings.warehouse_path(), copy)
     con = duckdb.connect(str(copy))
     con.execute(f"DROP TABLE {snapshot_history.state_table(USERS)}")
+    con.execute(f"DROP VIEW IF EXISTS {USERS.quarantine_table}")
     con.execute("BEGIN")
-    write_clean(con, USERS, None)
+    with scratch_tables():
+        write_clean(con, USERS, None)
     con.execute("COMMIT")
     versions, quarantine = con.execute(VERSIONS).fetchall(), con.execute(QUARANTINE).fetchall()
     con.close()

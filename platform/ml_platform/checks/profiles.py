@@ -16,7 +16,6 @@ import duckdb
 
 from ml_platform.contracts import writer
 from ml_platform.lakehouse import staged
-from ml_platform.partitions import window_days
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
 
@@ -56,7 +55,13 @@ def record_profiles(
         empty = staged.empty_table(PROFILES_TABLE)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {sql.ident(empty)} ({PROFILE_COLUMNS})")
         staged.ensure_view(con, PROFILES_TABLE, f"SELECT * FROM {sql.ident(empty)}", PARTITION_COLUMN, SCOPE_COLUMN)
-        days = list(window_days(window)) if window else None
+        # The days the window holds now or gets rows on (not every day of it: a window can be long).
+        held = con.execute(
+            f"""SELECT DISTINCT {PARTITION_COLUMN} FROM {sql.ident(PROFILES_TABLE)}
+                WHERE {SCOPE_COLUMN} = {sql.literal(table)} AND {sql.in_window(PARTITION_COLUMN, window)}
+                UNION SELECT DISTINCT {PARTITION_COLUMN} FROM ({rows}) WHERE {PARTITION_COLUMN} IS NOT NULL"""
+        ).fetchall()
+        days = sorted(day for (day,) in held)
         staged.stage(con, PROFILES_TABLE, PARTITION_COLUMN, rows, days, scope=(SCOPE_COLUMN, table))
         return
     con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(PROFILES_TABLE)} ({PROFILE_COLUMNS})")

@@ -24,7 +24,6 @@ from ml_platform.clean import snapshot_history, staging
 from ml_platform.contracts import writer
 from ml_platform.contracts.writer import ContractTable
 from ml_platform.lakehouse import staged
-from ml_platform.partitions import window_days
 from ml_platform.raw.schema_policy import rejected_batches
 from ml_platform.raw.spec import SourceSpec
 from ml_platform.raw.table import create_raw_tables
@@ -117,8 +116,14 @@ def _replace_quarantine(
                now()::TIMESTAMP AS quarantined_at
         FROM _stage WHERE _violation IS NOT NULL AND {owned}"""
     if writer.on_lake(QUARANTINE_PARTITION):
-        days = list(window_days(window)) if window else None
-        staged.stage(con, spec.quarantine_table, QUARANTINE_PARTITION, rows, days)
+        # The days the window holds now or gets rows on (a snapshot source's window runs to the
+        # end of time: its days are not listed one by one).
+        held = con.execute(
+            f"""SELECT DISTINCT partition_date FROM {sql.ident(spec.quarantine_table)}
+                WHERE {sql.in_window(QUARANTINE_PARTITION, window)}
+                UNION SELECT DISTINCT partition_date FROM ({rows}) WHERE partition_date IS NOT NULL"""
+        ).fetchall()
+        staged.stage(con, spec.quarantine_table, QUARANTINE_PARTITION, rows, sorted(day for (day,) in held))
         return
     quarantine = sql.ident(spec.quarantine_table)
     con.execute(f"DELETE FROM {quarantine} WHERE {sql.in_window(QUARANTINE_PARTITION, window)}")
