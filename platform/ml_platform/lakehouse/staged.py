@@ -84,14 +84,14 @@ def _adopt(con: duckdb.DuckDBPyConnection, name: str, partition_column: str, sco
     _, written = tables.write_partition_files(
         con, name, f"main.{sql.ident(name)}", partition_column, run_id, scope_column
     )
+    files = [file for day_files in written.values() for file in day_files]
     if None in written:
         # The contract writer never leaves such rows; a table changed by hand may: they have no day to go to.
-        tables.remove_files(name, [file for day_files in written.values() for file in day_files])
+        tables.remove_files(name, files)
         raise RuntimeError(
             f"{name}: warehouse table rows without a {partition_column} cannot move to the lake table; delete or"
             " fix them, or set ML_PLATFORM_LAKE_TABLES=false"
         )
-    files = [file for day_files in written.values() for file in day_files]
     replace.replace_partitions(name, sorted(written), files, run_id)
 
 
@@ -163,7 +163,17 @@ def publish(con: duckdb.DuckDBPyConnection) -> None:
     """Commit every staged replace to its lake table, all in one commit of the catalog
     (`replace.replace_together`: every table new, or none), and point the warehouse's views at them."""
     pending = _PENDING[id(con)]
-    replace.replace_together([replace.Replacement(s.name, s.days, s.files, s.scope) for s in pending], uuid.uuid4().hex)
+    try:
+        replace.replace_together(
+            [replace.Replacement(s.name, s.days, s.files, s.scope) for s in pending], uuid.uuid4().hex
+        )
+    except replace.CommitConflicts:
+        raise  # nothing was committed: the rollback removes the files
+    except BaseException:
+        # Maybe committed (a lost answer from the catalog's database): the files stay, and
+        # housekeeping removes them if no snapshot names them.
+        pending.clear()
+        raise
     names = list(dict.fromkeys(staged.name for staged in pending))
     pending.clear()  # committed: their files are the tables' now, a rollback must keep them
     for name in names:
