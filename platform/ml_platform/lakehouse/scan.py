@@ -27,7 +27,6 @@ from ml_platform.warehouse import sql
 from ml_platform.warehouse.extensions import load_iceberg
 
 __all__ = [
-    "current_scan_sql",
     "iceberg_scan_sql",
     "load_iceberg",
     "pin_current",
@@ -117,12 +116,6 @@ def _duckdb_type(kind: IcebergType) -> str | None:
     if (decimal := re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", text)) is not None:
         return f"DECIMAL({decimal[1]}, {decimal[2]})"
     return _DUCKDB_TYPES.get(text)
-
-
-def current_scan_sql(name: str) -> str | None:
-    """`scan_sql` of table `name` as the catalog has it now; None before the table exists."""
-    table = load_table(name)
-    return scan_sql(table) if table else None
 
 
 def read_at(con: duckdb.DuckDBPyConnection, name: str, snapshot_id: int) -> None:
