@@ -252,13 +252,14 @@ def demo_landing(tmp_path: Path) -> Path:
 def embedded_build(landing: Path, folder: Path, monkeypatch: pytest.MonkeyPatch, build, read):
     """`build(runner)` on a copy of `landing` with every table a DuckDB table of the warehouse file
     (`ML_PLATFORM_LAKE_TABLES=false`), under `folder` with an instance of its own, then
-    `read(runner)`: the reference the lake modes' tables are compared with."""
+    `read(runner)`: the reference the lake modes' tables are compared with. The settings are
+    restored afterwards."""
     from ml_platform.definitions import build_definitions
 
     shutil.copytree(landing, folder / "landing")
-    monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(folder))
-    monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "false")
-    with dg.instance_for_test() as instance:
+    with monkeypatch.context() as patched, dg.instance_for_test() as instance:
+        patched.setenv("ML_PLATFORM_DATA_DIR", str(folder))
+        patched.setenv("ML_PLATFORM_LAKE_TABLES", "false")
         runner = Runner(build_definitions(), instance, folder)
         build(runner)
         return read(runner)

@@ -14,7 +14,8 @@ connection and runs a single thread, so a worker inherits nothing live.
 Markers, printed by the worker with its pid, say how far the warehouse write got: `begin` once
 `Warehouse.transaction()` has opened its transaction, `commit` when the body is done and COMMIT
 is about to run, `committed` when COMMIT has returned and the connection is closed (DuckDB
-checkpoints on close), `done ok|failed` when the run has finished. They wrap the resource's own
+checkpoints on close), `done ok|failed` when the run has finished; on the lake, `work`,
+`lake-commit` and `lake-committed` around a raw run's working copy and its catalog commit. They wrap the resource's own
 transaction and change nothing in it. Every line is one `os.write` of less than PIPE_BUF bytes,
 so lines never interleave, and a line a worker wrote before it was killed is in the pipe.
 
@@ -50,6 +51,24 @@ RUN_TIMEOUT = 180.0
 
 def say(pid: int, *words: object) -> None:
     os.write(1, (" ".join(str(w) for w in (pid, *words)) + "\n").encode())
+
+
+def _trace_lake_commits(working_copy_class) -> None:
+    """Print the markers of a run on the lake: `work` when its working copy is made, `lake-commit`
+    before its catalog commit, `lake-committed` after it (the warehouse's views not yet pointed)."""
+    made, commit = working_copy_class.__init__, working_copy_class.commit
+
+    def traced_init(self, con):
+        made(self, con)
+        say(os.getpid(), "work")
+
+    def traced_commit(self, run_id):
+        say(os.getpid(), "lake-commit")
+        committed = commit(self, run_id)
+        say(os.getpid(), "lake-committed")
+        return committed
+
+    working_copy_class.__init__, working_copy_class.commit = traced_init, traced_commit
 
 
 def _trace_transactions(warehouse_class) -> None:
@@ -100,6 +119,7 @@ def serve() -> None:
     import dagster as dg
 
     from ml_platform.definitions import build_definitions
+    from ml_platform.lakehouse.working_copy import WorkingCopy
     from ml_platform.warehouse import Warehouse
 
     defs = build_definitions()
@@ -110,6 +130,7 @@ def serve() -> None:
     with dg.DagsterInstance.ephemeral():
         pass
     _trace_transactions(Warehouse)
+    _trace_lake_commits(WorkingCopy)
     say(os.getpid(), "ready")
     for line in sys.stdin:
         request = json.loads(line)
@@ -163,7 +184,7 @@ class Kill:
 @dataclass
 class RunOutcome:
     pid: int
-    # begin / commit / committed -> when it reached the test (time.monotonic()).
+    # begin / commit / committed (work / lake-commit / lake-committed) -> when it reached the test.
     markers: dict[str, float]
     done: str | None  # "ok" or "failed" once the run finished, None if it never did
     exit: str

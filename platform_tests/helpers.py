@@ -9,6 +9,7 @@
 - `create_table`, `entity_frame`, `connect`: the point-in-time property tests' inputs in DuckDB.
 - `run_check` is a run's check result for the whole run (the only one of a one-partition run,
   the unpartitioned one of a range); `partition_checks` the per-partition ones of a range.
+- `edit_lake_table` changes a lake table behind the platform's back (another engine's write).
 - `pseudonym` is what curated tables hold for a raw user id, under the tests' key; `raw_ids`
   shows pseudonyms in query rows as the ids they stand for.
 """
@@ -230,3 +231,28 @@ def raw_ids(rows: list[tuple], *ids: str, column: int = 0) -> list[tuple]:
     return [
         (*row[:column], names.get(row[column], ("not a pseudonym of", row[column])), *row[column + 1 :]) for row in rows
     ]
+
+
+def edit_lake_table(
+    warehouse: str, table: str, statement: str, scope: tuple[str, str] | None = None, partition_column="landing_date"
+) -> None:
+    """Run `statement` (on `table`) on a working copy of lake table `table` (its rows of `scope`),
+    commit it, and point the warehouse's view at the new snapshot: another engine's edit."""
+    from ml_platform.lakehouse import tables, views
+    from ml_platform.lakehouse.working_copy import WorkingCopy, run_database
+
+    with run_database("edit") as con:
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM ({_lake_select(table)}) WHERE FALSE")
+        copy = WorkingCopy(con)
+        copy.diff(table, partition_column, scope)
+        con.execute(statement)
+        copy.commit("edit")
+    with duckdb.connect(warehouse) as con:
+        views.point_view(con, table, tables.load_table(table))
+
+
+def _lake_select(table: str) -> str:
+    from ml_platform.lakehouse import tables
+    from ml_platform.lakehouse.scan import scan_sql
+
+    return f"SELECT * FROM {scan_sql(tables.load_table(table))}"

@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 from dagster._serdes import serialize_value
 
+from helpers import edit_lake_table
 from ml_platform.declarations.sources.weather import SPEC
 from ml_platform.demo.weather_api import WeatherApiServer, observations
 from ml_platform.ingestion.api import client as api_client
@@ -293,13 +294,11 @@ def test_responses_are_committed_before_the_transform(runner, weather_api):
 
 def test_unreadable_stored_response_fails_and_leaves_raw_untouched(runner, weather_api):
     runner.run("raw_weather", "clean_weather", range_=DAYS)
-    import duckdb
-
-    con = duckdb.connect(str(runner.data_dir / "warehouse.duckdb"))
-    con.execute(
-        "UPDATE raw_weather_responses SET body = '{\"daily\": []}' WHERE source_file = 'api:weather/london/2026-01-06'"
+    edit_lake_table(
+        str(runner.data_dir / "warehouse.duckdb"),
+        "raw_weather_responses",
+        "UPDATE raw_weather_responses SET body = '{\"daily\": []}' WHERE source_file = 'api:weather/london/2026-01-06'",
     )
-    con.close()
     result = materialize(runner, tags={REPROCESS_TAG: "true"}, expect_success=False)
     errors = str(
         [e.event_specific_data.error.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]

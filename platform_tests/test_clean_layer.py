@@ -7,10 +7,8 @@ import json
 import threading
 import time
 
-import duckdb
-
 from conftest import write_landing
-from helpers import contract_evaluations, run_check, run_metadata
+from helpers import contract_evaluations, edit_lake_table, run_check, run_metadata
 from ml_platform.warehouse.resource import connect
 
 CSV_NOV_2 = """event_id,user_id,event_type,event_time,product_id,amount
@@ -295,9 +293,12 @@ def test_rows_lost_on_the_way_fail_the_write_and_change_nothing(runner, data_dir
     (it would silently drop out of staging) breaks the balance, and the write rolls back."""
     _land_fixture(data_dir)
     runner.run("raw_events", range_=("2026-11-02", "2026-11-03"))
-    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
-    con.execute("DELETE FROM ingest_ledger WHERE source_file = 'events/2026-11-03/b.jsonl'")
-    con.close()
+    edit_lake_table(
+        str(data_dir / "warehouse.duckdb"),
+        "ingest_ledger",
+        "DELETE FROM ingest_ledger WHERE source_file = 'events/2026-11-03/b.jsonl'",
+        ("source", "events"),
+    )
     result = runner.run("clean_events", partition="2026-11-02", expect_success=False)
     [failure] = result.get_step_failure_events()
     message = failure.step_failure_data.error.cause.message

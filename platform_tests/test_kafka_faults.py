@@ -42,29 +42,55 @@ def events(first: int, count: int) -> list[dict]:
     ]
 
 
+STATE_SQL = {
+    "rows": "SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM raw_stream_events",
+    "offsets": "SELECT partition, next_offset FROM stream_offsets",
+    "batches": "SELECT count(*) FROM stream_batches",
+    # Each partition's rows are exactly offsets 0 .. next_offset - 1.
+    "gapless": """SELECT coalesce(bool_and(n = hi + 1 AND lo = 0), true) FROM (
+                    SELECT kafka_partition, count(*) n, min(kafka_offset) lo, max(kafka_offset) hi
+                    FROM raw_stream_events GROUP BY 1)""",
+}
+
+
+def _state(con) -> dict:
+    rows, distinct = con.execute(STATE_SQL["rows"]).fetchone()
+    return {
+        "rows": rows,
+        "distinct": distinct,
+        "offsets": dict(con.execute(STATE_SQL["offsets"]).fetchall()),
+        "batches": con.execute(STATE_SQL["batches"]).fetchone()[0],
+        "gapless": con.execute(STATE_SQL["gapless"]).fetchone()[0],
+    }
+
+
 def raw_state(warehouse) -> dict:
-    """What raw holds and what the offsets say, opened read-write as the next run would (recovering
-    the WAL a killed run left)."""
+    """What raw holds and what the offsets say in the warehouse (its tables, or its views of the lake
+    tables), opened read-write as the next run would (recovering the WAL a killed run left)."""
     con = duckdb.connect(str(warehouse))
     try:
-        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "raw_stream_events" not in tables:
             return {"rows": 0, "distinct": 0, "offsets": {}, "batches": 0}
-        rows, distinct = con.execute(
-            "SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM raw_stream_events"
-        ).fetchone()
-        return {
-            "rows": rows,
-            "distinct": distinct,
-            "offsets": dict(con.execute("SELECT partition, next_offset FROM stream_offsets").fetchall()),
-            "batches": con.execute("SELECT count(*) FROM stream_batches").fetchone()[0],
-            # Each partition's rows are exactly offsets 0 .. next_offset - 1.
-            "gapless": con.execute(
-                """SELECT coalesce(bool_and(n = hi + 1 AND lo = 0), true) FROM (
-                     SELECT kafka_partition, count(*) n, min(kafka_offset) lo, max(kafka_offset) hi
-                     FROM raw_stream_events GROUP BY 1)"""
-            ).fetchone()[0],
-        }
+        return _state(con)
+    finally:
+        con.close()
+
+
+def lake_state(_warehouse) -> dict:
+    """The same, read from the lake tables' current snapshots in the catalog (the warehouse's views
+    may be older: a run killed after its catalog commit did not point them)."""
+    from ml_platform.lakehouse.scan import scan_sql
+    from ml_platform.lakehouse.tables import load_table
+
+    lake = {name: load_table(name) for name in ("raw_stream_events", "stream_offsets", "stream_batches")}
+    if lake["raw_stream_events"] is None:
+        return {"rows": 0, "distinct": 0, "offsets": {}, "batches": 0}
+    con = duckdb.connect()
+    try:
+        for name, table in lake.items():
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {scan_sql(table)}")
+        return _state(con)
     finally:
         con.close()
 
@@ -74,7 +100,11 @@ def consistent(state: dict) -> bool:
     return state["rows"] == state["distinct"] == sum(state["offsets"].values()) and state.get("gapless", True)
 
 
-def test_runs_killed_at_any_point_of_their_transaction_leave_every_message_once(tmp_path, monkeypatch):
+@pytest.mark.parametrize("on_lake", [False, True], ids=["warehouse", "lake"])
+def test_runs_killed_at_any_point_of_their_transaction_leave_every_message_once(tmp_path, monkeypatch, on_lake):
+    """In the warehouse file (`ML_PLATFORM_LAKE_TABLES=false`): kills inside its transaction, at its
+    COMMIT and after. On the lake: kills while the run works in its own file, at its catalog commit
+    and after it (before the warehouse's views are pointed)."""
     broker = shared_broker()
     monkeypatch.setenv(ENV, broker.bootstrap)
     if TOPIC in watermarks_or_none(broker.bootstrap):
@@ -84,7 +114,10 @@ def test_runs_killed_at_any_point_of_their_transaction_leave_every_message_once(
     data.mkdir()
     warehouse = data / "warehouse.duckdb"
     wal = warehouse.with_name("warehouse.duckdb.wal")
-    server = RunServer(data, tmp_path / "server.log")
+    monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(data))  # the lake's catalog, for lake_state
+    server = RunServer(data, tmp_path / "server.log", None if on_lake else {"ML_PLATFORM_LAKE_TABLES": "false"})
+    state_of = lake_state if on_lake else raw_state
+    first, commit = ("work", "lake-commit") if on_lake else ("begin", "commit")
     try:
         produce(broker.bootstrap, TOPIC, events(0, BATCH))
         assert server.run(RAW, today()).succeeded  # cold: the server's first run creates the tables
@@ -94,39 +127,50 @@ def test_runs_killed_at_any_point_of_their_transaction_leave_every_message_once(
         reference = server.run(RAW, today())
         assert reference.succeeded, reference
         produced = 2 * BATCH
-        span = reference.span("begin", "commit")
-        assert raw_state(warehouse)["rows"] == produced
+        span = reference.span(first, commit)
+        assert state_of(warehouse)["rows"] == produced
 
-        kills = [
-            # Reading the topic, then judging and inserting the rows (the transaction's first part
-            # is the read, its last the writes): fractions of a warm run's span from BEGIN to COMMIT.
-            Kill("begin", 0.3),
-            Kill("begin", 0.8),
-            # COMMIT starting, COMMIT with bytes in the WAL, COMMIT returned (Dagster not told yet).
-            Kill("commit", 0.0),
-            Kill("commit", written=wal),
-            Kill("committed", 0.0),
-        ]
+        kills = (
+            [
+                # Reading the topic and writing the working copy, then its catalog commit starting, and
+                # the catalog commit done (the warehouse's views not pointed yet, Dagster not told).
+                Kill("work", 0.3),
+                Kill("work", 0.8),
+                Kill("lake-commit", 0.0),
+                Kill("lake-committed", 0.0),
+            ]
+            if on_lake
+            else [
+                # Reading the topic, then judging and inserting the rows (the transaction's first part
+                # is the read, its last the writes): fractions of a warm run's span from BEGIN to COMMIT.
+                Kill("begin", 0.3),
+                Kill("begin", 0.8),
+                # COMMIT starting, COMMIT with bytes in the WAL, COMMIT returned (Dagster not told yet).
+                Kill("commit", 0.0),
+                Kill("commit", written=wal),
+                Kill("committed", 0.0),
+            ]
+        )
         outcomes = []
         for kill in kills:
             # A run quicker than the warm one can finish before a timed kill: then the kill is
             # timed again by the quickest span seen, on a new batch.
             for _attempt in range(3):
-                before = raw_state(warehouse)
+                before = state_of(warehouse)
                 if before["rows"] == produced:  # the last run committed: a new batch for this one
                     produce(broker.bootstrap, TOPIC, events(produced, BATCH))
                     produced += BATCH
                 timed = dataclasses.replace(kill, delay=kill.delay * span)
                 outcome = server.run(RAW, today(), kill=timed)
-                after = raw_state(warehouse)
+                after = state_of(warehouse)
                 assert consistent(after), (str(timed), after)
                 if outcome.killed or kill.delay == 0 or not outcome.succeeded:
                     break
                 assert after["rows"] == produced, (str(timed), after)
-                span = min(span, outcome.span("begin", "commit"))
-            outcomes.append((str(timed), "commit" in outcome.markers, before["rows"], after["rows"]))
+                span = min(span, outcome.span(first, commit))
+            outcomes.append((str(timed), commit in outcome.markers, before["rows"], after["rows"]))
             assert outcome.killed, (str(timed), outcome)
-            if "commit" not in outcome.markers:
+            if commit not in outcome.markers:
                 assert after == before, str(timed)  # killed before COMMIT: nothing written
             else:
                 assert after["rows"] in (before["rows"], produced), (str(timed), after)
@@ -140,7 +184,7 @@ def test_runs_killed_at_any_point_of_their_transaction_leave_every_message_once(
 
         final = server.run(RAW, today())
         assert final.succeeded, final
-        state = raw_state(warehouse)
+        state = raw_state(warehouse)  # the warehouse's views show it too
         assert (state["rows"], state["distinct"], state["gapless"]) == (produced, produced, True)
         assert state["offsets"] == {p: high for p, (_, high) in watermarks(broker.bootstrap, TOPIC).items()}
     finally:

@@ -21,6 +21,7 @@ from ml_platform.definitions import partition_columns
 from ml_platform.lakehouse import replace, tables
 
 FIRST, LAST = "2026-11-15", "2026-11-18"
+LEDGER_ROWS = "SELECT * EXCLUDE (ingested_at, modified_at) FROM ingest_ledger ORDER BY ALL"
 # Tables built, and the columns left out of the comparison (when a run happened, not what it read).
 COMPARED = {
     "raw_events": "EXCLUDE (ingested_at)",
@@ -70,6 +71,10 @@ def test_clean_and_curated_lake_tables_equal_the_embedded_ones_and_a_second_engi
         clean_run = tables.load_table("clean_events").current_snapshot().summary[run_of]
         assert tables.load_table("quarantine_events").current_snapshot().summary[run_of] == clean_run
         assert clean_run in {s.summary[run_of] for s in tables.load_table("partition_profiles").snapshots()}
+        # A raw run commits its days with its source's ledger rows, in one catalog commit.
+        assert {"ingest_ledger", "quarantined_files", "rejected_lines"} <= views
+        raw_run = tables.load_table("raw_events").current_snapshot().summary[run_of]
+        assert tables.load_table("ingest_ledger").current_snapshot().summary[run_of] == raw_run
         # Every view reads its table's files, none needs the iceberg extension (a map column's
         # statistics name its leaves: the profiles' null counts are found in its files).
         definitions = dict(runner.query("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal"))
@@ -154,10 +159,18 @@ def test_a_warehouse_table_from_before_the_lake_is_adopted_by_its_first_lake_wri
         assert tables.load_table("user_daily_features") is None
         monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "true")
         runner = Runner(build_definitions(), instance, data_dir)
+        ledger = runner.query(LEDGER_ROWS)
         runner.run("user_daily_features", partition=LAST)
         assert _tables(runner) == before
         views = {name for (name,) in runner.query("SELECT view_name FROM duckdb_views() WHERE NOT internal")}
         assert "user_daily_features" in views and "clean_events" not in views
+        # A raw run adopts the raw table and the shared bookkeeping tables (every source's rows).
+        runner.run("raw_events", partition=LAST)
+        views = {name for (name,) in runner.query("SELECT view_name FROM duckdb_views() WHERE NOT internal")}
+        assert {"raw_events", "ingest_ledger", "quarantined_files", "rejected_lines"} <= views
+        assert "raw_users" not in views
+        assert _tables(runner)["raw_events"] == before["raw_events"]
+        assert {row[0] for row in ledger} == {"events", "users"} and runner.query(LEDGER_ROWS) == ledger
     # One commit adopted the four days, the run's own replaced its day (a delete and an add).
     snapshots = tables.load_table("user_daily_features").snapshots()
     assert len(snapshots) == 3 and snapshots[0].summary["ml_platform.run-id"].startswith("adopted-")

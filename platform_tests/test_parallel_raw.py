@@ -1,7 +1,7 @@
 """Raw runs of different days in parallel (`ML_PLATFORM_PARALLEL_RAW`): each run works in its own
-DuckDB file, writes its days as Parquet files of the raw Iceberg table, commits them to the catalog,
-then its ledger rows in one short warehouse transaction (`raw.lake_write`). The tables it leaves,
-and the clean layer built on them, are the embedded mode's to the row.
+DuckDB file, writes its days as Parquet files of the raw Iceberg table and commits them to the
+catalog with its ledger and quarantine rows, in one commit (`raw.lake_run`). The tables it leaves,
+and the clean layer built on them, are the warehouse tables' to the row.
 """
 
 from __future__ import annotations
@@ -109,49 +109,3 @@ def lake_files(table: str) -> dict[str, list[tuple[str, int]]]:
             (file["file_path"], file["record_count"])
         )
     return {day: sorted(found) for day, found in sorted(by_day.items())}
-
-
-def test_days_of_the_former_per_day_file_catalog_are_adopted_by_the_lake_table(data_dir, demo_landing, monkeypatch):
-    """A warehouse written by this mode before its tables moved to Iceberg kept a `partition_files`
-    catalog of its own (one row per day -> file, the raw table a view over the files). The first run
-    in the new mode adds those files to the lake table, so no day written then is lost, and drops
-    the rows it adopted."""
-    import duckdb
-
-    from ml_platform.definitions import build_definitions
-
-    shutil.copytree(demo_landing, data_dir / "landing", dirs_exist_ok=True)
-    defs = build_definitions()
-    with dg.instance_for_test() as instance:
-        runner = Runner(defs, instance, data_dir)
-        runner.run("raw_events", partition=DAYS[0])
-        expected = runner.query(f"SELECT * {LINEAGE} FROM raw_events ORDER BY ALL")
-    # The former layout: the day's file, its catalog row, the raw table a view over the file.
-    old_file = data_dir / "lake" / "raw" / "raw_events" / f"landing_date={DAYS[0]}" / "former-run.parquet"
-    old_file.parent.mkdir(parents=True)
-    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
-    con.execute(f"COPY (SELECT * FROM raw_events ORDER BY source_file, source_row) TO '{old_file}' (FORMAT parquet)")
-    con.execute(
-        "CREATE TABLE partition_files (table_name VARCHAR NOT NULL, partition_date DATE NOT NULL, file_url VARCHAR,"
-        " row_count BIGINT NOT NULL, run_id VARCHAR NOT NULL, committed_at TIMESTAMP NOT NULL)"
-    )
-    con.execute(
-        "INSERT INTO partition_files VALUES ('raw_events', ?, ?, ?, 'former-run', now()::TIMESTAMP)",
-        [DAYS[0], str(old_file), len(expected)],
-    )
-    con.execute("DROP TABLE raw_events")
-    con.execute(f"CREATE VIEW raw_events AS SELECT * FROM read_parquet('{old_file}')")
-    con.close()
-
-    monkeypatch.setenv("ML_PLATFORM_PARALLEL_RAW", "true")
-    defs = build_definitions()
-    with dg.instance_for_test() as instance:
-        runner = Runner(defs, instance, data_dir)
-        result = runner.run("raw_events", partition=DAYS[1])
-        assert run_metadata(result, "raw_events")["partition_files_adopted"] == 1
-        assert runner.query(f"SELECT * {LINEAGE} FROM raw_events WHERE landing_date = '{DAYS[0]}' ORDER BY ALL") == (
-            expected
-        )
-        assert runner.query(f"SELECT count(*) FROM raw_events WHERE landing_date = '{DAYS[1]}'")[0][0] > 0
-        assert runner.query("SELECT count(*) FROM partition_files") == [(0,)]
-        assert sorted(lake_files("raw_events")) == DAYS[:2]

@@ -82,14 +82,15 @@ def _run(platform: Platform, api: WeatherApiServer) -> None:
 
 
 def _weather_rows(platform: Platform) -> dict[str, int]:
-    """Rows of each raw weather table (the responses and the observations) that holds any."""
+    """Rows of each raw weather table (the responses and the observations) that holds any: warehouse
+    tables, or the warehouse's views of lake tables."""
     if not platform.warehouse_path.exists():
         return {}
     with connect(platform.warehouse_path, read_only=True) as con:
         tables = [
             r[0]
             for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'raw_weather%'"
+                "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'raw_weather%'"
             ).fetchall()
         ]
         counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}

@@ -415,10 +415,12 @@ def test_lake_tables_on_s3_with_a_postgresql_catalog_equal_the_embedded_ones(
         o["Key"]
         for o in lake.client.list_objects_v2(Bucket=BUCKET, Prefix="platform/lake/raw_events/data/")["Contents"]
     )
-    assert keys == [
-        f"platform/lake/raw_events/data/landing_date={day}/{run.run_id}.parquet"
-        for day, run in zip(days, runs, strict=True)
+    # One object per day, named by the run that wrote it.
+    assert [key.rsplit("/", 1)[0] for key in keys] == [
+        f"platform/lake/raw_events/data/landing_date={day}" for day in days
     ]
+    for key, run in zip(keys, runs, strict=True):
+        assert key.rsplit("/", 1)[1].startswith(f"{run.run_id}-") and key.endswith(".parquet")
     # The tables' metadata is on S3 beside their data, and the PostgreSQL catalog points at it.
     from ml_platform.lakehouse.tables import load_table
 
@@ -430,11 +432,14 @@ def test_lake_tables_on_s3_with_a_postgresql_catalog_equal_the_embedded_ones(
     assert catalog().engine.url.get_backend_name() == "postgresql"
     assert lake_tables() == [
         "clean_events",
+        "ingest_ledger",
         "partition_profiles",
         "quarantine_events",
         "quarantine_users",
+        "quarantined_files",
         "raw_events",
         "raw_users",
+        "rejected_lines",
     ]
     lake_settings = {name: os.environ.pop(name) for name in LAKE_SETTINGS}
     local = tmp_path / "local"

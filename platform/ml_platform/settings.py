@@ -150,17 +150,24 @@ def kafka_lib_dir() -> Path:
 
 
 def parallel_raw() -> bool:
-    """File sources' raw runs write their days as Parquet files of an Iceberg table and commit them
-    to its catalog, so runs of different days work in parallel (`ML_PLATFORM_PARALLEL_RAW`, default
-    off; `ml_platform.raw.lake_write`, docs/scaling.md)."""
-    return os.environ.get("ML_PLATFORM_PARALLEL_RAW", "").lower() in ("1", "true", "yes")
+    """Raw runs take no warehouse pool slot and a backfill is one run per day, so runs of different
+    days work in parallel (`ML_PLATFORM_PARALLEL_RAW`, default off; only with lake tables, where a
+    raw run works in its own file: `ml_platform.raw.lake_run`, docs/scaling.md)."""
+    wanted = os.environ.get("ML_PLATFORM_PARALLEL_RAW", "").lower() in ("1", "true", "yes")
+    if wanted and not lake_tables():
+        raise ValueError(
+            "ML_PLATFORM_PARALLEL_RAW=true needs lake tables (raw runs of different days commit to the lake):"
+            " unset ML_PLATFORM_LAKE_TABLES=false, or ML_PLATFORM_PARALLEL_RAW"
+        )
+    return wanted
 
 
 def lake_tables() -> bool:
-    """Clean and curated tables (every partitioned table written through the contract writer) are
-    Apache Iceberg tables, the warehouse holding a view of each (`ML_PLATFORM_LAKE_TABLES`, default
+    """Raw, clean and curated tables (every partitioned table written through the contract writer or
+    a raw run) and the raw layer's bookkeeping tables are Apache Iceberg tables, the warehouse
+    holding a view of each (`ML_PLATFORM_LAKE_TABLES`, default
     on; `false` keeps them DuckDB tables in the warehouse file; `ml_platform.lakehouse.staged`,
-    docs/scaling.md). A warehouse table from before is adopted by its first lake write."""
+    `ml_platform.raw.lake_run`, docs/scaling.md). A warehouse table from before is adopted by its first lake write."""
     return os.environ.get("ML_PLATFORM_LAKE_TABLES", "true").lower() not in ("0", "false", "no", "off")
 
 

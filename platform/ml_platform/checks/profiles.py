@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import duckdb
 
 from ml_platform.contracts import writer
-from ml_platform.lakehouse import staged
+from ml_platform.lakehouse import staged, views
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
 
@@ -52,9 +52,9 @@ def record_profiles(
                FROM {sql.ident(table)} WHERE {sql.in_window(day_column, window)}
                GROUP BY {sql.ident(day_column)}"""
     if writer.on_lake(PARTITION_COLUMN):
-        empty = staged.empty_table(PROFILES_TABLE)
+        empty = views.empty_table(PROFILES_TABLE)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {sql.ident(empty)} ({PROFILE_COLUMNS})")
-        staged.ensure_view(con, PROFILES_TABLE, f"SELECT * FROM {sql.ident(empty)}", PARTITION_COLUMN, SCOPE_COLUMN)
+        views.ensure_view(con, PROFILES_TABLE, f"SELECT * FROM {sql.ident(empty)}", PARTITION_COLUMN, SCOPE_COLUMN)
         # The days the window holds now or gets rows on (not every day of it: a window can be long).
         held = con.execute(
             f"""SELECT DISTINCT {PARTITION_COLUMN} FROM {sql.ident(PROFILES_TABLE)}

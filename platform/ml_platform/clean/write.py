@@ -23,7 +23,7 @@ import duckdb
 from ml_platform.clean import snapshot_history, staging
 from ml_platform.contracts import writer
 from ml_platform.contracts.writer import ContractTable
-from ml_platform.lakehouse import staged
+from ml_platform.lakehouse import staged, views
 from ml_platform.raw.schema_policy import rejected_batches
 from ml_platform.raw.spec import SourceSpec
 from ml_platform.raw.table import create_raw_tables
@@ -98,9 +98,9 @@ def create_clean_tables(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> Non
     create_raw_tables(con, spec)
     clean_table(spec).create(con)
     if writer.on_lake(QUARANTINE_PARTITION):
-        empty = staged.empty_table(spec.quarantine_table)
+        empty = views.empty_table(spec.quarantine_table)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {sql.ident(empty)} ({QUARANTINE_COLUMNS})")
-        staged.ensure_view(con, spec.quarantine_table, f"SELECT * FROM {sql.ident(empty)}", QUARANTINE_PARTITION)
+        views.ensure_view(con, spec.quarantine_table, f"SELECT * FROM {sql.ident(empty)}", QUARANTINE_PARTITION)
     else:
         con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(spec.quarantine_table)} ({QUARANTINE_COLUMNS})")
 

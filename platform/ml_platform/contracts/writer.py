@@ -22,7 +22,7 @@ import pandera.ibis as pa
 
 from ml_platform import settings
 from ml_platform.contracts import table_contract as tc
-from ml_platform.lakehouse import staged
+from ml_platform.lakehouse import staged, views
 from ml_platform.partitions import window_days, window_keys
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
@@ -71,9 +71,9 @@ class ContractTable:
         if not self.on_lake:
             con.execute(tc.create_table_sql(self.contract, self.name))
             return
-        empty = staged.empty_table(self.name)
+        empty = views.empty_table(self.name)
         con.execute(tc.create_table_sql(self.contract, empty, temporary=True))
-        staged.ensure_view(con, self.name, f"SELECT * FROM {sql.ident(empty)}", self.partition_column)
+        views.ensure_view(con, self.name, f"SELECT * FROM {sql.ident(empty)}", self.partition_column)
 
     def scope(self, window: DateWindow | None) -> str:
         """Predicate selecting the window's rows (every row of an unpartitioned table)."""

@@ -47,7 +47,7 @@ def raw_asset_args(
 ) -> dict:
     """Keyword arguments of `dg.asset` for the source's raw asset; `check_specs` adds kind-specific
     checks beside `schema`, `extra` other arguments. `parallel`: its runs do not hold the warehouse
-    while they work (`raw.lake_write`), so they take no pool slot, and a backfill is one run per
+    while they work (`raw.lake_run`), so they take no pool slot, and a backfill is one run per
     day, which Dagster's queue runs side by side. `retried_by_automation`: automation tries again
     an attempt that died (`ml_platform.automation.on_failure_only`); False for a kind whose trigger
     retries its own runs (a Kafka source's lag sensor).

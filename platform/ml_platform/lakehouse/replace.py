@@ -49,14 +49,22 @@ class Commit:
 
 @dataclass(frozen=True)
 class Replacement:
-    """`files` become the whole content of `days` in table `table` (a day without a file ends up empty)."""
+    """`files` become the whole content of `days` in table `table` (a day without a file ends up
+    empty). No days: `files` are added to the table (an append). None: they replace every row of
+    `scope` (a table partitioned by its scope column alone)."""
 
     table: str
-    days: Sequence[dt.date]
+    days: Sequence[dt.date] | None
     files: Sequence[str]
     # (column, value): only the days' rows with this value are replaced (a table several writers
     # share, partitioned by that column first: `tables.ensure_table`'s scope column).
     scope: tuple[str, str] | None = None
+
+    def check(self) -> None:
+        if self.days is None and self.scope is None:
+            raise ValueError(f"{self.table}: replacing a whole scope needs the scope")
+        if self.days is not None and not self.days and not self.files:
+            raise ValueError(f"{self.table}: a partition replace needs the days it replaces, or files to add")
 
 
 def replace_partitions(name: str, days: Iterable[dt.date], files: Sequence[str], run_id: str) -> Commit:
@@ -70,8 +78,7 @@ def replace_together(replacements: Sequence[Replacement], run_id: str) -> list[C
     killed at any moment leaves every table old or every table new. Redone from the new heads, all
     of them, when another writer committed to any of the tables first."""
     for replacement in replacements:
-        if not replacement.days:
-            raise ValueError(f"{replacement.table}: a partition replace needs the days it replaces")
+        replacement.check()
     properties = {RUN_PROPERTY: run_id}
     # One transaction per table: several replacements of one table (of different scopes) are
     # applied one after the other in it.
@@ -109,13 +116,14 @@ def replace_together(replacements: Sequence[Replacement], run_id: str) -> list[C
 
 def _replace(tx: Transaction, column: str, replacements: Sequence[Replacement], properties: dict[str, str]) -> None:
     for replacement in replacements:
-        rows = In(column, [day.isoformat() for day in replacement.days])
+        rows = None if replacement.days is None else In(column, [day.isoformat() for day in replacement.days])
         if replacement.scope:
-            rows = And(EqualTo(*replacement.scope), rows)
-        with warnings.catch_warnings():
-            # A day's first write deletes nothing, which pyiceberg warns about.
-            warnings.filterwarnings("ignore", message="Delete operation did not match any records")
-            tx.delete(rows, snapshot_properties=properties)
+            rows = EqualTo(*replacement.scope) if rows is None else And(EqualTo(*replacement.scope), rows)
+        if replacement.days is None or replacement.days:
+            with warnings.catch_warnings():
+                # A day's first write deletes nothing, which pyiceberg warns about.
+                warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+                tx.delete(rows, snapshot_properties=properties)
         if replacement.files:
             # Every file's name is new: pyiceberg's check for files already in the table is not needed.
             tx.add_files(list(replacement.files), snapshot_properties=properties, check_duplicate_files=False)

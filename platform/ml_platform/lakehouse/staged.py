@@ -26,17 +26,10 @@ import uuid
 from dataclasses import dataclass
 
 import duckdb
-from pyiceberg.table import Table
 
-from ml_platform.lakehouse import replace, tables
-from ml_platform.lakehouse.scan import scan_sql
+from ml_platform.lakehouse import replace, tables, views
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.resource import after_rollback, before_commit
-
-
-def empty_table(name: str) -> str:
-    """The temporary table whose columns a lake table `name` is made from (`ensure_view`)."""
-    return f"_lake_empty_{name}"
 
 
 @dataclass
@@ -55,44 +48,6 @@ class _Staged:
 
 # Connection id -> the replaces staged in its open transaction, not yet committed to the lake.
 _PENDING: dict[int, list[_Staged]] = {}
-
-
-def ensure_view(
-    con: duckdb.DuckDBPyConnection, name: str, empty_sql: str, partition_column: str, scope_column: str | None = None
-) -> None:
-    """The warehouse's view `name` over the lake table (made from `empty_sql`'s columns when it does
-    not exist yet). A DuckDB table of that name, from before its table moved to the lake, is
-    adopted first: its rows become the lake table's (`_adopt`), then it makes way for the view."""
-    kind = _object_kind(con, name)
-    if kind == "VIEW":
-        return
-    if kind == "TABLE":
-        if con.execute(f"SELECT count(*) FROM main.{sql.ident(name)}").fetchone()[0]:
-            _adopt(con, name, partition_column, scope_column)
-        con.execute(f"DROP TABLE main.{sql.ident(name)}")
-    schema = con.execute(f"{tables.storable_select(con, f'({empty_sql})')} FROM ({empty_sql}) LIMIT 0")
-    table = tables.ensure_table(name, schema.to_arrow_table().schema, partition_column, scope_column)
-    _point_view(con, name, table)
-
-
-def _adopt(con: duckdb.DuckDBPyConnection, name: str, partition_column: str, scope_column: str | None) -> None:
-    """The rows of warehouse table `name` (written with `ML_PLATFORM_LAKE_TABLES=false`, or before
-    lake tables were the default) committed to lake table `name`, every day it holds, in one commit
-    of its own. A warehouse transaction that then rolls back keeps the table, and the next write
-    adopts it again: the same rows replace the same days."""
-    run_id = f"adopted-{uuid.uuid4().hex}"
-    _, written = tables.write_partition_files(
-        con, name, f"main.{sql.ident(name)}", partition_column, run_id, scope_column
-    )
-    files = [file for day_files in written.values() for file in day_files]
-    if None in written:
-        # The contract writer never leaves such rows; a table changed by hand may: they have no day to go to.
-        tables.remove_files(name, files)
-        raise RuntimeError(
-            f"{name}: warehouse table rows without a {partition_column} cannot move to the lake table; delete or"
-            " fix them, or set ML_PLATFORM_LAKE_TABLES=false"
-        )
-    replace.replace_partitions(name, sorted(written), files, run_id)
 
 
 def stage(
@@ -179,7 +134,7 @@ def publish(con: duckdb.DuckDBPyConnection) -> None:
     for name in names:
         con.execute(f"DROP VIEW temp.main.{sql.ident(name)}")
         # The newest metadata: this commit's, or a later one's (the view never goes back).
-        _point_view(con, name, tables.load_table(name))
+        views.point_view(con, name, tables.load_table(name))
     del _PENDING[id(con)]
 
 
@@ -187,18 +142,3 @@ def _discard(connection_id: int) -> None:
     """The files of every replace the rolled-back transaction staged and did not commit."""
     for staged in _PENDING.pop(connection_id, []):
         tables.remove_files(staged.name, staged.files)
-
-
-def _point_view(con: duckdb.DuckDBPyConnection, name: str, table: Table) -> None:
-    database = con.execute("SELECT current_database()").fetchone()[0]
-    con.execute(f"CREATE OR REPLACE VIEW {sql.qualified(database, 'main', name)} AS SELECT * FROM {scan_sql(table)}")
-
-
-def _object_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
-    found = con.execute(
-        """SELECT 'TABLE' FROM duckdb_tables() WHERE NOT temporary AND schema_name = 'main' AND table_name = $1
-           UNION ALL
-           SELECT 'VIEW' FROM duckdb_views() WHERE NOT temporary AND schema_name = 'main' AND view_name = $1""",
-        [name],
-    ).fetchall()
-    return found[0][0] if found else None

@@ -45,10 +45,11 @@ def load_table(name: str) -> Table | None:
         return None
 
 
-def ensure_table(name: str, schema: pa.Schema, partition_column: str, scope_column: str | None = None) -> Table:
+def ensure_table(name: str, schema: pa.Schema, partition_column: str | None, scope_column: str | None = None) -> Table:
     """The table `name`, created from `schema` and partitioned by `partition_column` (and first by
     `scope_column`, for a table several writers share: each replaces the days of its own value of
-    it, e.g. the profiles of its own table) if it does not exist, given `schema`'s columns it lacks (added at the end, as nullable), and widened where
+    it, e.g. the profiles of its own table; by `scope_column` alone when `partition_column` is None,
+    a small table each writer replaces its scope of whole) if it does not exist, given `schema`'s columns it lacks (added at the end, as nullable), and widened where
     `schema` holds a column in a type Iceberg widens it to (INTEGER to BIGINT, FLOAT to DOUBLE, a
     DECIMAL's precision)."""
     table = load_table(name)
@@ -87,7 +88,7 @@ def _wider(current: IcebergType, incoming: pa.DataType) -> bool:
     return False
 
 
-def _create(name: str, schema: pa.Schema, partition_column: str, scope_column: str | None) -> Table:
+def _create(name: str, schema: pa.Schema, partition_column: str | None, scope_column: str | None) -> Table:
     for column in filter(None, (scope_column, partition_column)):
         if column not in schema.names:
             raise ValueError(f"{name}: the partition column {column!r} is not among its columns {schema.names}")
@@ -96,9 +97,8 @@ def _create(name: str, schema: pa.Schema, partition_column: str, scope_column: s
             identifier(name), schema=schema, location=table_location(name), properties=PROPERTIES
         ) as tx:
             with tx.update_spec() as spec:
-                if scope_column:
-                    spec.add_identity(scope_column)
-                spec.add_identity(partition_column)
+                for column in filter(None, (scope_column, partition_column)):
+                    spec.add_identity(column)
             tx.set_properties(**{NAME_MAPPING: tx.table_metadata.schema().name_mapping.model_dump_json()})
     except (TableAlreadyExistsError, CommitFailedException):
         # Created by another writer meanwhile (the SQL catalog says so with either, depending on
@@ -143,7 +143,7 @@ def write_partition_files(
     con: duckdb.DuckDBPyConnection,
     name: str,
     relation: str,
-    partition_column: str,
+    partition_column: str | None,
     file_name: str,
     scope_column: str | None = None,
 ) -> tuple[int, dict[dt.date | None, list[str]]]:

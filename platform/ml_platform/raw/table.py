@@ -129,13 +129,19 @@ def detect_schema_version(spec: SourceSpec, columns: list[str]) -> str:
 
 
 def create_raw_tables(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
-    # A no-op where the raw table is a view over its lake table (`lake_write`).
+    # A no-op where they are views over their lake tables (`lake_run`).
     con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(spec.raw_table)} ({RAW_COLUMNS})")
     create_ledger_table(con)
 
 
 def create_ledger_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(LEDGER_TABLE)} ({LEDGER_COLUMNS})")
+    is_view = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE NOT temporary AND schema_name = 'main' AND view_name = ?",
+        [LEDGER_TABLE],
+    ).fetchone()[0]
+    if is_view:
+        return  # a view over the lake table: the run that writes it adds its columns
     for column, definition in LEDGER_ADDED_COLUMNS.items():
         con.execute(f"ALTER TABLE {sql.ident(LEDGER_TABLE)} ADD COLUMN IF NOT EXISTS {sql.ident(column)} {definition}")
 

@@ -63,10 +63,10 @@ def connect(
 
 
 def lake_access(con: duckdb.DuckDBPyConnection) -> None:
-    """When tables are lake tables (raw.lake_write, lakehouse.staged), the warehouse's views of them
+    """When tables are lake tables (raw.lake_run, lakehouse.staged), the warehouse's views of them
     scan Iceberg tables, on S3 when storage is: give `con` what reading them takes (the iceberg
     extension is autoloaded on first use, `duckdb_config`; S3 needs its credentials)."""
-    if not (settings.parallel_raw() or settings.lake_tables()):
+    if not settings.lake_tables():
         return
     if settings.storage_url():
         # Imported here: storage builds on this package.

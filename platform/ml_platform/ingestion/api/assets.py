@@ -23,12 +23,13 @@ from ml_platform.ingestion.api.catch_up import api_catch_up_sensor
 from ml_platform.ingestion.api.client import ApiError
 from ml_platform.ingestion.api.records import load_raw_from_responses
 from ml_platform.ingestion.api.resource import ApiSourceResource, api_resource
-from ml_platform.ingestion.api.responses import ATTEMPTS, fetch_window, store_responses
+from ml_platform.ingestion.api.responses import ATTEMPTS, create_responses_table, fetch_window, store_responses
 from ml_platform.ingestion.api.schedule import api_schedule
 from ml_platform.ingestion.api.spec import ApiSourceSpec
 from ml_platform.ingestion.raw_asset import RawSide, publish_raw, raw_asset_args, raw_outcome
 from ml_platform.partitions import run_window, window_label
-from ml_platform.raw.table import ingestion_time, schema_versions_label
+from ml_platform.raw.lake_run import raw_run
+from ml_platform.raw.table import create_raw_tables, ingestion_time, schema_versions_label
 
 REPROCESS_TAG = "ml_platform/reprocess"
 # Dagster's own retries, on top of the client's: for outages longer than the client's patience.
@@ -80,14 +81,23 @@ def api_raw_asset(spec: ApiSourceSpec) -> dg.AssetsDefinition:
                     raise
                 requests_made = sum(r[ATTEMPTS] for r in rows)
                 # Committed on its own: the responses survive a failure of the transform below.
-                with warehouse.transaction() as con:
-                    store_responses(con, spec, window, rows)
+                own = (spec.responses_table,)
+                with raw_run(warehouse, spec, window, context.run_id, own) as run:
+                    create_responses_table(run.con, spec)
+                    run.replaces(spec.responses_table)
+                    store_responses(run.con, spec, window, rows)
                 context.log.info(
                     f"{spec.responses_table} {window_label(window)}: stored {len(rows)} responses "
                     f"({requests_made} requests)"
                 )
             ingested_at = ingestion_time()
-            with warehouse.transaction() as con:
+            with raw_run(warehouse, spec, window, context.run_id, (spec.responses_table,)) as run:
+                con = run.con
+                create_responses_table(con, spec)
+                create_raw_tables(con, spec)
+                run.keeps_own(spec.responses_table)  # read, not written
+                run.replaces(spec.raw_table)
+                run.keeps_ledger()
                 ledger, empty = load_raw_from_responses(con, spec, window, ingested_at)
                 records = sum(entry["rows"] for entry in ledger)
                 outcome = raw_outcome(con, spec, window)
@@ -100,6 +110,8 @@ def api_raw_asset(spec: ApiSourceSpec) -> dg.AssetsDefinition:
                     "schema_versions": schema_versions_label(ledger),
                     "ingested_batches": dg.MetadataValue.json(ledger),
                 }
+            outcome = run.counted(outcome)
+            metadata |= run.metadata()
             context.log.info(
                 f"{spec.raw_table} {window_label(window)}: {records} records from {len(ledger) + empty} "
                 f"responses ({'re-processed from stored responses' if reprocess else 'fetched'})"

@@ -12,10 +12,11 @@ files other days cannot read, or refuse, are reported by those days' runs.
 """
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import dagster as dg
 
+from ml_platform import settings
 from ml_platform.checks.files import evaluate_files, files_check_spec
 from ml_platform.dagster_previews import acknowledged
 from ml_platform.ingestion.files.landing import TEXT_FORMATS, LandedFile, parse_landing_date
@@ -33,8 +34,15 @@ from ml_platform.ingestion.raw_asset import (
     raw_outcome,
 )
 from ml_platform.partitions import daily_partitions, run_window, window_label
-from ml_platform.raw import lake_write, quarantine
-from ml_platform.raw.table import ingested_files, ingestion_time, replace_raw_window, schema_versions_label
+from ml_platform.raw import quarantine
+from ml_platform.raw.lake_run import RawRun, raw_run
+from ml_platform.raw.table import (
+    create_raw_tables,
+    ingested_files,
+    ingestion_time,
+    replace_raw_window,
+    schema_versions_label,
+)
 from ml_platform.warehouse import Warehouse
 from ml_platform.warehouse.sql import DateWindow
 
@@ -62,7 +70,7 @@ def _refuse_shrinking(context: dg.AssetExecutionContext, previously: set[str], f
 
 def file_raw_asset(spec: FileSourceSpec) -> dg.AssetsDefinition:
     partitions_def = daily_partitions()
-    parallel = lake_write.enabled()
+    parallel = settings.parallel_raw()
     args = raw_asset_args(
         spec,
         kinds=spec.formats,
@@ -83,11 +91,10 @@ def file_raw_asset(spec: FileSourceSpec) -> dg.AssetsDefinition:
             window = run_window(context)
             store = landing_store()
             landed = Landed(*store.window_listing(spec.landing_folder, spec.formats, window), ingestion_time())
-            if parallel:
-                outcome, metadata, ledger = _ingest_in_parallel(context, warehouse, spec, window, landed)
-            else:
-                with warehouse.transaction() as con:
-                    outcome, metadata, ledger = _ingest(context, con, spec, window, landed)
+            with raw_run(warehouse, spec, window, context.run_id) as run:
+                outcome, metadata, ledger = _ingest(context, run, spec, window, landed)
+            outcome = run.counted(outcome)
+            metadata |= run.metadata()
             context.log.info(
                 f"{spec.raw_table} {window_label(window)}: {len(landed.files)} files, {metadata['rows_ingested']} rows"
             )
@@ -121,11 +128,17 @@ class Landed:
 
 
 def _ingest(
-    context: dg.AssetExecutionContext, con, spec: FileSourceSpec, window: DateWindow, landed: Landed
+    context: dg.AssetExecutionContext, run: RawRun, spec: FileSourceSpec, window: DateWindow, landed: Landed
 ) -> tuple[RawOutcome, dict, list[dict]]:
-    """Replace the window's raw rows, ledger and quarantine with what `landed` holds, on `con`
-    (the warehouse's transaction, or a parallel run's own file); returns the outcome, the run's
-    metadata and the ledger entries."""
+    """Replace the window's raw rows, ledger and quarantine with what `landed` holds, on the run's
+    connection (`raw.lake_run`); returns the outcome, the run's metadata and the ledger entries."""
+    con = run.con
+    create_raw_tables(con, spec)
+    quarantine.create_quarantine_tables(con)
+    run.replaces(spec.raw_table)
+    run.keeps_ledger()
+    for table in quarantine.TABLES:
+        run.keeps(table)
     _refuse_shrinking(context, ingested_files(con, spec, window), landed.files)
     replace_raw_window(con, spec, window)
     quarantine.forget_quarantine_window(con, spec, window)
@@ -158,36 +171,6 @@ def _ingest(
         "ingested_files": dg.MetadataValue.json(ledger),
     }
     return outcome, metadata, ledger
-
-
-def _ingest_in_parallel(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, spec: FileSourceSpec, window: DateWindow, landed: Landed
-) -> tuple[RawOutcome, dict, list[dict]]:
-    """`_ingest` in the run's own DuckDB file, its days written as Parquet files and committed to
-    the raw lake table, then its ledger rows to the warehouse in one short transaction
-    (`raw.lake_write`): runs of other days work meanwhile."""
-    with lake_write.run_folder(context.run_id) as folder:
-        run_con = lake_write.open_run_database(folder)
-        try:
-            with warehouse.read() as con:
-                lake_write.hydrate_ledger(con, run_con, spec)
-                adopted = lake_write.adopt_partition_files(con, spec.raw_table, context.run_id)
-            outcome, metadata, ledger = _ingest(context, run_con, spec, window, landed)
-            written = lake_write.write_files(run_con, spec.raw_table, window, context.run_id)
-            bookkeeping = lake_write.bookkeeping_rows(run_con, spec, window, quarantine.TABLES)
-        finally:
-            run_con.close()
-    committed = lake_write.commit_files(spec.raw_table, window, written, context.run_id)
-    with warehouse.transaction() as con:
-        quarantine.create_quarantine_tables(con)
-        total = lake_write.commit_bookkeeping(con, spec, window, bookkeeping)
-    metadata["partition_files"] = dg.MetadataValue.json({day.isoformat(): url for day, url, _ in written})
-    # The Iceberg snapshot this run's days are in, and the commits it redid after losing a race.
-    metadata["lake_snapshot_id"] = str(committed.snapshot_id)
-    metadata["lake_commits_redone"] = committed.redone
-    if adopted:
-        metadata["partition_files_adopted"] = adopted
-    return replace(outcome, total_rows=total), metadata, ledger
 
 
 def _unsupported_reason(spec: FileSourceSpec) -> str:

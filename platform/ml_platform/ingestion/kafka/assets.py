@@ -22,7 +22,8 @@ from ml_platform.ingestion.kafka.spec import KafkaSourceSpec
 from ml_platform.ingestion.raw_asset import RawSide, publish_raw, raw_asset_args, raw_outcome
 from ml_platform.partitions import daily_partitions, run_window, window_label
 from ml_platform.raw import stream
-from ml_platform.raw.quarantine import create_rejected_messages_table
+from ml_platform.raw.lake_run import raw_run
+from ml_platform.raw.quarantine import REJECTED_MESSAGES_TABLE, create_rejected_messages_table
 from ml_platform.raw.table import ingestion_time, schema_versions_label
 
 
@@ -57,14 +58,23 @@ def kafka_raw_asset(spec: KafkaSourceSpec) -> dg.AssetsDefinition:
             ingested_at = ingestion_time()
             today = ingested_at.date()
             try:
-                with source.reader(spec) as reader, warehouse.transaction() as con:
+                with source.reader(spec) as reader, raw_run(warehouse, spec, window, context.run_id) as run:
+                    con = run.con
                     stream.create_stream_tables(con, spec)
                     create_rejected_messages_table(con)
+                    for table in (stream.BATCHES_TABLE, REJECTED_MESSAGES_TABLE):
+                        run.keeps(table)
+                    run.keeps_all(stream.OFFSETS_TABLE)
+                    run.keeps_ledger()
                     plan = Plan()
                     if window[0] < today:
                         plan_reread(con, spec, reader, (window[0], min(window[1], today - dt.timedelta(days=1))), plan)
                     if window[0] <= today <= window[1]:
                         plan_new(con, spec, reader, today, ingested_at, plan)
+                    if plan.reread:
+                        run.keeps_own(spec.raw_table)  # days read again are replaced, today's batches added
+                    else:
+                        run.appends(spec.raw_table)  # only new batches: nothing of raw is read
                     read = read_messages(con, reader, plan.batches)
                     ledger = write(con, spec, plan, context.run_id, ingested_at, today)
                     outcome = raw_outcome(con, spec, window, [evaluate_messages(con, spec, window)])
@@ -72,6 +82,7 @@ def kafka_raw_asset(spec: KafkaSourceSpec) -> dg.AssetsDefinition:
             except KafkaSourceError as exc:
                 # Raised outside the transaction: it has rolled back, nothing was written.
                 raise dg.Failure(str(exc)) from None
+            outcome = run.counted(outcome)
             rows = sum(entry["rows"] for entry in ledger)
             rejected = read - rows
             lost = sum(end - first for first, end in plan.lost.values())
@@ -94,6 +105,7 @@ def kafka_raw_asset(spec: KafkaSourceSpec) -> dg.AssetsDefinition:
                 # The offsets stored once this run committed: the lag sensor measures from them.
                 OFFSETS_METADATA: dg.MetadataValue.json({str(p): o for p, o in sorted(offsets.items())}),
                 "schema_versions": schema_versions_label(ledger),
+                **run.metadata(),
             }
             context.log.info(
                 f"{spec.raw_table} {window_label(window)}: {read} messages of {spec.topic} read"

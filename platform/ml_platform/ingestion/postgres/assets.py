@@ -13,7 +13,8 @@ from ml_platform.ingestion.postgres.sensor import change_sensor
 from ml_platform.ingestion.postgres.spec import PostgresSourceSpec
 from ml_platform.ingestion.raw_asset import RawSide, publish_raw, raw_asset_args, raw_outcome
 from ml_platform.partitions import run_window, window_label
-from ml_platform.raw.table import ingestion_time, schema_versions_label
+from ml_platform.raw.lake_run import raw_run
+from ml_platform.raw.table import create_raw_tables, ingestion_time, schema_versions_label
 
 
 def postgres_raw_asset(spec: PostgresSourceSpec) -> dg.AssetsDefinition:
@@ -38,7 +39,12 @@ def postgres_raw_asset(spec: PostgresSourceSpec) -> dg.AssetsDefinition:
             source: PostgresResource = getattr(context.resources, spec.resource_key)
             window = run_window(context)
             ingested_at = ingestion_time()
-            with attached(source, spec) as pg, warehouse.transaction() as con:
+            with attached(source, spec) as pg, raw_run(warehouse, spec, window, context.run_id) as run:
+                con = run.con
+                create_raw_tables(con, spec)
+                # Versions are appended: the window's raw rows are read (the days' high-water marks).
+                run.keeps_own(spec.raw_table)
+                run.keeps_ledger()
                 extractions = extract_window(con, pg, source, spec, window, ingested_at)
                 ledger = [e["ledger"] for e in extractions if "ledger" in e]
                 appended = sum(e["appended"] for e in extractions)
@@ -54,6 +60,8 @@ def postgres_raw_asset(spec: PostgresSourceSpec) -> dg.AssetsDefinition:
                     ),
                     "schema_versions": schema_versions_label(ledger),
                 }
+            outcome = run.counted(outcome)
+            metadata |= run.metadata()
             context.log.info(
                 f"{spec.raw_table} {window_label(window)}: {pulled} rows read from {spec.table}, "
                 f"{appended} new versions appended"

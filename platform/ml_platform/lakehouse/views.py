@@ -1,0 +1,116 @@
+"""The warehouse's views of lake tables: each lake table is read in the warehouse file as a view of
+the same name over its current snapshot's data files (`scan.scan_sql`), pointed at a newer
+snapshot after every commit of this process (`point_view`, `show`).
+
+A DuckDB table of that name, left from before its table moved to the lake (a warehouse written with
+`ML_PLATFORM_LAKE_TABLES=false`, or by an older release), is adopted first: its rows become the
+lake table's, then it makes way for the view.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import duckdb
+from pyiceberg.table import Table
+
+from ml_platform.lakehouse import replace, tables
+from ml_platform.lakehouse.scan import scan_sql
+from ml_platform.warehouse import sql
+
+
+def empty_table(name: str) -> str:
+    """The temporary table whose columns a lake table `name` is made from (`ensure_view`)."""
+    return f"_lake_empty_{name}"
+
+
+def ensure_view(
+    con: duckdb.DuckDBPyConnection, name: str, empty_sql: str, partition_column: str, scope_column: str | None = None
+) -> None:
+    """The warehouse's view `name` over the lake table (made from `empty_sql`'s columns when it does
+    not exist yet), a warehouse table of that name adopted first (`adopt`)."""
+    kind = object_kind(con, name)
+    if kind == "VIEW":
+        return
+    if kind == "TABLE":
+        adopt(con, name, partition_column, scope_column)
+    schema = con.execute(f"{tables.storable_select(con, f'({empty_sql})')} FROM ({empty_sql}) LIMIT 0")
+    table = tables.ensure_table(name, schema.to_arrow_table().schema, partition_column, scope_column)
+    point_view(con, name, table)
+
+
+def show(con: duckdb.DuckDBPyConnection, tables_: Iterable[tuple[str, str | None, str | None]]) -> None:
+    """The warehouse's views of lake tables (name, partition column, scope column) at their newest
+    snapshots, warehouse tables of those names adopted first. A lake table not created yet keeps
+    whatever the warehouse has (nothing, or an empty table a reader made)."""
+    for name, partition_column, scope_column in tables_:
+        table = tables.load_table(name)
+        if object_kind(con, name) == "TABLE":
+            if table is None and not con.execute(f"SELECT count(*) FROM main.{sql.ident(name)}").fetchone()[0]:
+                continue
+            adopt(con, name, partition_column, scope_column)
+            table = tables.load_table(name)
+        if table is not None:
+            point_view(con, name, table)
+
+
+def adopt(con: duckdb.DuckDBPyConnection, name: str, partition_column: str | None, scope_column: str | None) -> None:
+    """The rows of warehouse table `name` committed to lake table `name` (every day, of every scope
+    value, it holds: in one commit of its own), then the warehouse table dropped. A warehouse
+    transaction that then rolls back keeps the table, and the next write adopts it again: the same
+    rows replace the same days."""
+    source = f"main.{sql.ident(name)}"
+    if con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]:
+        run_id = f"adopted-{uuid.uuid4().hex}"
+        scopes = (
+            [value for (value,) in con.execute(f"SELECT DISTINCT {sql.ident(scope_column)} FROM {source}").fetchall()]
+            if scope_column
+            else [None]
+        )
+        replacements: list[replace.Replacement] = []
+        try:
+            for value in scopes:
+                within = f"{sql.ident(scope_column)} = {sql.literal(value)}" if scope_column else "TRUE"
+                _, written = tables.write_partition_files(
+                    con, name, f"(SELECT * FROM {source} WHERE {within})", partition_column, run_id, scope_column
+                )
+                files = [file for day_files in written.values() for file in day_files]
+                replacements.append(
+                    replace.Replacement(
+                        name,
+                        sorted(written) if partition_column else None,
+                        files,
+                        (scope_column, value) if scope_column else None,
+                    )
+                )
+                if partition_column and None in written:
+                    # The platform's writers never leave such rows; a table changed by hand may: they have
+                    # no day to go to.
+                    raise RuntimeError(
+                        f"{name}: warehouse table rows without a {partition_column} cannot move to the lake"
+                        " table; delete or fix them, or set ML_PLATFORM_LAKE_TABLES=false"
+                    )
+        except BaseException:
+            for replacement in replacements:
+                tables.remove_files(name, list(replacement.files))
+            raise
+        replace.replace_together(replacements, run_id)
+    con.execute(f"DROP TABLE {source}")
+
+
+def point_view(con: duckdb.DuckDBPyConnection, name: str, table: Table) -> None:
+    """The warehouse's view `name` over `table`'s current snapshot."""
+    database = con.execute("SELECT current_database()").fetchone()[0]
+    con.execute(f"CREATE OR REPLACE VIEW {sql.qualified(database, 'main', name)} AS SELECT * FROM {scan_sql(table)}")
+
+
+def object_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """'TABLE' or 'VIEW' for what the warehouse holds under `name` (schema main), None for nothing."""
+    found = con.execute(
+        """SELECT 'TABLE' FROM duckdb_tables() WHERE NOT temporary AND schema_name = 'main' AND table_name = $1
+           UNION ALL
+           SELECT 'VIEW' FROM duckdb_views() WHERE NOT temporary AND schema_name = 'main' AND view_name = $1""",
+        [name],
+    ).fetchall()
+    return found[0][0] if found else None
