@@ -234,25 +234,18 @@ def raw_ids(rows: list[tuple], *ids: str, column: int = 0) -> list[tuple]:
 
 
 def edit_lake_table(
-    warehouse: str, table: str, statement: str, scope: tuple[str, str] | None = None, partition_column="landing_date"
+    table: str, statement: str, scope: tuple[str, str] | None = None, partition_column="landing_date"
 ) -> None:
-    """Run `statement` (on `table`) on a working copy of lake table `table` (its rows of `scope`),
-    commit it, and point the warehouse's view at the new snapshot: another engine's edit."""
-    from ml_platform.lakehouse import tables, views
+    """Run `statement` (on `table`) on a working copy of lake table `table` (its rows of `scope`)
+    and commit it: another engine's edit, which the warehouse's next write transaction reads."""
+    from ml_platform.lakehouse import tables
+    from ml_platform.lakehouse.scan import scan_sql
     from ml_platform.lakehouse.working_copy import WorkingCopy, run_database
 
     with run_database("edit") as con:
-        con.execute(f"CREATE TABLE {table} AS SELECT * FROM ({_lake_select(table)}) WHERE FALSE")
+        lake = scan_sql(tables.load_table(table))
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM {lake} WHERE FALSE")
         copy = WorkingCopy(con)
         copy.diff(table, partition_column, scope)
         con.execute(statement)
         copy.commit("edit")
-    with duckdb.connect(warehouse) as con:
-        views.point_view(con, table, tables.load_table(table))
-
-
-def _lake_select(table: str) -> str:
-    from ml_platform.lakehouse import tables
-    from ml_platform.lakehouse.scan import scan_sql
-
-    return f"SELECT * FROM {scan_sql(tables.load_table(table))}"

@@ -295,7 +295,6 @@ def test_responses_are_committed_before_the_transform(runner, weather_api):
 def test_unreadable_stored_response_fails_and_leaves_raw_untouched(runner, weather_api):
     runner.run("raw_weather", "clean_weather", range_=DAYS)
     edit_lake_table(
-        str(runner.data_dir / "warehouse.duckdb"),
         "raw_weather_responses",
         "UPDATE raw_weather_responses SET body = '{\"daily\": []}' WHERE source_file = 'api:weather/london/2026-01-06'",
     )

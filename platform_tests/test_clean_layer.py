@@ -294,7 +294,6 @@ def test_rows_lost_on_the_way_fail_the_write_and_change_nothing(runner, data_dir
     _land_fixture(data_dir)
     runner.run("raw_events", range_=("2026-11-02", "2026-11-03"))
     edit_lake_table(
-        str(data_dir / "warehouse.duckdb"),
         "ingest_ledger",
         "DELETE FROM ingest_ledger WHERE source_file = 'events/2026-11-03/b.jsonl'",
         ("source", "events"),

@@ -1,6 +1,7 @@
 """A run's working copy of lake tables (`ml_platform.lakehouse.working_copy`), on the embedded
 catalog: what the run changed, found three ways, goes to the lake in one commit, and nothing else
-moves. Exact files, rows and refusals.
+moves. Exact files, rows and refusals. And what such commits mean for the warehouse's views
+(`ml_platform.lakehouse.views.refresh`): a write transaction reads the catalog as it is now.
 """
 
 from __future__ import annotations
@@ -148,3 +149,29 @@ def test_replaces_and_appends(data_dir):
     with pytest.raises(RuntimeError, match=r"raw_copy: the run wrote 1 row\(s\) outside the days it replaces"):
         run("r4", raw("replace", (DAY2, DAY2), [(DAY3, 1, '{"a": 9}')]))
     assert lake_rows(RAW) == [(DAY1, 1, '{"a": 1}')]
+
+
+def test_a_write_transaction_reads_every_lake_table_as_the_catalog_has_it_now(data_dir):
+    """Commits made outside the warehouse (another worker, another engine) are what the next write
+    transaction reads; a read-only connection keeps the views as the last writer left them; a
+    warehouse file made anew gets a view of every lake table: for lake tables it is a cache."""
+    from ml_platform.lakehouse.views import refresh
+    from ml_platform.warehouse import Warehouse
+
+    def ledger(con) -> list[tuple]:
+        return con.execute(f"SELECT * FROM {LEDGER} ORDER BY ALL").fetchall()
+
+    run("first", ledger_work("a", (DAY1, DAY2), [("a", DAY1, "a1", 1)]))
+    path = data_dir / "warehouse.duckdb"
+    warehouse = Warehouse(database=str(path))
+    with warehouse.transaction() as con:
+        assert ledger(con) == [("a", DAY1, "a1", 1)]
+    run("second", ledger_work("a", (DAY1, DAY2), [("a", DAY1, "a1", 2), ("a", DAY2, "a2", 3)]))
+    with warehouse.read() as con:
+        assert ledger(con) == [("a", DAY1, "a1", 1)]
+    with warehouse.transaction() as con:
+        assert ledger(con) == [("a", DAY1, "a1", 2), ("a", DAY2, "a2", 3)]
+        assert refresh(con) == []  # nothing moved since the transaction began: nothing planned again
+    path.unlink()
+    with warehouse.transaction() as con:
+        assert ledger(con) == [("a", DAY1, "a1", 2), ("a", DAY2, "a2", 3)]

@@ -152,7 +152,7 @@ def kafka_lib_dir() -> Path:
 def parallel_raw() -> bool:
     """Raw runs take no warehouse pool slot and a backfill is one run per day, so runs of different
     days work in parallel (`ML_PLATFORM_PARALLEL_RAW`, default off; only with lake tables, where a
-    raw run works in its own file: `ml_platform.raw.lake_run`, docs/scaling.md)."""
+    raw run works in a database of its own: `ml_platform.raw.lake_run`, docs/scaling.md)."""
     wanted = os.environ.get("ML_PLATFORM_PARALLEL_RAW", "").lower() in ("1", "true", "yes")
     if wanted and not lake_tables():
         raise ValueError(

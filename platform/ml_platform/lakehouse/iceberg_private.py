@@ -17,7 +17,9 @@ first after bumping pyiceberg, pinned in pyproject.toml):
 - `Catalog._update_and_stage_table`: the requirements checked against the table's current
   metadata, the updates applied, the new metadata file's name;
 - `Catalog._write_metadata`: the new metadata file written;
-- `pyiceberg.catalog.sql.IcebergTables` and `SqlCatalog.engine`: the catalog's table of pointers.
+- `pyiceberg.catalog.sql.IcebergTables` and `SqlCatalog.engine`: the catalog's table of pointers,
+  also read whole in one query (`current_locations`): every table's current metadata file, where
+  the public API loads one table at a time.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.update import TableRequirement, TableUpdate
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 # The pyiceberg these uses were checked against (pyproject.toml pins it).
@@ -102,3 +104,15 @@ def commit_together(
                 raise CommitFailedException(f"{namespace}.{table_name} was committed by another writer meanwhile")
         session.commit()
     return {name: (location, metadata) for name, _, location, metadata in staged}
+
+
+def current_locations(catalog: SqlCatalog, namespace: str) -> dict[str, str]:
+    """{table name: its current metadata file} of every table of `namespace`, in one query of the
+    catalog's database."""
+    with Session(catalog.engine) as session:
+        rows = session.execute(
+            select(IcebergTables.table_name, IcebergTables.metadata_location).where(
+                IcebergTables.catalog_name == catalog.name, IcebergTables.table_namespace == namespace
+            )
+        ).all()
+    return {name: location for name, location in rows if location}

@@ -1,6 +1,10 @@
 """The warehouse's views of lake tables: each lake table is read in the warehouse file as a view of
 the same name over its current snapshot's data files (`scan.scan_sql`), pointed at a newer
-snapshot after every commit of this process (`point_view`, `show`).
+snapshot after every commit of this process (`point_view`), and at every write transaction's
+start at whatever the catalog holds now (`refresh`): another process's or another engine's commits,
+and tables this warehouse never saw (a new, empty warehouse file gets a view of every lake table).
+Each view's comment is the metadata file it was made from, so a refresh re-plans only the tables
+that moved.
 
 A DuckDB table of that name, left from before its table moved to the lake (a warehouse written with
 `ML_PLATFORM_LAKE_TABLES=false`, or by an older release), is adopted first: its rows become the
@@ -15,9 +19,12 @@ from collections.abc import Iterable
 import duckdb
 from pyiceberg.table import Table
 
-from ml_platform.lakehouse import replace, tables
+from ml_platform import settings
+from ml_platform.lakehouse import iceberg_private, replace, tables
+from ml_platform.lakehouse.catalog import NAMESPACE, catalog
 from ml_platform.lakehouse.scan import scan_sql
 from ml_platform.warehouse import sql
+from ml_platform.warehouse.resource import on_begin
 
 
 def empty_table(name: str) -> str:
@@ -40,19 +47,18 @@ def ensure_view(
     point_view(con, name, table)
 
 
-def show(con: duckdb.DuckDBPyConnection, tables_: Iterable[tuple[str, str | None, str | None]]) -> None:
-    """The warehouse's views of lake tables (name, partition column, scope column) at their newest
-    snapshots, warehouse tables of those names adopted first. A lake table not created yet keeps
-    whatever the warehouse has (nothing, or an empty table a reader made)."""
+def adopt_tables(con: duckdb.DuckDBPyConnection, tables_: Iterable[tuple[str, str | None, str | None]]) -> None:
+    """The warehouse tables among `tables_` (name, partition column, scope column) adopted by their
+    lake tables (`adopt`) and replaced by views of them. An empty one whose lake table does not
+    exist yet (a reader made it) stays until the lake table does."""
     for name, partition_column, scope_column in tables_:
+        if object_kind(con, name) != "TABLE":
+            continue
         table = tables.load_table(name)
-        if object_kind(con, name) == "TABLE":
-            if table is None and not con.execute(f"SELECT count(*) FROM main.{sql.ident(name)}").fetchone()[0]:
-                continue
-            adopt(con, name, partition_column, scope_column)
-            table = tables.load_table(name)
-        if table is not None:
-            point_view(con, name, table)
+        if table is None and not con.execute(f"SELECT count(*) FROM main.{sql.ident(name)}").fetchone()[0]:
+            continue
+        adopt(con, name, partition_column, scope_column)
+        point_view(con, name, tables.load_table(name))
 
 
 def adopt(con: duckdb.DuckDBPyConnection, name: str, partition_column: str | None, scope_column: str | None) -> None:
@@ -100,9 +106,31 @@ def adopt(con: duckdb.DuckDBPyConnection, name: str, partition_column: str | Non
 
 
 def point_view(con: duckdb.DuckDBPyConnection, name: str, table: Table) -> None:
-    """The warehouse's view `name` over `table`'s current snapshot."""
+    """The warehouse's view `name` over `table`'s current snapshot, its comment the metadata file."""
     database = con.execute("SELECT current_database()").fetchone()[0]
-    con.execute(f"CREATE OR REPLACE VIEW {sql.qualified(database, 'main', name)} AS SELECT * FROM {scan_sql(table)}")
+    view = sql.qualified(database, "main", name)
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {scan_sql(table)}")
+    con.execute(f"COMMENT ON VIEW {view} IS {sql.literal(table.metadata_location)}")
+
+
+def refresh(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every lake table's view at the catalog's current metadata, where it is not already (a view
+    made from an older one, or none); returns the tables pointed. A warehouse table of a lake
+    table's name (from before the lake) is left to its next write, which adopts it."""
+    current = iceberg_private.current_locations(catalog(), NAMESPACE)
+    shown = dict(
+        con.execute(
+            "SELECT view_name, comment FROM duckdb_views() WHERE NOT temporary AND schema_name = 'main'"
+        ).fetchall()
+    )
+    moved = [name for name, location in sorted(current.items()) if shown.get(name) != location]
+    pointed = []
+    for name in moved:
+        if name not in shown and object_kind(con, name) == "TABLE":
+            continue
+        point_view(con, name, tables.load_table(name))
+        pointed.append(name)
+    return pointed
 
 
 def object_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
@@ -114,3 +142,12 @@ def object_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
         [name],
     ).fetchall()
     return found[0][0] if found else None
+
+
+def _refresh_on_the_lake(con: duckdb.DuckDBPyConnection) -> None:
+    if settings.lake_tables():
+        refresh(con)
+
+
+# Every write transaction of a process that writes lake tables (each such module imports this one).
+on_begin(_refresh_on_the_lake)

@@ -1,4 +1,4 @@
-"""A run's working copy of lake tables: a DuckDB file of the run's own, where it works on plain
+"""A run's working copy of lake tables: a DuckDB database of the run's own, where it works on plain
 tables with plain SQL (INSERT, UPDATE, DELETE), as it would on the warehouse; at the end, what it
 changed goes to the lake tables in one commit of the catalog (`replace.replace_together`: every
 table new, or none).
@@ -34,21 +34,24 @@ import duckdb
 from ml_platform.lakehouse import replace, tables
 from ml_platform.lakehouse.scan import scan_sql
 from ml_platform.warehouse import sql
-from ml_platform.warehouse.resource import connect
+from ml_platform.warehouse.resource import duckdb_config, lake_access
 from ml_platform.warehouse.sql import DateWindow
 
-RUN_FILE = "run.duckdb"
 DIFF, REPLACE, APPEND = "diff", "replace", "append"
 
 
 @contextmanager
 def run_database(run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The run's own DuckDB file, in a temp folder removed afterwards; it spills there too."""
+    """The run's own DuckDB database: in memory, spilling to a temp folder of its own (removed
+    afterwards) past the memory limit. Nothing in it outlives the run, so nothing is written to a
+    database file: a file would write the rows twice (its log, then a checkpoint), and the lake's
+    Parquet files are a third write."""
     folder = Path(tempfile.mkdtemp(prefix=f"ml_platform-run-{run_id[:8]}-"))
     try:
-        # `connect` gives it S3 access when the lake's files are on S3.
-        con = connect(folder / RUN_FILE, config={"temp_directory": str(folder / "spill")})
+        con = duckdb.connect(config=duckdb_config({"temp_directory": str(folder / "spill")}))
         try:
+            con.execute("SET TimeZone = 'UTC'")
+            lake_access(con)  # S3 access when the lake's files are on S3
             yield con
         finally:
             con.close()
@@ -96,6 +99,7 @@ class WorkingCopy:
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
         self.tracked: dict[str, Tracked] = {}
+        self._existing: set[str] = set()  # lake tables found when their rows were copied in
 
     def diff(
         self,
@@ -108,6 +112,8 @@ class WorkingCopy:
         what changed by comparing with them."""
         tracked = self._track(Tracked(name, DIFF, partition_column, scope, days))
         table = tables.load_table(name)
+        if table is not None:
+            self._existing.add(name)
         if table is not None and table.current_snapshot() is not None:
             held = {field.name for field in table.schema().fields}
             columns = ", ".join(sql.ident(c) for c in self._columns(name) if c in held)
@@ -231,7 +237,7 @@ class WorkingCopy:
 
     def _ensure(self, tracked: Tracked) -> None:
         """The lake table exists (made from the run's table), so readers find it after the run."""
-        if tables.load_table(tracked.name) is None:
+        if tracked.name not in self._existing and tables.load_table(tracked.name) is None:
             schema = self.con.execute(
                 f"{tables.storable_select(self.con, sql.ident(tracked.name))} FROM {sql.ident(tracked.name)} LIMIT 0"
             )

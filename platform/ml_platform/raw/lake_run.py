@@ -2,7 +2,7 @@
 (`ML_PLATFORM_LAKE_TABLES=false`).
 
 On the lake, a raw run of any source kind does its work (reading the source, accounting, checks)
-on plain tables in a DuckDB file of its own (`lakehouse.working_copy`), outside the warehouse, so
+on plain tables in a DuckDB database of its own (`lakehouse.working_copy`), outside the warehouse, so
 runs of different days can work at once. What it wrote then goes to the lake in **one catalog
 commit**: the raw table's days, and the source's rows of the bookkeeping tables every source shares
 (`ingest_ledger`, `quarantined_files`, `rejected_lines`, `rejected_messages`, `stream_batches`,
@@ -142,8 +142,10 @@ def raw_run(
         run = RawRun(con, spec, window, WorkingCopy(con))
         yield run
         run.committed = run.copy.commit(run_id)
+    # The transaction's start points the warehouse's views at the run's new snapshots (`views.refresh`);
+    # a table a reader made meanwhile under one of their names (empty) makes way for its view.
     with warehouse.transaction() as con:
-        views.show(con, [entry for entry in tables if entry[0] in run.copy.tracked])
+        views.adopt_tables(con, [entry for entry in tables if entry[0] in run.copy.tracked])
         if views.object_kind(con, spec.raw_table):
             run.partition_rows = raw_partition_counts(con, spec, window)
             run.total_rows = con.execute(f"SELECT count(*) FROM {sql.ident(spec.raw_table)}").fetchone()[0]
@@ -162,4 +164,4 @@ def _adopt_warehouse_tables(warehouse: Warehouse, tables: list[tuple[str, str | 
         }
     if held:
         with warehouse.transaction() as con:
-            views.show(con, [entry for entry in tables if entry[0] in held])
+            views.adopt_tables(con, [entry for entry in tables if entry[0] in held])

@@ -4,7 +4,9 @@ Configured the way the Dagster docs show (`Warehouse(database="path/to/file.duck
 `get_connection()` works as it does in `DuckDBResource`. On top it adds what the platform needs:
 - UTC on every connection, so TIMESTAMPTZ arithmetic never depends on the host's zone;
 - `read()`: a read-only connection, for checks and previews, that does not take the write lock;
-- `transaction()`: one atomic unit of work (BEGIN … COMMIT, ROLLBACK on any error);
+- `transaction()`: one atomic unit of work (BEGIN … COMMIT, ROLLBACK on any error), starting with
+  the work the packages above registered (`on_begin`: the views of lake tables brought to the
+  catalog's current snapshots);
 - a memory limit on every connection (`settings.duckdb_memory_limit`): big windows spill to disk
   instead of growing the process;
 - connecting retries with backoff while another process holds the file lock. Runs are
@@ -122,6 +124,8 @@ class Warehouse(DuckDBResource):
             hooks = _BEFORE_COMMIT[id(con)] = []
             undo = _AFTER_ROLLBACK[id(con)] = []
             try:
+                for work in _ON_BEGIN:
+                    work(con)
                 yield con
                 while hooks:
                     hooks.pop(0)(con)
@@ -134,6 +138,18 @@ class Warehouse(DuckDBResource):
                 _BEFORE_COMMIT.pop(id(con), None)
                 _AFTER_ROLLBACK.pop(id(con), None)
             con.execute("COMMIT")
+
+
+# Work run first in every `Warehouse.transaction()`, registered by the packages built on this one:
+# `ml_platform.lakehouse.views` points the warehouse's views of lake tables at the catalog's current
+# snapshots, so a write reads what other processes and engines committed.
+_ON_BEGIN: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
+
+
+def on_begin(work: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    """Run `work(con)` first in every write transaction (once, however often it is registered)."""
+    if work not in _ON_BEGIN:
+        _ON_BEGIN.append(work)
 
 
 # Connection id -> work to run just before its `Warehouse.transaction()` commits, and after it rolls back.

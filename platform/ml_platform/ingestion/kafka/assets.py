@@ -1,12 +1,13 @@
 """Factory: a Kafka source spec becomes its raw asset (with the `schema` and `messages` checks),
 lag sensor and resource.
 
-A run of `raw_<name>` holds one warehouse transaction from the offsets it starts from to the
-offsets it stores (`ingest.py` says what it reads): the offsets, rows, rejected messages, ledger
-rows and batch ranges commit together or not at all, so a run killed at any point, or failing
-because the broker went away, writes nothing and the next run reads the same messages. The
-transaction is held while the topic is read: like every raw asset, the run is in the warehouse
-pool, one writer at a time, and the offsets it starts from cannot move under it.
+A run of `raw_<name>` works on one working copy from the offsets it starts from to the offsets it
+stores (`raw.lake_run`: its own database committed to the lake tables in one catalog commit, or one
+warehouse transaction; `ingest.py` says what it reads): the offsets, rows, rejected messages,
+ledger rows and batch ranges commit together or not at all, so a run killed at any point, or
+failing because the broker went away, writes nothing and the next run reads the same messages.
+Like every raw asset, the run is in the warehouse pool, one writer at a time, and the lag sensor
+requests one run at a time: the offsets it starts from cannot move under it.
 """
 
 import datetime as dt
@@ -80,7 +81,7 @@ def kafka_raw_asset(spec: KafkaSourceSpec) -> dg.AssetsDefinition:
                     outcome = raw_outcome(con, spec, window, [evaluate_messages(con, spec, window)])
                     offsets = stream.stored_offsets(con, spec, spec.topic)
             except KafkaSourceError as exc:
-                # Raised outside the transaction: it has rolled back, nothing was written.
+                # Raised outside the working copy: nothing was committed.
                 raise dg.Failure(str(exc)) from None
             outcome = run.counted(outcome)
             rows = sum(entry["rows"] for entry in ledger)

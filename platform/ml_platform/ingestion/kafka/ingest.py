@@ -1,4 +1,4 @@
-"""A Kafka raw run's work, all of it inside the warehouse transaction the caller holds.
+"""A Kafka raw run's work, all of it on the working copy the caller holds (`raw.lake_run`).
 
 - Today's landing day reads the lag (`plan_new`): for every partition of the topic, from the
   offset the warehouse holds (0 for a partition never read: a new one, or a new source) to the

@@ -3,8 +3,8 @@
 Extraction is set-based inside DuckDB: one pushed-down query per run window. For each creation
 day (UTC) of the window it pulls the rows created that day whose updated_at is above the day's
 high-water mark in raw minus the overlap, turns each row into a JSON record of text values
-(timestamps with time zone as UTC ISO text), and streams them in Arrow batches into the warehouse
-transaction. Only versions raw does not hold yet (anti-join on key + updated_at) are appended, so
+(timestamps with time zone as UTC ISO text), and streams them in Arrow batches into the raw run
+(`raw.lake_run`). Only versions raw does not hold yet (anti-join on key + updated_at) are appended, so
 re-running a day is idempotent and updates and soft deletes arrive as new versions. Every day that
 got rows gets one `ingest_ledger` row.
 """
@@ -20,7 +20,7 @@ from ml_platform.raw.table import create_raw_tables, detect_schema_version, reco
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow, utc_iso
 
-# Rows per Arrow batch streamed from PostgreSQL into the warehouse: memory stays bounded.
+# Rows per Arrow batch streamed from PostgreSQL into the run: memory stays bounded.
 BATCH_ROWS = 50_000
 _CREATED_DATE = "__ml_platform_created_date"
 
