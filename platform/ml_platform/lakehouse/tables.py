@@ -1,7 +1,8 @@
 """A lake table made from the rows it will hold: its Iceberg schema from their Arrow schema,
-partitioned by one date column (identity: one partition per day), widened when rows bring columns
-it lacks; and the rows written as its files, one Parquet file per day under
-`<location>/data/<column>=<day>/` (`write_day_files`), ready for a commit.
+partitioned by one date column (identity: one partition per day; first by a scope column in a
+table several writers share, or by the scope column alone), widened when rows bring columns it
+lacks; and the rows written as its files, Parquet files per day under
+`<location>/data/<column>=<day>/` (`write_partition_files`), ready for a commit.
 
 DuckDB writes the Parquet files without Iceberg field ids, so every table carries a name mapping
 (`schema.name-mapping.default`) by which readers find its columns; it is set at creation and again
@@ -112,33 +113,6 @@ def partition_column(table: Table) -> str:
     return table.schema().find_column_name(table.spec().fields[-1].source_id)
 
 
-def write_day_files(
-    con: duckdb.DuckDBPyConnection,
-    name: str,
-    relation: str,
-    partition_column: str,
-    file_name: str,
-    where: str = "TRUE",
-    order_by: str | None = None,
-) -> dict[dt.date, tuple[str, int]]:
-    """`relation`'s rows matching `where`, each day's as one Parquet file named `file_name` (new for
-    every write) in lake table `name`'s location, the table made or widened from them first;
-    {day: (file, rows)} for the days with rows. Nothing is committed."""
-    stored = f"{storable_select(con, relation)} FROM {relation} WHERE {where}"
-    location = ensure_table(name, con.execute(f"{stored} LIMIT 0").to_arrow_table().schema, partition_column).location()
-    column = sql.ident(partition_column)
-    counts = con.execute(f"SELECT {column}, count(*) FROM {relation} WHERE {where} GROUP BY 1 ORDER BY 1").fetchall()
-    files = {}
-    for day, rows in counts:
-        path = f"{location}/data/{partition_column}={day.isoformat()}/{file_name}.parquet"
-        if not path.startswith("s3://"):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        order = f" ORDER BY {order_by}" if order_by else ""
-        con.execute(sql.copy_to_parquet(f"{stored} AND {column} = {sql.literal(day)}{order}", path))
-        files[day] = (path, rows)
-    return files
-
-
 def write_partition_files(
     con: duckdb.DuckDBPyConnection,
     name: str,
@@ -149,7 +123,7 @@ def write_partition_files(
 ) -> tuple[int, dict[dt.date | None, list[str]]]:
     """`relation`'s rows as lake table `name`'s new files, in one pass: a Parquet file per day under
     `<location>/data/<column>=<day>/`, named from `file_name` (new for every write), rows in no
-    particular order (`write_day_files` keeps an order, a pass per day). The table is made or
+    particular order. The table is made or
     widened from the rows first; nothing is committed. Returns the rows and {day: files}, day None
     for rows without one (a write the caller refuses). `scope_column`: see `ensure_table`."""
     stored = f"{storable_select(con, relation)} FROM {relation}"
