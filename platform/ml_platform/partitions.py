@@ -7,7 +7,7 @@ import datetime as dt
 import dagster as dg
 
 from ml_platform import settings
-from ml_platform.warehouse.sql import DateWindow
+from ml_platform.warehouse.sql import DateWindow, window_days
 
 
 def daily_partitions() -> dg.DailyPartitionsDefinition:
@@ -19,11 +19,6 @@ def run_window(context: dg.AssetExecutionContext) -> DateWindow:
     """The days this run writes; a single-run backfill covers its whole range at once."""
     window = context.partition_time_window
     return window.start.date(), (window.end - dt.timedelta(days=1)).date()
-
-
-def window_days(window: DateWindow) -> list[dt.date]:
-    """Every day of the window, first to last."""
-    return [window[0] + dt.timedelta(days=i) for i in range((window[1] - window[0]).days + 1)]
 
 
 def window_keys(window: DateWindow) -> list[str]:

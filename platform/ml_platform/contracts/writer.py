@@ -23,9 +23,9 @@ import pandera.ibis as pa
 from ml_platform import settings
 from ml_platform.contracts import table_contract as tc
 from ml_platform.lakehouse import staged, views
-from ml_platform.partitions import window_days, window_keys
+from ml_platform.partitions import window_keys
 from ml_platform.warehouse import sql
-from ml_platform.warehouse.sql import DateWindow
+from ml_platform.warehouse.sql import DateWindow, window_days
 
 PREVIEW_ROWS = 5
 # Set inside `scratch_tables()`: every table is a plain table of the connection, lake or not.

@@ -177,9 +177,11 @@ class WorkingCopy:
                     f"{name}: the run wrote {outside} row(s) outside the days it replaces ({tracked.days[0]}.."
                     f"{tracked.days[1]}); nothing was committed"
                 )
-            return self._write(tracked, run_id, f"SELECT * FROM {table}", days=_days(tracked.days))
-        added = f"(SELECT * FROM {table} EXCEPT ALL SELECT * FROM {tracked.base()})"
-        removed = f"(SELECT * FROM {tracked.base()} EXCEPT ALL SELECT * FROM {table})"
+            return self._write(tracked, run_id, f"SELECT * FROM {table}", days=sql.window_days(tracked.days))
+        # Each difference computed once: counted, listed by day and written from these tables.
+        added, removed = sql.ident(f"_added_{name}"), sql.ident(f"_removed_{name}")
+        self.con.execute(f"CREATE TABLE {added} AS SELECT * FROM {table} EXCEPT ALL SELECT * FROM {tracked.base()}")
+        self.con.execute(f"CREATE TABLE {removed} AS SELECT * FROM {tracked.base()} EXCEPT ALL SELECT * FROM {table}")
         if not self.con.execute(f"SELECT count(*) FROM {removed}").fetchone()[0]:
             if not self.con.execute(f"SELECT count(*) FROM {added}").fetchone()[0]:
                 self._ensure(tracked)
@@ -249,7 +251,3 @@ def _remove(replacements: list[replace.Replacement]) -> None:
     """The files of replacements no commit names."""
     for replacement in replacements:
         tables.remove_files(replacement.table, list(replacement.files))
-
-
-def _days(window: DateWindow) -> list[dt.date]:
-    return [window[0] + dt.timedelta(days=n) for n in range((window[1] - window[0]).days + 1)]

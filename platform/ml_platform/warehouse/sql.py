@@ -16,6 +16,12 @@ from string import Template
 
 DateWindow = tuple[dt.date, dt.date]  # inclusive first and last day
 
+
+def window_days(window: DateWindow) -> list[dt.date]:
+    """Every day of the window, first to last."""
+    return [window[0] + dt.timedelta(days=i) for i in range((window[1] - window[0]).days + 1)]
+
+
 # Offsets such as Z, +05:30, -0800 or +09 at the end of an ISO timestamp.
 UTC_OFFSET_PATTERN = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
 

@@ -12,10 +12,10 @@ import duckdb
 
 from ml_platform.ingestion.api.responses import create_responses_table
 from ml_platform.ingestion.api.spec import ApiSourceSpec
-from ml_platform.partitions import window_days, window_label
+from ml_platform.partitions import window_label
 from ml_platform.raw.table import detect_schema_version, record_batch, replace_raw_window
 from ml_platform.warehouse import sql
-from ml_platform.warehouse.sql import DateWindow
+from ml_platform.warehouse.sql import DateWindow, window_days
 
 LEDGER_FORMAT = "json"
 

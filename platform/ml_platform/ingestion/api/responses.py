@@ -9,9 +9,8 @@ import duckdb
 
 from ml_platform.ingestion.api.client import ApiClient, ApiResponse
 from ml_platform.ingestion.api.spec import ApiSourceSpec
-from ml_platform.partitions import window_days
 from ml_platform.warehouse import sql
-from ml_platform.warehouse.sql import DateWindow
+from ml_platform.warehouse.sql import DateWindow, window_days
 
 RESPONSES_COLUMNS = """
   landing_date DATE NOT NULL,

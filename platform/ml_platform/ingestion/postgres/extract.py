@@ -15,10 +15,9 @@ import duckdb
 
 from ml_platform.ingestion.postgres.connection import ATTACHED, PostgresResource, PostgresSourceError, masked_query
 from ml_platform.ingestion.postgres.spec import PostgresSourceSpec
-from ml_platform.partitions import window_days
 from ml_platform.raw.table import create_raw_tables, detect_schema_version, record_batch
 from ml_platform.warehouse import sql
-from ml_platform.warehouse.sql import DateWindow, utc_iso
+from ml_platform.warehouse.sql import DateWindow, utc_iso, window_days
 
 # Rows per Arrow batch streamed from PostgreSQL into the run: memory stays bounded.
 BATCH_ROWS = 50_000
