@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from helpers import pseudonym
+from ml_platform.contracts.writer import scratch_tables
 from ml_platform.point_in_time.frontier import available_since, frontier_table, refresh_frontier
 from ml_platform.training import FeatureTable, point_in_time_join
 from ml_platform.warehouse import sql
@@ -47,6 +48,11 @@ def _write(con: duckdb.DuckDBPyConnection, first_day: int, last_day: int, rows: 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_kept_frontier_equals_a_fresh_one_after_every_write(seed):
+    with scratch_tables():  # plain tables of this connection (on the lake: the test below)
+        _kept_equals_fresh(seed)
+
+
+def _kept_equals_fresh(seed: int) -> None:
     rng = random.Random(seed)
     con = duckdb.connect()
     con.execute("CREATE TABLE view (key VARCHAR, ts TIMESTAMP, created TIMESTAMP, day DATE, value DOUBLE)")

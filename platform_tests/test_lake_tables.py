@@ -1,6 +1,7 @@
 """Clean and curated tables as lake tables (`ML_PLATFORM_LAKE_TABLES`, with the raw layer's
-`ML_PLATFORM_PARALLEL_RAW`): every partitioned table the contract writer writes is an Iceberg table,
-the warehouse a view of it (`ml_platform.lakehouse.staged`). The tables equal the embedded mode's to
+`ML_PLATFORM_PARALLEL_RAW`): every table the clean and curated layers write, replaced a window of
+days at a time or whole, is an Iceberg table, the warehouse a view of it
+(`ml_platform.lakehouse.staged`), and the warehouse file a cache of those views. The tables equal the embedded mode's to
 the row; a second engine reads them; the audit recomputes them. (A refused write on the lake:
 test_curated_tables.py; the deployed topology, PostgreSQL and S3: test_s3_lake.py.)
 """
@@ -19,6 +20,7 @@ from ml_platform.curated.audit import audit_tables
 from ml_platform.declarations import discover_curated_tables, discover_specs
 from ml_platform.definitions import partition_columns
 from ml_platform.lakehouse import replace, tables
+from ml_platform.warehouse import Warehouse
 
 FIRST, LAST = "2026-11-15", "2026-11-18"
 LEDGER_ROWS = "SELECT * EXCLUDE (ingested_at, modified_at) FROM ingest_ledger ORDER BY ALL"
@@ -29,6 +31,9 @@ COMPARED = {
     "quarantine_events": "EXCLUDE (ingested_at, quarantined_at)",
     "user_daily_features": "",
     "user_activity": "EXCLUDE (created_at)",
+    # Tables replaced whole: a snapshot history, a feature view's frontier.
+    "clean_users": "EXCLUDE (ingested_at)",
+    "user_activity__frontier": "EXCLUDE (created_at, __available)",
 }
 
 
@@ -61,9 +66,11 @@ def test_clean_and_curated_lake_tables_equal_the_embedded_ones_and_a_second_engi
         runner = Runner(build_definitions(), instance, data_dir)
         _build(runner)
         assert _tables(runner) == expected
-        # The warehouse holds views of the lake tables, not tables.
+        # The warehouse holds views of the lake tables, and no table.
         views = {name for (name,) in runner.query("SELECT view_name FROM duckdb_views() WHERE NOT internal")}
         assert {"raw_events", "clean_events", "user_daily_features", "user_activity"} <= views
+        assert {"clean_users", "clean_users__snapshots", "user_activity__frontier"} <= views
+        assert runner.query("SELECT table_name FROM duckdb_tables() WHERE NOT temporary") == []
         # A clean write's quarantine and its days' profiles are lake tables too, committed with the
         # clean table in one catalog commit (one run id on the three snapshots).
         assert {"quarantine_events", "partition_profiles"} <= views
@@ -94,6 +101,13 @@ def test_clean_and_curated_lake_tables_equal_the_embedded_ones_and_a_second_engi
         ]
         assert {t.name: tables.load_table(t.name).current_snapshot().snapshot_id for t in audited} == snapshots
 
+        # The warehouse file is a cache: made anew, its first write transaction finds every table
+        # in the catalog, and every table reads as before.
+        (data_dir / "warehouse.duckdb").unlink()
+        with Warehouse(database=str(data_dir / "warehouse.duckdb")).transaction():
+            pass
+        assert _tables(runner) == expected
+
     # A second engine: pyiceberg's own scan, in a process that never opened the warehouse.
     for name in ("clean_events", "user_activity"):
         scanned = tables.load_table(name).scan().to_arrow()
@@ -104,17 +118,16 @@ def test_clean_and_curated_lake_tables_equal_the_embedded_ones_and_a_second_engi
         con.close()
 
 
-def test_only_tables_replaced_a_window_at_a_time_are_lake_tables(monkeypatch):
-    """Clean event tables, curated tables, feature views and labels are replaced a window at a time:
-    lake tables. Snapshot histories (no partition) and stream views (appended to per micro-batch)
-    stay warehouse tables."""
+def test_every_table_but_the_stream_views_is_a_lake_table(monkeypatch):
+    """Clean tables (event days and snapshot histories), curated tables, feature views and labels
+    are lake tables. Stream views (updated per micro-batch) stay warehouse tables."""
     from ml_platform.clean.write import clean_table
     from ml_platform.curated.stream_update import view_table
     from ml_platform.declarations import discover_labels, discover_stream_views
 
     monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "true")
     on_lake = {spec.clean_table: clean_table(spec).on_lake for spec in discover_specs() if spec.clean_table is not None}
-    assert on_lake["clean_events"] and not on_lake["clean_users"] and not on_lake["clean_products"]
+    assert on_lake["clean_events"] and on_lake["clean_users"] and on_lake["clean_products"]
     assert all(t.table.on_lake for t in [*discover_curated_tables(), *discover_labels()])
     assert not any(view_table(v).on_lake for v in discover_stream_views())
     monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "false")

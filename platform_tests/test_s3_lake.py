@@ -432,6 +432,8 @@ def test_lake_tables_on_s3_with_a_postgresql_catalog_equal_the_embedded_ones(
     assert catalog().engine.url.get_backend_name() == "postgresql"
     assert lake_tables() == [
         "clean_events",
+        "clean_users",
+        "clean_users__snapshots",
         "ingest_ledger",
         "partition_profiles",
         "quarantine_events",

@@ -43,13 +43,13 @@ def _land(data_dir, day: str, users: dict[str, str]) -> None:
 
 def _full_rebuild(tmp_path) -> tuple[list, list]:
     """The same warehouse, its history rebuilt from every snapshot. On a copy of the warehouse file,
-    whose tables are written as its own (`scratch_tables`): the quarantine, a lake table, is rebuilt
-    whole as a table of the copy, and the lake is left alone."""
+    whose tables are written as its own (`scratch_tables`): the history, its state and the
+    quarantine, lake tables, are rebuilt whole as tables of the copy, and the lake is left alone."""
     copy = tmp_path / "full.duckdb"
     shutil.copy(settings.warehouse_path(), copy)
     con = duckdb.connect(str(copy))
-    con.execute(f"DROP TABLE {snapshot_history.state_table(USERS)}")
-    con.execute(f"DROP VIEW IF EXISTS {USERS.quarantine_table}")
+    for view in (snapshot_history.state_table(USERS), USERS.clean_table, USERS.quarantine_table):
+        con.execute(f"DROP VIEW {view}")
     con.execute("BEGIN")
     with scratch_tables():
         write_clean(con, USERS, None)

@@ -97,9 +97,7 @@ def _table_hash(runner, table: str) -> tuple:
 
 def test_the_training_set_is_the_label_rows_with_features_as_of_then_split_by_time(built, runner):
     expected = _expected_labels()
-    rows = runner.query(
-        "SELECT CAST(event_timestamp AS DATE), user_id, churned, split FROM training_set_churn ORDER BY rowid"
-    )
+    rows = runner.query("SELECT CAST(event_timestamp AS DATE), user_id, churned, split FROM training_set_churn")
     # Every final label row once, oldest first; the last 7 as-of days (08-11 … 08-17) validate.
     assert [r[:3] for r in rows] == expected
     cutoff = dt.date(2026, 8, 11)
@@ -169,7 +167,7 @@ def test_the_baseline_is_fitted_on_the_training_window_only_and_the_leaky_twin_s
     leaky = run_metadata(model_run, "churn_leaky_model")
     assert baseline["trained"] and leaky["trained"]
     frame = pd.DataFrame(
-        runner.query("SELECT lifetime_value, split FROM training_set_churn ORDER BY rowid"),
+        runner.query("SELECT lifetime_value, split FROM training_set_churn"),
         columns=["lifetime_value", "split"],
     )
     assert baseline["train_rows"] == int((frame.split == "train").sum())
@@ -270,7 +268,7 @@ def test_a_set_on_lake_tables_is_rebuilt_from_its_snapshots_after_the_tables_cha
     for asset in ("raw_events", "clean_events", "user_activity", "churn_label"):
         runner.run(asset, range_=(FIRST.isoformat(), last))
     first_build = run_metadata(runner.run("churn_training_set"), "churn_training_set")
-    first_rows = runner.query("SELECT * FROM training_set_churn ORDER BY rowid")
+    first_rows = runner.query("SELECT * FROM training_set_churn")
     snapshots = first_build["lake_snapshots"]
     # No transactions landed: user_transactions has no snapshot, and reads as empty.
     assert sorted(snapshots) == ["churn_label", "user_activity", "user_transactions"]
@@ -283,7 +281,7 @@ def test_a_set_on_lake_tables_is_rebuilt_from_its_snapshots_after_the_tables_cha
     # A late purchase changes user_activity from 08-06 on; the set is built again and differs.
     _late_purchase(runner, data_dir, last)
     runner.run("churn_training_set")
-    second_rows = runner.query("SELECT * FROM training_set_churn ORDER BY rowid")
+    second_rows = runner.query("SELECT * FROM training_set_churn")
     assert second_rows != first_rows and len(second_rows) == len(first_rows)
 
     # Housekeeping with no retention: only current and tagged snapshots stay.

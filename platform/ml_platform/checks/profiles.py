@@ -51,7 +51,7 @@ def record_profiles(
                       now()::TIMESTAMP AS profiled_at
                FROM {sql.ident(table)} WHERE {sql.in_window(day_column, window)}
                GROUP BY {sql.ident(day_column)}"""
-    if writer.on_lake(PARTITION_COLUMN):
+    if writer.on_lake():
         empty = views.empty_table(PROFILES_TABLE)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {sql.ident(empty)} ({PROFILE_COLUMNS})")
         views.ensure_view(con, PROFILES_TABLE, f"SELECT * FROM {sql.ident(empty)}", PARTITION_COLUMN, SCOPE_COLUMN)

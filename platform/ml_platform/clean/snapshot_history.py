@@ -20,6 +20,7 @@ import datetime as dt
 
 import duckdb
 
+from ml_platform.contracts import writer
 from ml_platform.contracts.writer import table_exists
 from ml_platform.raw.spec import SourceSpec
 from ml_platform.raw.table import LEDGER_TABLE, UNREADABLE
@@ -91,16 +92,22 @@ def carry_open_versions(con: duckdb.DuckDBPyConnection, spec: SourceSpec, start:
     )
 
 
-def forget_from(con: duckdb.DuckDBPyConnection, spec: SourceSpec, changed: dt.date) -> None:
-    """Delete the versions the rebuild recomputes: every version still open on the changed day."""
+def rebuilt_history_sql(con: duckdb.DuckDBPyConnection, spec: SourceSpec, start: tuple[dt.date, dt.date]) -> str:
+    """SELECT of the whole history after a rebuild from `start`: the versions that ended before
+    the changed day, kept as they are, and the recomputed ones (`history_sql`, after
+    `carry_open_versions`). The kept versions are copied first (a temporary table): the write
+    replaces the table they are read from."""
+    changed = sql.literal(start[0])
     con.execute(
-        f"DELETE FROM {sql.ident(spec.clean_table)} WHERE valid_to IS NULL OR valid_to >= {sql.literal(changed)}"
+        f"""CREATE OR REPLACE TEMP TABLE _kept_versions AS SELECT * FROM {sql.ident(spec.clean_table)}
+            WHERE valid_to IS NOT NULL AND valid_to < {changed}"""
     )
+    return f"SELECT * FROM _kept_versions UNION ALL BY NAME ({history_sql(spec, previous=start[1])})"
 
 
 def remember_snapshots(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
     """Record what every landing day held for this build (in the write's transaction)."""
-    con.execute(f"CREATE OR REPLACE TABLE {sql.ident(state_table(spec))} AS {_signatures_sql(spec)}")
+    writer.write_whole(con, state_table(spec), _signatures_sql(spec))
 
 
 def history_sql(spec: SourceSpec, previous: dt.date | None = None) -> str:

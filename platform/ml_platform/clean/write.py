@@ -97,7 +97,7 @@ def clean_table(spec: SourceSpec) -> ContractTable:
 def create_clean_tables(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
     create_raw_tables(con, spec)
     clean_table(spec).create(con)
-    if writer.on_lake(QUARANTINE_PARTITION):
+    if writer.on_lake():
         empty = views.empty_table(spec.quarantine_table)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {sql.ident(empty)} ({QUARANTINE_COLUMNS})")
         views.ensure_view(con, spec.quarantine_table, f"SELECT * FROM {sql.ident(empty)}", QUARANTINE_PARTITION)
@@ -115,7 +115,7 @@ def _replace_quarantine(
                landing_date::DATE AS landing_date, ingested_at::TIMESTAMP AS ingested_at, record::JSON AS record,
                now()::TIMESTAMP AS quarantined_at
         FROM _stage WHERE _violation IS NOT NULL AND {owned}"""
-    if writer.on_lake(QUARANTINE_PARTITION):
+    if writer.on_lake():
         # The days the window holds now or gets rows on (a snapshot source's window runs to the
         # end of time: its days are not listed one by one).
         held = con.execute(
@@ -155,8 +155,7 @@ def write_clean(con: duckdb.DuckDBPyConnection, spec: SourceSpec, window: DateWi
         con.execute("ALTER TABLE _winners ADD COLUMN _carried_from DATE")
         if start:
             snapshot_history.carry_open_versions(con, spec, start)
-            snapshot_history.forget_from(con, spec, start[0])
-            table.insert(con, snapshot_history.history_sql(spec, previous=start[1]))
+            table.replace(con, None, snapshot_history.rebuilt_history_sql(con, spec, start))
         else:
             table.replace(con, None, snapshot_history.history_sql(spec))
         snapshot_history.remember_snapshots(con, spec)

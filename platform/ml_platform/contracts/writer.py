@@ -43,12 +43,21 @@ def scratch_tables() -> Iterator[None]:
         _SCRATCH.reset(token)
 
 
-def on_lake(partition_column: str | None, replaced_by_window: bool = True) -> bool:
-    """Whether a table partitioned by `partition_column` is a lake table (`ML_PLATFORM_LAKE_TABLES`,
-    tables replaced a window of days at a time, outside `scratch_tables()`): the warehouse holds a
-    view of it, and a write is staged, then committed to the lake table just before the warehouse
-    transaction commits (`ml_platform.lakehouse.staged`)."""
-    return settings.lake_tables() and partition_column is not None and replaced_by_window and not _SCRATCH.get()
+def on_lake(replaced_by_window: bool = True) -> bool:
+    """Whether tables are lake tables (`ML_PLATFORM_LAKE_TABLES`, tables replaced a window of days
+    at a time or whole, outside `scratch_tables()`): the warehouse holds a view of each, and a write
+    is staged, then committed to the lake table just before the warehouse transaction commits
+    (`ml_platform.lakehouse.staged`)."""
+    return settings.lake_tables() and replaced_by_window and not _SCRATCH.get()
+
+
+def write_whole(con: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> int:
+    """`select_sql`'s rows become the whole of table `name` (a table without partitions, made from
+    the rows: a frontier, a manifest, a training set), in the caller's transaction: a lake table
+    replaced whole (`staged.stage_whole`), or a warehouse table. Returns the rows written."""
+    if on_lake():
+        return staged.stage_whole(con, name, select_sql)
+    return con.execute(f"CREATE OR REPLACE TABLE {sql.ident(name)} AS {select_sql}").fetchone()[0] or 0
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ class ContractTable:
     @property
     def on_lake(self) -> bool:
         """Whether the table is a lake table (`on_lake`)."""
-        return on_lake(self.partition_column, self.replaced_by_window)
+        return on_lake(self.replaced_by_window)
 
     def create(self, con: duckdb.DuckDBPyConnection) -> None:
         if not self.on_lake:

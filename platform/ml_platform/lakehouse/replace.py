@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.expressions import And, EqualTo, In
+from pyiceberg.expressions import AlwaysTrue, And, EqualTo, In
 from pyiceberg.table import Transaction
 from pyiceberg.table.metadata import TableMetadata
 
@@ -51,7 +51,8 @@ class Commit:
 class Replacement:
     """`files` become the whole content of `days` in table `table` (a day without a file ends up
     empty). No days: `files` are added to the table (an append). None: they replace every row of
-    `scope` (a table partitioned by its scope column alone)."""
+    `scope` (a table partitioned by its scope column alone), or without a scope every row of the
+    table (a table replaced whole)."""
 
     table: str
     days: Sequence[dt.date] | None
@@ -61,8 +62,6 @@ class Replacement:
     scope: tuple[str, str] | None = None
 
     def check(self) -> None:
-        if self.days is None and self.scope is None:
-            raise ValueError(f"{self.table}: replacing a whole scope needs the scope")
         if self.days is not None and not self.days and not self.files:
             raise ValueError(f"{self.table}: a partition replace needs the days it replaces, or files to add")
 
@@ -114,11 +113,13 @@ def replace_together(replacements: Sequence[Replacement], run_id: str) -> list[C
     )
 
 
-def _replace(tx: Transaction, column: str, replacements: Sequence[Replacement], properties: dict[str, str]) -> None:
+def _replace(
+    tx: Transaction, column: str | None, replacements: Sequence[Replacement], properties: dict[str, str]
+) -> None:
     for replacement in replacements:
-        rows = None if replacement.days is None else In(column, [day.isoformat() for day in replacement.days])
+        rows = AlwaysTrue() if replacement.days is None else In(column, [day.isoformat() for day in replacement.days])
         if replacement.scope:
-            rows = EqualTo(*replacement.scope) if rows is None else And(EqualTo(*replacement.scope), rows)
+            rows = EqualTo(*replacement.scope) if replacement.days is None else And(EqualTo(*replacement.scope), rows)
         if replacement.days is None or replacement.days:
             with warnings.catch_warnings():
                 # A day's first write deletes nothing, which pyiceberg warns about.

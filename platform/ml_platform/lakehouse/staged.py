@@ -9,6 +9,8 @@ committed to the lake table just before the warehouse commits.
   for this connection only, by a temporary view of the same name: the table with the replaced days
   taken out and the new files in. Everything after it in the transaction (counts, contract checks,
   previews) reads the new state, as it did with a DuckDB table;
+- a table without partitions (a snapshot history, a training set, a frontier: `stage_whole`) is
+  written as one new file and replaced whole; the shadow is that file;
 - at COMMIT (`Warehouse.transaction()`'s `before_commit`), the staged replaces are committed to
   their lake tables, all in one commit of the catalog (`replace.replace_together`: only metadata is
   written; every table new, or none), the shadows dropped and the
@@ -35,13 +37,21 @@ from ml_platform.warehouse.resource import after_rollback, before_commit
 @dataclass
 class _Staged:
     name: str
-    partition_column: str
-    days: list[dt.date]
+    partition_column: str | None  # None: a table replaced whole
+    days: list[dt.date] | None  # None: every row of the table
     files: list[str]
     scope: tuple[str, str] | None
 
+    @property
+    def whole(self) -> bool:
+        return self.partition_column is None
+
     def replaced(self) -> str:
         """The rows of the table this replace takes out."""
+        if self.whole:
+            return "TRUE"
+        if not self.days:
+            return "FALSE"
         days = sql.in_window(self.partition_column, (self.days[0], self.days[-1]))
         return f"({sql.ident(self.scope[0])} = {sql.literal(self.scope[1])} AND {days})" if self.scope else days
 
@@ -53,7 +63,7 @@ _PENDING: dict[int, list[_Staged]] = {}
 def stage(
     con: duckdb.DuckDBPyConnection,
     name: str,
-    partition_column: str,
+    partition_column: str | None,
     select_sql: str,
     days: list[dt.date] | None,
     scope: tuple[str, str] | None = None,
@@ -61,7 +71,8 @@ def stage(
     """`select_sql`'s rows replace `days` of lake table `name` (None: every day the table or the rows
     hold) when the warehouse transaction commits; until then this connection reads `name` as
     replaced. `scope` (column, value): only the days' rows with that value are replaced, in a table
-    several writers share (`tables.ensure_table`). Returns the rows written."""
+    several writers share (`tables.ensure_table`). Without a `partition_column` the rows replace
+    the whole table (`stage_whole`). Returns the rows written."""
     if id(con) not in _PENDING:
         before_commit(con, publish)  # refused outside Warehouse.transaction()
         connection_id = id(con)
@@ -80,6 +91,10 @@ def stage(
     files = [file for day_files in written.values() for file in day_files]
     staged = _Staged(name, partition_column, [], files, scope)
     pending.append(staged)  # from here on, a rollback removes its files
+    if staged.whole:
+        staged.days = None
+        _shadow_whole(con, staged, select_sql)
+        return rows
     column = sql.ident(partition_column)
     if days is None:
         within = f" AND {sql.ident(scope[0])} = {sql.literal(scope[1])}" if scope else ""
@@ -95,11 +110,30 @@ def stage(
     return rows
 
 
+def stage_whole(con: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> int:
+    """`select_sql`'s rows become the whole of lake table `name` (made from them if new, an
+    unpartitioned table) when the warehouse transaction commits; until then this connection reads
+    `name` as them. Returns the rows written."""
+    return stage(con, name, None, select_sql, None)
+
+
+def _shadow_whole(con: duckdb.DuckDBPyConnection, staged: _Staged, select_sql: str) -> None:
+    """This connection's view of a table replaced whole: its new file, or no row in its columns."""
+    if staged.files:
+        rows = f"SELECT * FROM {read_files(staged.files)}"
+    else:
+        empty = sql.ident(f"_lake_staged_empty_{staged.name}")
+        stored = tables.storable_select(con, f"({select_sql})")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {empty} AS {stored} FROM ({select_sql}) LIMIT 0")
+        rows = f"SELECT * FROM {empty}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {sql.ident(staged.name)} AS {rows}")
+
+
 def _shadow(con: duckdb.DuckDBPyConnection, name: str, replaces: list[_Staged]) -> None:
     """This connection's view of `name` as `replaces` leave it: the warehouse's view without what
     they take out, plus the files they wrote."""
     database = con.execute("SELECT current_database()").fetchone()[0]
-    replaced = " OR ".join(entry.replaced() if entry.days else "FALSE" for entry in replaces)
+    replaced = " OR ".join(entry.replaced() for entry in replaces)
     files = [file for entry in replaces for file in entry.files]
     new_rows = f" UNION ALL BY NAME SELECT * FROM {read_files(files)}" if files else ""
     con.execute(
@@ -133,6 +167,10 @@ def publish(con: duckdb.DuckDBPyConnection) -> None:
     pending.clear()  # committed: their files are the tables' now, a rollback must keep them
     for name in names:
         con.execute(f"DROP VIEW temp.main.{sql.ident(name)}")
+        if views.object_kind(con, name) == "TABLE":
+            # A table replaced whole, held in the warehouse file before it moved to the lake: its
+            # rows are replaced, the view takes its place.
+            con.execute(f"DROP TABLE main.{sql.ident(name)}")
         # The newest metadata: this commit's, or a later one's (the view never goes back).
         views.point_view(con, name, tables.load_table(name))
     del _PENDING[id(con)]

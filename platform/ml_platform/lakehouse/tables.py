@@ -108,9 +108,11 @@ def _create(name: str, schema: pa.Schema, partition_column: str | None, scope_co
     return catalog().load_table(identifier(name))
 
 
-def partition_column(table: Table) -> str:
-    """The date column the table is partitioned by (its last partition field)."""
-    return table.schema().find_column_name(table.spec().fields[-1].source_id)
+def partition_column(table: Table) -> str | None:
+    """The date column the table is partitioned by (its last partition field); None for a table
+    without partitions."""
+    fields = table.spec().fields
+    return table.schema().find_column_name(fields[-1].source_id) if fields else None
 
 
 def write_partition_files(
@@ -123,7 +125,8 @@ def write_partition_files(
 ) -> tuple[int, dict[dt.date | None, list[str]]]:
     """`relation`'s rows as lake table `name`'s new files, in one pass: a Parquet file per day under
     `<location>/data/<column>=<day>/`, named from `file_name` (new for every write), rows in no
-    particular order. The table is made or
+    particular order; one file `<location>/data/<file_name>.parquet` for a table without partitions
+    (no partition column, no scope column: a table replaced whole). The table is made or
     widened from the rows first; nothing is committed. Returns the rows and {day: files}, day None
     for rows without one (a write the caller refuses). `scope_column`: see `ensure_table`."""
     stored = f"{storable_select(con, relation)} FROM {relation}"
@@ -132,6 +135,8 @@ def write_partition_files(
     partitions = ", ".join(sql.ident(column) for column in filter(None, (scope_column, partition_column)))
     if not location.startswith("s3://"):
         os.makedirs(f"{location}/data", exist_ok=True)
+    if not partitions:
+        return _write_whole_file(con, name, stored, f"{location}/data/{file_name}.parquet")
     # Names are new (`file_name`), so writing into the table's existing folders overwrites nothing.
     ((rows, files),) = con.execute(
         f"COPY ({stored}) TO {sql.literal(f'{location}/data')} (FORMAT parquet, COMPRESSION zstd,"
@@ -144,6 +149,18 @@ def write_partition_files(
         day = dt.date.fromisoformat(folder) if _is_date(folder) else None
         by_day.setdefault(day, []).append(file)
     return rows, by_day
+
+
+def _write_whole_file(
+    con: duckdb.DuckDBPyConnection, name: str, stored: str, file: str
+) -> tuple[int, dict[dt.date | None, list[str]]]:
+    """The rows of an unpartitioned table as one Parquet file (none without rows: a table with no
+    file holds no rows)."""
+    ((rows,),) = con.execute(f"COPY ({stored}) TO {sql.literal(file)} (FORMAT parquet, COMPRESSION zstd)").fetchall()
+    if rows:
+        return rows, {None: [file]}
+    remove_files(name, [file])
+    return 0, {}
 
 
 def _is_date(text: str) -> bool:

@@ -6,7 +6,8 @@ better row is always usable whenever it is. Those rows are the key's *frontier*;
 availability and (ts, created) rise together, so a point-in-time lookup is one plain `ASOF JOIN`
 on availability (see `point_in_time`). Finding the frontier means ordering every row of the table;
 done in every lookup, that was most of its cost (benchmarks/). So the writer keeps it in a table
-`<view>__frontier` (the view's columns plus `__available`) and updates it with each write.
+`<view>__frontier` (the view's columns plus `__available`) and updates it with each write, in the
+same transaction (on the lake: in the same catalog commit as the view's days).
 
 Updating is bounded by the write, not the table: when a window's rows are replaced, every changed
 row (removed or added) has availability at or after some time S. A row available before S keeps
@@ -21,6 +22,7 @@ import datetime as dt
 
 import duckdb
 
+from ml_platform.contracts import writer
 from ml_platform.contracts.writer import table_exists
 from ml_platform.warehouse import sql
 
@@ -50,9 +52,18 @@ def refresh_frontier(
     from the whole table when it does not exist yet; nothing to do when `since` is None)."""
     target = sql.ident(frontier_table(table))
     if not table_exists(con, frontier_table(table)):
-        con.execute(f"CREATE TABLE {target} AS {frontier_rows(table, keys, ts, created)}")
+        writer.write_whole(con, frontier_table(table), frontier_rows(table, keys, ts, created))
         return
     if since is None:
+        return
+    if writer.on_lake():
+        # A lake table is replaced whole: its rows available before `since`, and the recomputed ones.
+        writer.write_whole(
+            con,
+            frontier_table(table),
+            f"SELECT * FROM {target} WHERE {AVAILABLE} < {sql.literal(since)}"
+            f" UNION ALL BY NAME ({frontier_rows(table, keys, ts, created, since=since)})",
+        )
         return
     con.execute(f"DELETE FROM {target} WHERE {AVAILABLE} >= {sql.literal(since)}")
     con.execute(f"INSERT INTO {target} {frontier_rows(table, keys, ts, created, since=since)}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 
-from ml_platform.contracts.writer import partition_fingerprints
+from ml_platform.contracts.writer import partition_fingerprints, write_whole
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.sql import DateWindow
 
@@ -88,9 +88,11 @@ def build_manifest(
 
 
 def write_manifest(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE {sql.ident(table)} ({', '.join(COLUMNS)})")
+    """The manifest `rows` as the whole of `table`, in the caller's transaction (`writer.write_whole`)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _manifest_rows ({', '.join(COLUMNS)})")
     if rows:
-        con.executemany(f"INSERT INTO {sql.ident(table)} VALUES ({', '.join('?' * len(COLUMNS))})", rows)
+        con.executemany(f"INSERT INTO _manifest_rows VALUES ({', '.join('?' * len(COLUMNS))})", rows)
+    write_whole(con, table, "SELECT * FROM _manifest_rows")
 
 
 def manifest_snapshots(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, int]:

@@ -18,7 +18,7 @@ import datetime as dt
 import dagster as dg
 
 from ml_platform.automation import Read, on_new_input
-from ml_platform.contracts.writer import table_exists
+from ml_platform.contracts.writer import table_exists, write_whole
 from ml_platform.curated import FeatureView
 from ml_platform.online_store import OnlineRow, RedisOnlineStore, configured_store
 from ml_platform.point_in_time.frontier import AVAILABLE, frontier_rows, frontier_table
@@ -56,9 +56,7 @@ def serving_asset(views: list[FeatureView]) -> dg.AssetsDefinition:
                     con, entities, [f"{view.name}:{f}" for f in view.features], views=by_name
                 ).project(f"* EXCLUDE ({ENTITY_TIMESTAMP})")
                 table = f"latest_{view.name}"
-                con.execute(f"DROP TABLE IF EXISTS {sql.ident(table)}")
-                latest.create(table)
-                metadata[f"{table}_rows"] = con.execute(f"SELECT count(*) FROM {sql.ident(table)}").fetchone()[0]
+                metadata[f"{table}_rows"] = write_whole(con, table, latest.sql_query())
             store = configured_store()
             if store is not None:
                 metadata["online_store"] = store.location

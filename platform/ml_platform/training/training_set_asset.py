@@ -22,6 +22,7 @@ import dagster as dg
 import duckdb
 
 from ml_platform.automation import READ_DAYS, Read, on_new_input
+from ml_platform.contracts.writer import write_whole
 from ml_platform.curated import FeatureView, Label
 from ml_platform.lakehouse.housekeeping import tag_snapshot
 from ml_platform.lakehouse.scan import pin_current
@@ -60,8 +61,7 @@ def training_set_asset(spec: TrainingSet, label: Label, views: dict[str, Feature
             # (None: the table had no snapshot yet, i.e. no rows.)
             snapshots = {curated.name: pin_current(con, curated.name) for curated in inputs if curated.table.on_lake}
             built = build_rows(con, spec, label, views)
-            con.execute(f"DROP TABLE IF EXISTS {sql.ident(spec.table)}")
-            built.relation.create(spec.table)
+            write_whole(con, spec.table, built.relation.sql_query())
             manifest = build_manifest(
                 con, context.instance, manifest_inputs(label, views, spec, built.first, built.last), snapshots
             )
