@@ -117,8 +117,12 @@ def kill_group(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def started_platform(repo: Path, work: Path, dagster_yaml: Path | None = None) -> Iterator[tuple[Platform, float]]:
-    """Yields the platform and the Unix time `dagster dev` was started (demo data already landed)."""
+def started_platform(
+    repo: Path, work: Path, dagster_yaml: Path | None = None, weather_api: bool = True
+) -> Iterator[tuple[Platform, float]]:
+    """Yields the platform and the Unix time `dagster dev` was started (demo data already landed).
+    `weather_api`: the demo's weather API runs and is configured (without it, its sensor and
+    schedule start stopped, so they request no run)."""
     data_dir, home = work / "data", work / "dagster_home"
     home.mkdir(parents=True)
     shutil.copy(dagster_yaml or repo / "dagster.yaml", home / "dagster.yaml")
@@ -127,16 +131,18 @@ def started_platform(repo: Path, work: Path, dagster_yaml: Path | None = None) -
         [sys.executable, "-m", "dagster", "instance", "migrate"], cwd=repo, env=env, check=True, capture_output=True
     )
     api_port, port = free_port(), free_port()
-    env["ML_PLATFORM_WEATHER_API_URL"] = f"http://127.0.0.1:{api_port}"
     log = (work / "dagster_dev.log").open("ab")
-    api = subprocess.Popen(
-        [sys.executable, "-m", "ml_platform.demo.weather_api", "--port", str(api_port)],
-        cwd=repo,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    api = None
+    if weather_api:
+        env["ML_PLATFORM_WEATHER_API_URL"] = f"http://127.0.0.1:{api_port}"
+        api = subprocess.Popen(
+            [sys.executable, "-m", "ml_platform.demo.weather_api", "--port", str(api_port)],
+            cwd=repo,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     started = time.time()
     process = launch_dagster_dev(env, port, work / "dagster_dev.log", repo)
     platform = Platform(f"http://127.0.0.1:{port}", data_dir, home, process, work / "dagster_dev.log", env)
@@ -144,7 +150,8 @@ def started_platform(repo: Path, work: Path, dagster_yaml: Path | None = None) -
         yield platform, started
     finally:
         kill_group(process)
-        kill_group(api)
+        if api is not None:
+            kill_group(api)
         log.close()
 
 

@@ -7,10 +7,12 @@ moves. Exact files, rows and refusals. And what such commits mean for the wareho
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
 from ml_platform.lakehouse import tables
+from ml_platform.lakehouse.replace import StaleRead
 from ml_platform.lakehouse.scan import scan_sql
 from ml_platform.lakehouse.working_copy import WorkingCopy, run_database
 
@@ -175,3 +177,66 @@ def test_a_write_transaction_reads_every_lake_table_as_the_catalog_has_it_now(da
     path.unlink()
     with warehouse.transaction() as con:
         assert ledger(con) == [("a", DAY1, "a1", 2), ("a", DAY2, "a2", 3)]
+
+
+STATE = "state_copy"
+
+
+def _state_files() -> list[str]:
+    """Every file under the state table's data folder (committed or not)."""
+    folder = tables.load_table(STATE).location() + "/data"
+    return sorted(path.name for path in Path(folder).iterdir())
+
+
+def _set_state(run_id: str, value: int) -> None:
+    """A run that copies the state table in whole and leaves it as one row of `value`."""
+
+    def work(copy: WorkingCopy) -> None:
+        copy.con.execute(f"CREATE TABLE {STATE} (value BIGINT)")
+        copy.diff(STATE, None)
+        copy.con.execute(f"DELETE FROM {STATE}")
+        copy.con.execute(f"INSERT INTO {STATE} VALUES ({value})")
+
+    run(run_id, work)
+
+
+def test_a_table_copied_whole_is_not_committed_over_another_writers_commit_made_after_the_copy(data_dir):
+    """A table without days or scope, copied in whole (a stream view's state) and changed: when
+    another writer committed it after the copy, the commit is refused (its rows were computed from
+    the old table), nothing is committed and no file is left; it is not redone over theirs."""
+    _set_state("first", 1)
+    with run_database("late") as con:
+        copy = WorkingCopy(con)
+        con.execute(f"CREATE TABLE {STATE} (value BIGINT)")
+        copy.diff(STATE, None)
+        con.execute(f"UPDATE {STATE} SET value = value + 10")
+        _set_state("meanwhile", 2)
+        committed = _state_files()
+        with pytest.raises(StaleRead, match=f"{STATE}: its rows were computed from {STATE} at snapshot"):
+            copy.commit("late")
+    assert lake_rows(STATE) == [(2,)]
+    assert _state_files() == committed
+
+
+def test_a_whole_table_written_in_a_transaction_is_not_committed_over_a_commit_made_after_it_read_it(data_dir):
+    """`write_whole` (a frontier, a snapshot history) in a warehouse transaction: rows computed
+    from the table as the transaction read it are refused, with their file removed, when another
+    writer committed the table since; without one they commit."""
+    from ml_platform.contracts.writer import write_whole
+    from ml_platform.warehouse import Warehouse
+
+    _set_state("first", 1)
+    warehouse = Warehouse(database=str(data_dir / "warehouse.duckdb"))
+    with warehouse.transaction() as con:
+        assert write_whole(con, STATE, f"SELECT value + 1 AS value FROM {STATE}") == 1
+    assert lake_rows(STATE) == [(2,)]
+    before = _state_files()
+    stale = pytest.raises(StaleRead, match=f"{STATE}: its rows were computed from {STATE} at snapshot")
+    with stale, warehouse.transaction() as con:
+        write_whole(con, STATE, f"SELECT value + 1 AS value FROM {STATE}")
+        _set_state("meanwhile", 5)
+    assert lake_rows(STATE) == [(5,)]
+    # The other writer's file is new; the refused write's file (written at once) is gone.
+    assert [name.split("-")[0] for name in sorted(set(_state_files()) - set(before))] == ["meanwhile"]
+    with warehouse.read() as con:  # the warehouse's view was never pointed at the refused rows
+        assert con.execute(f"SELECT * FROM {STATE}").fetchall() == [(2,)]

@@ -43,20 +43,22 @@ def scratch_tables() -> Iterator[None]:
         _SCRATCH.reset(token)
 
 
-def on_lake(replaced_by_window: bool = True) -> bool:
-    """Whether tables are lake tables (`ML_PLATFORM_LAKE_TABLES`, tables replaced a window of days
-    at a time or whole, outside `scratch_tables()`): the warehouse holds a view of each, and a write
-    is staged, then committed to the lake table just before the warehouse transaction commits
-    (`ml_platform.lakehouse.staged`)."""
-    return settings.lake_tables() and replaced_by_window and not _SCRATCH.get()
+def on_lake() -> bool:
+    """Whether tables are lake tables (`ML_PLATFORM_LAKE_TABLES`, outside `scratch_tables()`): the
+    warehouse holds a view of each, and a write is staged, then committed to the lake table just
+    before the warehouse transaction commits (`ml_platform.lakehouse.staged`; a table changed row by
+    row goes through a working copy instead, `lakehouse.working_copy`)."""
+    return settings.lake_tables() and not _SCRATCH.get()
 
 
-def write_whole(con: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> int:
+def write_whole(con: duckdb.DuckDBPyConnection, name: str, select_sql: str, read_from: tuple[str, ...] = ()) -> int:
     """`select_sql`'s rows become the whole of table `name` (a table without partitions, made from
     the rows: a frontier, a manifest, a training set), in the caller's transaction: a lake table
-    replaced whole (`staged.stage_whole`), or a warehouse table. Returns the rows written."""
+    replaced whole (`staged.stage_whole`; refused if `name`, or a table `read_from` the rows were
+    computed from, changed since the transaction read it), or a warehouse table. Returns the rows
+    written."""
     if on_lake():
-        return staged.stage_whole(con, name, select_sql)
+        return staged.stage_whole(con, name, select_sql, read_from)
     return con.execute(f"CREATE OR REPLACE TABLE {sql.ident(name)} AS {select_sql}").fetchone()[0] or 0
 
 
@@ -67,14 +69,11 @@ class ContractTable:
     name: str
     contract: type[pa.DataFrameModel]
     partition_column: str | None
-    # False for a table written row by row rather than a window at a time (a stream view, updated
-    # per micro-batch): it stays a warehouse table when the others are lake tables.
-    replaced_by_window: bool = True
 
     @property
     def on_lake(self) -> bool:
         """Whether the table is a lake table (`on_lake`)."""
-        return on_lake(self.replaced_by_window)
+        return on_lake()
 
     def create(self, con: duckdb.DuckDBPyConnection) -> None:
         if not self.on_lake:

@@ -54,7 +54,7 @@ def identifier(name: str) -> str:
 
 def catalog() -> SqlCatalog:
     """The catalog, one per process and configuration (opening one costs a database round trip)."""
-    properties = _file_io_properties()
+    properties = file_io_properties()
     key = (catalog_url(), lake_root(), tuple(sorted(properties.items())))
     found = _CATALOGS.get(key)
     if found is None:
@@ -77,7 +77,7 @@ def _open(url: str, properties: dict[str, str]) -> SqlCatalog:
     raise AssertionError("unreachable")
 
 
-def _file_io_properties() -> dict[str, str]:
+def file_io_properties() -> dict[str, str]:
     """pyiceberg's FileIO settings: the S3 endpoint, region and credentials when files are on S3."""
     if s3_location() is None:
         return {}

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue, And, EqualTo, In
-from pyiceberg.table import Transaction
+from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 
 from ml_platform.lakehouse import iceberg_private
 from ml_platform.lakehouse.catalog import catalog, identifier
-from ml_platform.lakehouse.tables import partition_column
+from ml_platform.lakehouse.tables import load_table, partition_column
 
 MAX_COMMITS = 20
 FIRST_WAIT_SECONDS = 0.05
@@ -33,6 +33,11 @@ RUN_PROPERTY = "ml_platform.run-id"
 
 class CommitConflicts(RuntimeError):
     """Every attempt of a partition replace lost to another writer's commit."""
+
+
+class StaleRead(CommitConflicts):
+    """A table a replacement's rows were computed from changed after it was read: redoing the commit
+    would write rows computed from the old table over the new one. Nothing was committed."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,10 @@ class Replacement:
     # (column, value): only the days' rows with this value are replaced (a table several writers
     # share, partitioned by that column first: `tables.ensure_table`'s scope column).
     scope: tuple[str, str] | None = None
+    # (table, snapshot id read, None: no snapshot) for each table the rows were computed from as a
+    # whole (a table replaced whole from its own rows, a frontier from its view's): if one of them
+    # has another snapshot at the commit, the commit is refused (`StaleRead`) rather than redone.
+    read_from: tuple[tuple[str, int | None], ...] = ()
 
     def check(self) -> None:
         if self.days is not None and not self.days and not self.files:
@@ -86,6 +95,7 @@ def replace_together(replacements: Sequence[Replacement], run_id: str) -> list[C
         by_table.setdefault(replacement.table, []).append(replacement)
     for attempt in range(MAX_COMMITS):
         heads = {name: catalog().load_table(identifier(name)) for name in by_table}  # a redo starts from them
+        _refuse_stale_reads(replacements, heads)
         prepared = [
             iceberg_private.prepare(
                 heads[name],
@@ -111,6 +121,19 @@ def replace_together(replacements: Sequence[Replacement], run_id: str) -> list[C
         f"{names}: replacing days lost {MAX_COMMITS} times in a row to other writers' commits; nothing of this run"
         " was committed (run it again)"
     )
+
+
+def _refuse_stale_reads(replacements: Sequence[Replacement], heads: dict[str, Table]) -> None:
+    for replacement in replacements:
+        for name, read in replacement.read_from:
+            head = heads.get(name) or load_table(name)
+            snapshot = head.current_snapshot() if head is not None else None
+            current = snapshot.snapshot_id if snapshot else None
+            if current != read:
+                raise StaleRead(
+                    f"{replacement.table}: its rows were computed from {name} at snapshot {read}, and another"
+                    f" writer committed {name} since (snapshot {current}); nothing was committed (run it again)"
+                )
 
 
 def _replace(

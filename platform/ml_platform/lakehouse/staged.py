@@ -41,6 +41,7 @@ class _Staged:
     days: list[dt.date] | None  # None: every row of the table
     files: list[str]
     scope: tuple[str, str] | None
+    read_from: tuple[tuple[str, int | None], ...] = ()  # see `replace.Replacement`
 
     @property
     def whole(self) -> bool:
@@ -67,12 +68,14 @@ def stage(
     select_sql: str,
     days: list[dt.date] | None,
     scope: tuple[str, str] | None = None,
+    read_from: tuple[str, ...] = (),
 ) -> int:
     """`select_sql`'s rows replace `days` of lake table `name` (None: every day the table or the rows
     hold) when the warehouse transaction commits; until then this connection reads `name` as
     replaced. `scope` (column, value): only the days' rows with that value are replaced, in a table
     several writers share (`tables.ensure_table`). Without a `partition_column` the rows replace
-    the whole table (`stage_whole`). Returns the rows written."""
+    the whole table (`stage_whole`: `read_from`, the other tables they were computed from). Returns
+    the rows written."""
     if id(con) not in _PENDING:
         before_commit(con, publish)  # refused outside Warehouse.transaction()
         connection_id = id(con)
@@ -93,6 +96,9 @@ def stage(
     pending.append(staged)  # from here on, a rollback removes its files
     if staged.whole:
         staged.days = None
+        # Computed from the table as this transaction read it (and `read_from`'s): if another writer
+        # commits one of them first, the commit is refused, not redone over theirs.
+        staged.read_from = tuple((table, views.read_snapshot(con, table)) for table in (name, *read_from))
         _shadow_whole(con, staged, select_sql)
         return rows
     column = sql.ident(partition_column)
@@ -110,11 +116,13 @@ def stage(
     return rows
 
 
-def stage_whole(con: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> int:
+def stage_whole(con: duckdb.DuckDBPyConnection, name: str, select_sql: str, read_from: tuple[str, ...] = ()) -> int:
     """`select_sql`'s rows become the whole of lake table `name` (made from them if new, an
     unpartitioned table) when the warehouse transaction commits; until then this connection reads
-    `name` as them. Returns the rows written."""
-    return stage(con, name, None, select_sql, None)
+    `name` as them. The commit is refused (`replace.StaleRead`) if another writer committed `name`,
+    or one of the tables `read_from` the rows were computed from, after this transaction read it.
+    Returns the rows written."""
+    return stage(con, name, None, select_sql, None, read_from=read_from)
 
 
 def _shadow_whole(con: duckdb.DuckDBPyConnection, staged: _Staged, select_sql: str) -> None:
@@ -154,7 +162,7 @@ def publish(con: duckdb.DuckDBPyConnection) -> None:
     pending = _PENDING[id(con)]
     try:
         replace.replace_together(
-            [replace.Replacement(s.name, s.days, s.files, s.scope) for s in pending], uuid.uuid4().hex
+            [replace.Replacement(s.name, s.days, s.files, s.scope, s.read_from) for s in pending], uuid.uuid4().hex
         )
     except replace.CommitConflicts:
         raise  # nothing was committed: the rollback removes the files

@@ -17,11 +17,11 @@ import uuid
 from collections.abc import Iterable
 
 import duckdb
-from pyiceberg.table import Table
+from pyiceberg.table import StaticTable, Table
 
 from ml_platform import settings
 from ml_platform.lakehouse import iceberg_private, replace, tables
-from ml_platform.lakehouse.catalog import NAMESPACE, catalog
+from ml_platform.lakehouse.catalog import NAMESPACE, catalog, file_io_properties
 from ml_platform.lakehouse.scan import scan_sql
 from ml_platform.warehouse import sql
 from ml_platform.warehouse.resource import on_begin
@@ -111,6 +111,18 @@ def point_view(con: duckdb.DuckDBPyConnection, name: str, table: Table) -> None:
     view = sql.qualified(database, "main", name)
     con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {scan_sql(table)}")
     con.execute(f"COMMENT ON VIEW {view} IS {sql.literal(table.metadata_location)}")
+
+
+def read_snapshot(con: duckdb.DuckDBPyConnection, name: str) -> int | None:
+    """The snapshot of lake table `name` the warehouse's view reads in `con`: the current one of the
+    metadata file the view's comment names; None without a view or a snapshot."""
+    found = con.execute(
+        "SELECT comment FROM duckdb_views() WHERE NOT temporary AND schema_name = 'main' AND view_name = $1", [name]
+    ).fetchall()
+    if not found or not found[0][0]:
+        return None
+    snapshot = StaticTable.from_metadata(found[0][0], file_io_properties()).current_snapshot()
+    return snapshot.snapshot_id if snapshot else None
 
 
 def refresh(con: duckdb.DuckDBPyConnection) -> list[str]:

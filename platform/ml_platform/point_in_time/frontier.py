@@ -52,7 +52,7 @@ def refresh_frontier(
     from the whole table when it does not exist yet; nothing to do when `since` is None)."""
     target = sql.ident(frontier_table(table))
     if not table_exists(con, frontier_table(table)):
-        writer.write_whole(con, frontier_table(table), frontier_rows(table, keys, ts, created))
+        writer.write_whole(con, frontier_table(table), frontier_rows(table, keys, ts, created), read_from=(table,))
         return
     if since is None:
         return
@@ -63,6 +63,7 @@ def refresh_frontier(
             frontier_table(table),
             f"SELECT * FROM {target} WHERE {AVAILABLE} < {sql.literal(since)}"
             f" UNION ALL BY NAME ({frontier_rows(table, keys, ts, created, since=since)})",
+            read_from=(table,),
         )
         return
     con.execute(f"DELETE FROM {target} WHERE {AVAILABLE} >= {sql.literal(since)}")

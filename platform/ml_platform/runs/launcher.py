@@ -21,17 +21,33 @@ on run monitoring with it, so a run whose process is gone is marked failed withi
 pool slot is freed, and run retries start it again (only runs that failed this way: a failed
 asset or check is not retried). Everything here runs where `dagster dev` runs, so the pid is
 local. `platform_tests/test_exactly_once.py` proves it with a hard stop in the middle of a burst.
+
+Runs can also share nothing local (`run_directories`): each run is then a fresh process
+(`dagster api execute_run`, as in an ECS task or a pod) whose working directory and data folder
+(`ML_PLATFORM_DATA_DIR`) is a new folder of its own, so its warehouse file is its own, made from the
+catalog. The deployed topology on one machine (`make scale-demo`): with the landing and the lake on
+S3 and the catalog in PostgreSQL, runs share only those two, as ECS tasks would.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterRun, DagsterRunStatus, DefaultRunLauncher, Field, serialize_value
+from dagster import (
+    DagsterEventType,
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultRunLauncher,
+    Field,
+    StringSource,
+    serialize_value,
+)
 
 from ml_platform import dagster_private
 from ml_platform.dagster_private import GRPC_INFO_TAG, CheckRunHealthResult, LaunchRunContext, WorkerStatus
@@ -89,16 +105,24 @@ def interrupt_until_gone(pid: int, started_at: float) -> None:
 class LocalRunLauncher(DefaultRunLauncher):
     """`DefaultRunLauncher` whose runs start as forks and whose runs' processes are checked by run monitoring."""
 
-    def __init__(self, inst_data=None, fork_runs: bool = True):
+    def __init__(self, inst_data=None, fork_runs: bool = True, run_directories: str | None = None):
         super().__init__(inst_data=inst_data)
         self._fork_runs = fork_runs
+        self._run_directories = Path(run_directories) if run_directories else None
+        self._processes: list[subprocess.Popen] = []
 
     @classmethod
     def config_type(cls):
         return {
             "fork_runs": Field(
                 bool, is_required=False, default_value=True, description="Start runs as forks (ml_platform.runs.forks)."
-            )
+            ),
+            "run_directories": Field(
+                StringSource,
+                is_required=False,
+                description="Run each run as a fresh process in a new folder of its own under this one, its"
+                " working directory and data folder: runs share nothing local (storage and catalog elsewhere).",
+            ),
         }
 
     @classmethod
@@ -106,16 +130,36 @@ class LocalRunLauncher(DefaultRunLauncher):
         return cls(inst_data=inst_data, **config_value)
 
     def launch_run(self, context: LaunchRunContext) -> None:
-        if not self._fork_runs:
+        if not self._fork_runs and self._run_directories is None:
             return super().launch_run(context)
         run = context.dagster_run
         if run.job_code_origin is None:
             raise ValueError(f"run {run.run_id} has no code origin to execute")
-        run_forks.start_run(
-            serialize_value(
-                dagster_private.ExecuteRunArgs(run.job_code_origin, run.run_id, instance_ref=self._instance.get_ref())
-            )
+        args = serialize_value(
+            dagster_private.ExecuteRunArgs(run.job_code_origin, run.run_id, instance_ref=self._instance.get_ref())
         )
+        if self._run_directories is not None:
+            self._start_in_own_directory(run.run_id, args)
+        else:
+            run_forks.start_run(args)
+
+    def _start_in_own_directory(self, run_id: str, args: str) -> None:
+        """The run as `dagster api execute_run` in a new folder `<run_directories>/<run_id>`, its
+        working directory and data folder; its output goes to `run.log` there."""
+        self._processes = [process for process in self._processes if process.poll() is None]  # reaped
+        folder = self._run_directories / run_id
+        folder.mkdir(parents=True)
+        with (folder / "run.log").open("ab") as log:  # the child keeps its own descriptor
+            self._processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "dagster", "api", "execute_run", args],
+                    cwd=folder,
+                    env={**os.environ, "ML_PLATFORM_DATA_DIR": str(folder)},
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)
