@@ -12,10 +12,6 @@ The run says, per table, how its change is found:
 - `replaces`: the run rewrote whole days; its rows of those days replace them. Nothing is copied in.
 - `appends`: every row the run's table holds is new. Nothing is copied in.
 
-The tables may also be temporary tables of a warehouse transaction's connection, shadowing the
-warehouse's views of the same names (a stream feature view's tables, changed row by row per
-micro-batch): everything the working copy makes itself is temporary, and `drop` removes it.
-
 Nothing here needs the warehouse file: a run reaches only the catalog and the table files. A run
 killed at any moment leaves every table old or new; files of a commit that never happened are
 removed (or, when its outcome is unknown, left to housekeeping, which removes files no snapshot
@@ -129,7 +125,7 @@ class WorkingCopy:
                 f"INSERT INTO {sql.ident(name)} ({columns}) SELECT {columns} FROM {scan_sql(table)}"
                 f" WHERE {tracked.where()}"
             )
-        self.con.execute(f"CREATE TEMP TABLE {tracked.base()} AS SELECT * FROM {sql.ident(name)}")
+        self.con.execute(f"CREATE TABLE {tracked.base()} AS SELECT * FROM {sql.ident(name)}")
 
     def replaces(
         self, name: str, partition_column: str, days: DateWindow, scope: tuple[str, str] | None = None
@@ -188,12 +184,8 @@ class WorkingCopy:
             return self._write(tracked, run_id, f"SELECT * FROM {table}", days=sql.window_days(tracked.days))
         # Each difference computed once: counted, listed by day and written from these tables.
         added, removed = sql.ident(f"_added_{name}"), sql.ident(f"_removed_{name}")
-        self.con.execute(
-            f"CREATE TEMP TABLE {added} AS SELECT * FROM {table} EXCEPT ALL SELECT * FROM {tracked.base()}"
-        )
-        self.con.execute(
-            f"CREATE TEMP TABLE {removed} AS SELECT * FROM {tracked.base()} EXCEPT ALL SELECT * FROM {table}"
-        )
+        self.con.execute(f"CREATE TABLE {added} AS SELECT * FROM {table} EXCEPT ALL SELECT * FROM {tracked.base()}")
+        self.con.execute(f"CREATE TABLE {removed} AS SELECT * FROM {tracked.base()} EXCEPT ALL SELECT * FROM {table}")
         if not self.con.execute(f"SELECT count(*) FROM {removed}").fetchone()[0]:
             if not self.con.execute(f"SELECT count(*) FROM {added}").fetchone()[0]:
                 self._ensure(tracked)
@@ -215,12 +207,6 @@ class WorkingCopy:
             )
         listed = ", ".join(sql.literal(day) for day in days)
         return self._write(tracked, run_id, f"SELECT * FROM {table} WHERE {column} IN ({listed})", days=days)
-
-    def drop(self) -> None:
-        """Drop the tracked tables and what the working copy made beside them (all temporary)."""
-        for name in self.tracked:
-            for table in (name, f"_copied_{name}", f"_added_{name}", f"_removed_{name}"):
-                self.con.execute(f"DROP TABLE IF EXISTS temp.main.{sql.ident(table)}")
 
     def _refuse_foreign_scope(self, tracked: Tracked) -> None:
         if not tracked.scope:
