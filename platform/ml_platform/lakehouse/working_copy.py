@@ -100,7 +100,6 @@ class WorkingCopy:
         self.con = con
         self.tracked: dict[str, Tracked] = {}
         self._existing: set[str] = set()  # lake tables found when their rows were copied in
-        self._read: dict[str, int | None] = {}  # the snapshot copied in, of each table copied whole
 
     def diff(
         self,
@@ -115,9 +114,6 @@ class WorkingCopy:
         table = tables.load_table(name)
         if table is not None:
             self._existing.add(name)
-        if partition_column is None and scope is None:
-            snapshot = table.current_snapshot() if table is not None else None
-            self._read[name] = snapshot.snapshot_id if snapshot else None
         if table is not None and table.current_snapshot() is not None:
             held = {field.name for field in table.schema().fields}
             columns = ", ".join(sql.ident(c) for c in self._columns(name) if c in held)
@@ -239,9 +235,7 @@ class WorkingCopy:
             )
         if days == [] and not files:
             return None  # nothing added
-        # A table copied in whole: its change is refused, not redone, over another writer's commit.
-        read_from = ((tracked.name, self._read[tracked.name]),) if tracked.name in self._read else ()
-        return replace.Replacement(tracked.name, days, files, tracked.scope, read_from)
+        return replace.Replacement(tracked.name, days, files, tracked.scope)
 
     def _ensure(self, tracked: Tracked) -> None:
         """The lake table exists (made from the run's table), so readers find it after the run."""
