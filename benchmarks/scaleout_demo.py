@@ -21,7 +21,7 @@ Steps:
    is W=1's wall over W's.
 
 Results: `benchmarks/results/scaleout_demo.{json,md}`; exits 1 when a table differs, a run did not
-run in a folder of its own, or more workers were not faster. About twenty minutes here (19 to 20 measured).
+run in a folder of its own, or more workers were not faster. About twenty minutes here (22 measured).
 
     .venv/bin/python benchmarks/scaleout_demo.py [--days 30] [--events-per-day 20000] [--workers 1,2,4]
 """
