@@ -19,7 +19,7 @@ from conftest import Runner, embedded_build
 from ml_platform.curated.audit import audit_tables
 from ml_platform.declarations import discover_curated_tables, discover_specs
 from ml_platform.definitions import partition_columns
-from ml_platform.lakehouse import replace, tables
+from ml_platform.lakehouse import replace, tables, working_copy
 from ml_platform.warehouse import Warehouse
 
 FIRST, LAST = "2026-11-15", "2026-11-18"
@@ -46,6 +46,16 @@ def _build(runner: Runner) -> None:
     runner.run("user_activity", range_=(FIRST, LAST))
 
 
+def _files_by_day(name: str) -> list:
+    """The table's current data files, grouped by partition (a `types.SimpleNamespace` per day)."""
+    import types
+
+    found: dict = {}
+    for file in tables.load_table(name).inspect.files().select(["file_path", "partition"]).to_pylist():
+        found.setdefault(tuple(file["partition"].values()), []).append(file["file_path"])
+    return [types.SimpleNamespace(partition=key, files=files) for key, files in sorted(found.items())]
+
+
 def _tables(runner: Runner) -> dict[str, list[tuple]]:
     return {name: runner.query(f"SELECT * {left_out} FROM {name} ORDER BY ALL") for name, left_out in COMPARED.items()}
 
@@ -62,10 +72,14 @@ def test_clean_and_curated_lake_tables_equal_the_embedded_ones_and_a_second_engi
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(data_dir))
     monkeypatch.setenv("ML_PLATFORM_PARALLEL_RAW", "true")
     monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "true")
+    # A raw run writes its rows out as it reads its files (`working_copy.flush`), here once it holds 100.
+    monkeypatch.setattr(working_copy, "FLUSH_ROWS", 100)
     with dg.instance_for_test() as instance:
         runner = Runner(build_definitions(), instance, data_dir)
         _build(runner)
         assert _tables(runner) == expected
+        files_per_day = [len(day.files) for day in _files_by_day("raw_events")]
+        assert len(files_per_day) == 4 and min(files_per_day) > 1, files_per_day  # a day in several flushes
         # The warehouse holds views of the lake tables, and no table.
         views = {name for (name,) in runner.query("SELECT view_name FROM duckdb_views() WHERE NOT internal")}
         assert {"raw_events", "clean_events", "user_daily_features", "user_activity"} <= views

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from ml_platform.lakehouse import tables
@@ -222,3 +223,58 @@ def test_a_whole_table_written_in_a_transaction_is_not_committed_over_a_commit_m
     assert [name.split("-")[0] for name in sorted(set(_state_files()) - set(before))] == ["meanwhile"]
     with warehouse.read() as con:  # the warehouse's view was never pointed at the refused rows
         assert con.execute(f"SELECT * FROM {STATE}").fetchall() == [(2,)]
+
+
+def test_a_replaced_table_is_flushed_as_files_while_the_run_writes_and_read_whole_once_settled(data_dir):
+    """A run that writes more rows than it should hold writes them out as it goes (`flush`): what it
+    holds is written once it is at least the threshold; `settle` writes the rest and the run then reads
+    every row it wrote, in its table's types; the commit replaces the days with all those files."""
+    rows = [(DAY1, 1, '{"a": 1}'), (DAY1, 2, '{"a": 2}'), (DAY2, 1, '{"b": 1}')]
+
+    def work(copy: WorkingCopy) -> None:
+        con = copy.con
+        con.execute(f"CREATE TABLE {RAW} ({RAW_DDL})")
+        copy.replaces(RAW, "landing_date", (DAY1, DAY2))
+        con.executemany(f"INSERT INTO {RAW} VALUES (?, ?, ?)", rows[:1])
+        copy.flush(RAW, "r1", at_least=2)  # one row: kept
+        assert con.execute(f"SELECT count(*) FROM {RAW}").fetchone() == (1,)
+        con.executemany(f"INSERT INTO {RAW} VALUES (?, ?, ?)", rows[1:2])
+        copy.flush(RAW, "r1", at_least=2)  # two rows: written, the table emptied
+        assert con.execute(f"SELECT count(*) FROM {RAW}").fetchone() == (0,)
+        con.executemany(f"INSERT INTO {RAW} VALUES (?, ?, ?)", rows[2:])
+        copy.settle(RAW, "r1")
+        assert con.execute(f"SELECT *, typeof(record) FROM {RAW} ORDER BY ALL").fetchall() == [
+            (*row, "JSON") for row in rows
+        ]
+        with pytest.raises(duckdb.CatalogException, match="raw_copy is not an table"):
+            con.execute(f"INSERT INTO {RAW} VALUES (?, ?, ?)", (DAY2, 2, "{}"))
+
+    run("r1", work)
+    assert lake_rows(RAW) == rows
+    # Day 1: the flushed file; day 2: the one written when settled.
+    files = files_by_partition(RAW)
+    assert [len(names) for names in files.values()] == [1, 1] and list(files) == [(DAY1,), (DAY2,)]
+    assert files[(DAY1,)] != files[(DAY2,)]
+
+
+def test_files_flushed_by_a_run_that_fails_are_removed_and_rows_outside_its_days_refused_at_once(data_dir):
+    folder = None
+
+    def failing(copy: WorkingCopy) -> None:
+        nonlocal folder
+        copy.con.execute(f"CREATE TABLE {RAW} ({RAW_DDL})")
+        copy.replaces(RAW, "landing_date", (DAY1, DAY1))
+        copy.con.execute(f"INSERT INTO {RAW} VALUES (?, ?, ?)", (DAY1, 1, "{}"))
+        copy.flush(RAW, "r1", at_least=1)
+        folder = Path(tables.load_table(RAW).location().removeprefix("file://")) / "data"
+        assert len(list(folder.rglob("*.parquet"))) == 1
+        copy.con.execute(f"INSERT INTO {RAW} VALUES (?, ?, ?)", (DAY2, 1, "{}"))
+        copy.flush(RAW, "r1", at_least=1)
+
+    with run_database("r1") as con:
+        copy = WorkingCopy(con)
+        with pytest.raises(RuntimeError, match=r"raw_copy: the run wrote 1 row\(s\) outside the days it replaces"):
+            failing(copy)
+        copy.discard()
+    assert list(folder.rglob("*.parquet")) == []
+    assert tables.load_table(RAW).current_snapshot() is None

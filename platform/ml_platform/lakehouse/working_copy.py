@@ -10,6 +10,10 @@ The run says, per table, how its change is found:
   are in with its rows of those days. For small tables read before they are written (ledgers,
   offsets): the run needs no rule of its own to say what it changed.
 - `replaces`: the run rewrote whole days; its rows of those days replace them. Nothing is copied in.
+  A run writing many rows writes them out as files while it works (`flush`, then `settle` once
+  it has written its last: its reads then see them all), so it never holds more than about
+  `FLUSH_ROWS` of them: the rows of a big day are not held in memory, or spilled, before their
+  files are written.
 - `appends`: every row the run's table holds is new. Nothing is copied in.
 
 Nothing here needs the warehouse file: a run reaches only the catalog and the table files. A run
@@ -38,6 +42,9 @@ from ml_platform.warehouse.resource import duckdb_config, lake_access
 from ml_platform.warehouse.sql import DateWindow
 
 DIFF, REPLACE, APPEND = "diff", "replace", "append"
+# A table the run replaces days of is written as files once it holds this many rows (`flush`), so a
+# run holds about this many of its rows in memory whatever it writes in all (a raw run of a big day).
+FLUSH_ROWS = 500_000
 
 
 @contextmanager
@@ -100,6 +107,8 @@ class WorkingCopy:
         self.con = con
         self.tracked: dict[str, Tracked] = {}
         self._existing: set[str] = set()  # lake tables found when their rows were copied in
+        self._flushed: dict[str, list[str]] = {}  # a REPLACE table's files written before the commit
+        self._settled: set[str] = set()  # REPLACE tables now views of their files
 
     def diff(
         self,
@@ -133,6 +142,54 @@ class WorkingCopy:
         """Every row of the run's table is added to the lake table."""
         self._track(Tracked(name, APPEND, partition_column, scope, None))
 
+    def flush(self, name: str, run_id: str, at_least: int | None = None) -> None:
+        """Write the rows REPLACE table `name` holds as its files now if they are at least
+        `at_least` (`FLUSH_ROWS` by default), and empty it: the commit adds its remaining rows'
+        files to these. Until `settle`, the table holds only the rows added since the last flush."""
+        tracked = self.tracked[name]
+        if tracked.mode != REPLACE or name in self._settled:
+            raise RuntimeError(f"{name}: only a table whose days the run replaces is flushed, before it is settled")
+        table = sql.ident(name)
+        threshold = FLUSH_ROWS if at_least is None else at_least
+        if self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] < max(threshold, 1):
+            return
+        self._refuse_outside_days(tracked)
+        replacement = self._write(tracked, run_id, f"SELECT * FROM {table}", days=None)
+        self._flushed.setdefault(name, []).extend(replacement.files if replacement else ())
+        self.con.execute(f"DELETE FROM {table}")
+
+    def settle(self, name: str, run_id: str) -> None:
+        """Flush every row REPLACE table `name` holds; it is then a view of all the rows the run
+        wrote (their files, read in the table's column types), for the run's reads. No row can be
+        added after."""
+        self.flush(name, run_id, at_least=1)
+        table, held = sql.ident(name), sql.ident(f"_held_{name}")
+        typed = ", ".join(
+            f"CAST({sql.ident(column)} AS {kind}) AS {sql.ident(column)}"
+            for column, kind, *_ in self.con.execute(f"DESCRIBE {table}").fetchall()
+        )
+        files = self._flushed.get(name)
+        self.con.execute(f"ALTER TABLE {table} RENAME TO {held}")  # empty now; read when nothing was written
+        rows = f"read_parquet([{', '.join(sql.literal(file) for file in files)}])" if files else held
+        self.con.execute(f"CREATE VIEW {table} AS SELECT {typed} FROM {rows}")
+        self._settled.add(name)
+
+    def discard(self) -> None:
+        """Remove the files written before a commit that will not happen (the run failed)."""
+        for name, files in self._flushed.items():
+            tables.remove_files(name, files)
+        self._flushed.clear()
+
+    def _refuse_outside_days(self, tracked: Tracked) -> None:
+        outside = self.con.execute(
+            f"SELECT count(*) FROM {sql.ident(tracked.name)} WHERE NOT ({tracked.where()})"
+        ).fetchone()[0]
+        if outside:
+            raise RuntimeError(
+                f"{tracked.name}: the run wrote {outside} row(s) outside the days it replaces ({tracked.days[0]}.."
+                f"{tracked.days[1]}); nothing was committed"
+            )
+
     def _track(self, tracked: Tracked) -> Tracked:
         if tracked.name in self.tracked:
             raise RuntimeError(f"{tracked.name} is already in the working copy")
@@ -151,6 +208,7 @@ class WorkingCopy:
                     replacements.append(replacement)
         except BaseException:
             _remove(replacements)  # nothing is committed: a file could not be written, a rule refused
+            self.discard()
             raise
         try:
             commits = replace.replace_together(replacements, run_id) if replacements else []
@@ -171,13 +229,19 @@ class WorkingCopy:
         if tracked.mode == APPEND:
             return self._write(tracked, run_id, f"SELECT * FROM {table}", days=[])
         if tracked.mode == REPLACE:
-            outside = self.con.execute(f"SELECT count(*) FROM {table} WHERE NOT ({tracked.where()})").fetchone()[0]
-            if outside:
-                raise RuntimeError(
-                    f"{name}: the run wrote {outside} row(s) outside the days it replaces ({tracked.days[0]}.."
-                    f"{tracked.days[1]}); nothing was committed"
-                )
-            return self._write(tracked, run_id, f"SELECT * FROM {table}", days=sql.window_days(tracked.days))
+            days = sql.window_days(tracked.days)
+            flushed = self._flushed.pop(name, [])
+            if name in self._settled:
+                if not flushed:
+                    self._ensure(tracked)  # no row written: the replace empties the days of a table that exists
+                return replace.Replacement(name, days, flushed, tracked.scope)
+            self._refuse_outside_days(tracked)
+            try:
+                rest = self._write(tracked, run_id, f"SELECT * FROM {table}", days=days)
+            except BaseException:
+                tables.remove_files(name, flushed)
+                raise
+            return replace.Replacement(name, days, [*flushed, *rest.files], tracked.scope)
         # Each difference computed once: counted, listed by day and written from these tables.
         added, removed = sql.ident(f"_added_{name}"), sql.ident(f"_removed_{name}")
         self.con.execute(f"CREATE TABLE {added} AS SELECT * FROM {table} EXCEPT ALL SELECT * FROM {tracked.base()}")

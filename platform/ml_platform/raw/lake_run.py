@@ -63,6 +63,7 @@ class RawRun:
     con: duckdb.DuckDBPyConnection
     spec: SourceSpec
     window: DateWindow
+    run_id: str = ""
     copy: WorkingCopy | None = None
     committed: Committed | None = None
     # After a lake run: the raw table's rows per landing day of the window, and in all.
@@ -102,6 +103,19 @@ class RawRun:
         if self.copy:
             self.copy.replaces(table, PARTITION_COLUMN, days or self.window)
 
+    def flush(self, table: str) -> None:
+        """Write the rows the run holds of `table` (one `replaces` names) as its files if they are
+        many (`working_copy.FLUSH_ROWS`): call between batches of rows (a raw run's landed files),
+        so the run holds about that many in memory whatever its days hold. Reads of `table` miss
+        the rows written until `settle`."""
+        if self.copy:
+            self.copy.flush(table, self.run_id)
+
+    def settle(self, table: str) -> None:
+        """After the run's last row of `table`: reads of it see every row the run wrote."""
+        if self.copy:
+            self.copy.settle(table, self.run_id)
+
     def appends(self, table: str) -> None:
         """Every row the run writes to `table`, a table of the source's own, is new."""
         if self.copy:
@@ -133,14 +147,18 @@ def raw_run(
     `own_tables`: the source's tables besides its raw table (an API source's responses)."""
     if not settings.lake_tables():
         with warehouse.transaction() as con:
-            yield RawRun(con, spec, window)
+            yield RawRun(con, spec, window, run_id)
         return
     tables = [(name, column, SCOPE_COLUMN) for name, column in SHARED_TABLES.items()]
     tables += [(name, PARTITION_COLUMN, None) for name in (spec.raw_table, *own_tables)]
     _adopt_warehouse_tables(warehouse, tables)
     with run_database(run_id) as con:
-        run = RawRun(con, spec, window, WorkingCopy(con))
-        yield run
+        run = RawRun(con, spec, window, run_id, WorkingCopy(con))
+        try:
+            yield run
+        except BaseException:
+            run.copy.discard()  # files flushed before the failure: no commit will name them
+            raise
         run.committed = run.copy.commit(run_id)
     # The transaction's start points the warehouse's views at the run's new snapshots (`views.refresh`);
     # a table a reader made meanwhile under one of their names (empty) makes way for its view.

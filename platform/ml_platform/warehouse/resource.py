@@ -70,6 +70,9 @@ def lake_access(con: duckdb.DuckDBPyConnection) -> None:
     extension is autoloaded on first use, `duckdb_config`; S3 needs its credentials)."""
     if not settings.lake_tables():
         return
+    # A lake table's files never change under their name (every write makes new names), so their
+    # Parquet footers are kept once read: each check of a step reads the same files again.
+    con.execute("SET parquet_metadata_cache = true")
     if settings.storage_url():
         # Imported here: storage builds on this package.
         from ml_platform.storage.aws import aws_access

@@ -142,7 +142,11 @@ def _ingest(
     _refuse_shrinking(context, ingested_files(con, spec, window), landed.files)
     replace_raw_window(con, spec, window)
     quarantine.forget_quarantine_window(con, spec, window)
-    ledger = [ingest_file(con, spec, f, landed.ingested_at) for f in landed.files]
+    ledger = []
+    for file in landed.files:
+        ledger.append(ingest_file(con, spec, file, landed.ingested_at))
+        run.flush(spec.raw_table)
+    run.settle(spec.raw_table)
     never_read = {
         **{p: (quarantine.UNSUPPORTED, _unsupported_reason(spec)) for p in landed.unsupported},
         **{p: (quarantine.REFUSED, reason) for p, reason in landed.refused.items()},
