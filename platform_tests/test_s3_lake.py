@@ -10,6 +10,7 @@ import datetime as dt
 import gzip
 import io
 import os
+import pickle
 import shutil
 import time
 from pathlib import Path
@@ -336,6 +337,22 @@ def test_credentials_from_secrets_manager_never_reach_the_event_log_or_logs(lake
     assert "lake_export" in text  # the scan sees the runs' metadata
     for secret in (secret_key_id, secret_key, ACCESS_KEY_ID, SECRET_ACCESS_KEY):
         assert secret not in text
+
+
+def test_a_model_is_saved_whole_in_the_bucket_and_nothing_on_the_workers_disk(lake, data_dir):
+    """A run worker's disk goes with it: the model assets save into the storage
+    (`storage.artifacts`), read back by `load_model`."""
+    from ml_platform.storage import artifacts
+    from ml_platform.training.model_asset import load_model, model_path
+
+    fitted = {"coefficients": [0.5, -1.25], "classes": ["stays", "churns"]}
+    assert artifacts.save(model_path("churn"), pickle.dumps(fitted)) == f"{STORAGE}/models/churn.pkl"
+    listed = lake.client.list_objects_v2(Bucket=BUCKET, Prefix="platform/models/")["Contents"]
+    assert [o["Key"] for o in listed] == ["platform/models/churn.pkl"]
+    assert load_model("churn") == fitted
+    assert not (data_dir / "models").exists()
+    with pytest.raises(FileNotFoundError, match=f"{STORAGE}/models/churn_leaky.pkl"):
+        load_model("churn_leaky")
 
 
 def test_storage_setting_is_checked(monkeypatch):

@@ -18,6 +18,7 @@ from conftest import BuiltState, Runner, build_state, write_landing
 from helpers import pseudonym, run_metadata
 from ml_platform.declarations import discover_training_sets
 from ml_platform.training.manifest import manifest_changes
+from ml_platform.training.model_asset import load_model
 from ml_platform.warehouse import connect
 
 FIRST = dt.date(2026, 8, 1)
@@ -173,7 +174,11 @@ def test_the_baseline_is_fitted_on_the_training_window_only_and_the_leaky_twin_s
     assert baseline["train_rows"] == int((frame.split == "train").sum())
     assert baseline["validation_rows"] == int((frame.split == "validation").sum())
 
-    model = pickle.loads((runner.data_dir / "models" / "churn.pkl").read_bytes())
+    # Saved in the storage (here the data folder), where the model's metadata says.
+    saved = runner.data_dir / "models" / "churn.pkl"
+    assert baseline["model_path"] == str(saved)
+    assert saved.is_file()
+    model = load_model("churn")
     numeric = model.named_steps["features"].named_transformers_["numeric"]
     column = list(model.named_steps["features"].transformers_[0][2]).index("lifetime_value")
     scaler = numeric.named_steps["standardscaler"]

@@ -2,7 +2,8 @@
 
 The baseline (`<name>_model`) is fitted on the training set's `train` rows and scored on its
 `validation` rows (the later period); the metrics are numeric metadata, so the asset's page
-plots them over retrainings. The fitted pipeline is saved under `<data>/models/`. While the
+plots them over retrainings. The fitted pipeline is pickled into the storage as
+`models/<name>.pkl` (`ml_platform.storage.artifacts`: the data folder, or the S3 prefix). While the
 set cannot train a model yet (no rows, one class only; the demo week is shorter than the churn
 horizon), the run succeeds and says why in its metadata instead of failing the lineage.
 
@@ -17,10 +18,11 @@ import pickle
 import dagster as dg
 import pandas as pd
 
-from ml_platform import privacy, settings
+from ml_platform import privacy
 from ml_platform.automation import Read, on_new_input
 from ml_platform.contracts.writer import table_exists
 from ml_platform.curated import Label
+from ml_platform.storage import artifacts
 from ml_platform.training import ENTITY_TIMESTAMP
 from ml_platform.training.baseline import NotTrainable, fit_leaky, fit_time_split
 from ml_platform.training.spec import TrainingSet
@@ -103,8 +105,16 @@ def _fitted_result(context: dg.AssetExecutionContext, name: str, fit) -> dg.Mate
         reason = str(exc) if isinstance(exc, NotTrainable) else "the training set has not been built yet"
         context.log.warning(f"{name}: not trained: {reason}")
         return dg.MaterializeResult(metadata={"trained": False, "reason": reason})
-    path = settings.data_dir() / "models" / f"{name}.pkl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(fitted.model))
+    saved = artifacts.save(model_path(name), pickle.dumps(fitted.model))
     context.log.info(f"{name}: " + ", ".join(f"{k}={v:.4g}" for k, v in fitted.metrics.items()))
-    return dg.MaterializeResult(metadata={"trained": True, "model_path": str(path), **fitted.metrics})
+    return dg.MaterializeResult(metadata={"trained": True, "model_path": saved, **fitted.metrics})
+
+
+def model_path(name: str) -> str:
+    """Where model `name` (a training set's name, `_leaky` for its leaky twin) is in the storage."""
+    return f"{artifacts.MODELS}/{name}.pkl"
+
+
+def load_model(name: str):
+    """The fitted model last saved under `name` (FileNotFoundError before the first)."""
+    return pickle.loads(artifacts.load(model_path(name)))
