@@ -8,7 +8,6 @@ expected label rows come from a plain-Python reading of the same fixture.
 from __future__ import annotations
 
 import datetime as dt
-import pickle
 
 import dagster as dg
 import pandas as pd
