@@ -184,7 +184,13 @@ def message_latencies(warehouse, runs: list[MicroBatchRun], measured_from: float
         return {"messages_in_raw": 0, "_committed_by_run": {}}  # no micro-batch committed anything
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        # Tables, or the warehouse's views of lake tables.
+        tables = {
+            row[0]
+            for row in con.execute(
+                "SELECT table_name FROM duckdb_tables() UNION SELECT view_name FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
+        }
         con.execute("CREATE TEMP TABLE _runs (run_id VARCHAR, raw_done DOUBLE, raw_step_started DOUBLE)")
         con.executemany("INSERT INTO _runs VALUES (?, ?, ?)", done)
         privacy.bind_key(con)

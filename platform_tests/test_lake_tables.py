@@ -132,9 +132,9 @@ def test_clean_and_curated_lake_tables_equal_the_embedded_ones_and_a_second_engi
         con.close()
 
 
-def test_every_table_but_the_stream_views_is_a_lake_table(monkeypatch):
-    """Clean tables (event days and snapshot histories), curated tables, feature views and labels
-    are lake tables. Stream views (appended to per micro-batch) stay warehouse tables."""
+def test_every_table_is_a_lake_table_unless_lake_tables_are_off(monkeypatch):
+    """Clean tables (event days and snapshot histories), curated tables, feature views, labels and
+    stream views are lake tables."""
     from ml_platform.clean.write import clean_table
     from ml_platform.curated.stream_update import view_table
     from ml_platform.declarations import discover_labels, discover_stream_views
@@ -143,7 +143,7 @@ def test_every_table_but_the_stream_views_is_a_lake_table(monkeypatch):
     on_lake = {spec.clean_table: clean_table(spec).on_lake for spec in discover_specs() if spec.clean_table is not None}
     assert on_lake["clean_events"] and on_lake["clean_users"] and on_lake["clean_products"]
     assert all(t.table.on_lake for t in [*discover_curated_tables(), *discover_labels()])
-    assert not any(view_table(v).on_lake for v in discover_stream_views())
+    assert all(view_table(v).on_lake for v in discover_stream_views())
     monkeypatch.setenv("ML_PLATFORM_LAKE_TABLES", "false")
     assert not clean_table(next(s for s in discover_specs() if s.name == "events")).on_lake
     monkeypatch.delenv("ML_PLATFORM_LAKE_TABLES")  # the default

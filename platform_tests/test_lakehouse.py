@@ -395,3 +395,72 @@ def test_the_platform_reads_a_snapshot_from_its_files_as_the_iceberg_extension_d
         tx.set_properties(**{"write.metadata.metrics.default": "none"})
     add_day(DAY1, rows_select(DAY1, "v2"), "v2")
     assert scan.scan_sql(tables.load_table(TABLE)).startswith("iceberg_scan(")
+
+
+def append_day(day: dt.date, version: str, count: int = 10) -> replace.Commit:
+    """One more file for `day` (a stream's micro-batch), its ids apart from every other version's."""
+    path = write_day(day, version, count)
+    (commit,) = replace.replace_together([replace.Replacement(TABLE, [], [path])], run_id=version)
+    return commit
+
+
+def files_per_day() -> dict[dt.date, int]:
+    counted: dict[dt.date, int] = {}
+    for task in tables.load_table(TABLE).scan().plan_files():
+        day = dt.date(1970, 1, 1) + dt.timedelta(days=task.file.partition[0])
+        counted[day] = counted.get(day, 0) + 1
+    return dict(sorted(counted.items()))
+
+
+def test_housekeeping_compacts_a_crowded_partition_into_one_file_with_the_same_rows(data_dir):
+    import dagster as dg
+
+    from ml_platform.lakehouse.housekeeping_asset import lake_housekeeping
+
+    for i in range(5):
+        append_day(DAY1, f"a{i}")
+    before = [append_day(DAY2, f"b{i}") for i in range(2)][-1]
+    rows_before = state()
+    assert files_per_day() == {DAY1: 5, DAY2: 2}
+
+    config = {"retention_hours": 1000.0, "compact_min_files": 3}
+    result = dg.materialize([lake_housekeeping], run_config={"ops": {"lake_housekeeping": {"config": config}}})
+    metadata = {k: v.value for k, v in result.asset_materializations_for_node("lake_housekeeping")[0].metadata.items()}
+    assert (metadata["partitions_compacted"], metadata["files_compacted"]) == (1, 5)
+    assert metadata["per_table"][TABLE]["partitions_compacted"] == 1
+    # Day 1 is one file now, day 2 (below the threshold) untouched; the rows are the same, and the
+    # snapshot before compaction still reads as it did.
+    assert files_per_day() == {DAY1: 1, DAY2: 2}
+    assert state() == rows_before == pyiceberg_state()
+    assert state(before.snapshot_id) == rows_before
+    assert tables.load_table(TABLE).current_snapshot().summary[replace.RUN_PROPERTY] == result.run_id
+
+
+def test_compaction_racing_a_writer_keeps_its_appends_and_leaves_a_day_it_replaced(data_dir, monkeypatch):
+    from ml_platform.lakehouse import compaction
+    from ml_platform.lakehouse.working_copy import run_database
+
+    for i in range(3):
+        append_day(DAY1, f"a{i}")
+        append_day(DAY2, f"b{i}")
+    original = compaction.parquet_file_to_data_file
+    raced: list[dt.date] = []
+
+    def after_a_writer(io, metadata, path):
+        # Between compaction's file and its commit: a stream appends to day 1, a rerun replaces day 2.
+        if not raced:
+            raced.append(append_day(DAY1, "late"))
+        elif len(raced) == 1 and "day=2026-11-02" in path:
+            raced.append(replace_day(DAY2, "rerun"))
+        return original(io, metadata, path)
+
+    monkeypatch.setattr(compaction, "parquet_file_to_data_file", after_a_writer)
+    with run_database("compaction") as con:
+        done = compaction.compact(con, TABLE, 3, "compaction")
+    # Day 1: redone on the new head, the late append kept beside the compacted file. Day 2: the
+    # rerun's version, its compaction dropped and its file removed.
+    assert done == compaction.Compacted(TABLE, partitions=1, files_replaced=3, partitions_dropped=1)
+    assert files_per_day() == {DAY1: 2, DAY2: 1}
+    assert state() == [(DAY1, 40, 10, "a0,a1,a2,late"), (DAY2, 50, 50, "rerun")] == pyiceberg_state()
+    folder = Path(tables.load_table(TABLE).location()) / "data" / "day=2026-11-02"
+    assert [p.name for p in folder.glob("compaction-compacted-*")] == []

@@ -190,7 +190,7 @@ def _state_files() -> list[str]:
 
 
 def _set_state(run_id: str, value: int) -> None:
-    """Another writer: a run that copies the state table in whole and leaves it as one row of `value`."""
+    """A run that copies the state table in whole and leaves it as one row of `value`."""
 
     def work(copy: WorkingCopy) -> None:
         copy.con.execute(f"CREATE TABLE {STATE} (value BIGINT)")
@@ -199,6 +199,24 @@ def _set_state(run_id: str, value: int) -> None:
         copy.con.execute(f"INSERT INTO {STATE} VALUES ({value})")
 
     run(run_id, work)
+
+
+def test_a_table_copied_whole_is_not_committed_over_another_writers_commit_made_after_the_copy(data_dir):
+    """A table without days or scope, copied in whole (a stream view's state) and changed: when
+    another writer committed it after the copy, the commit is refused (its rows were computed from
+    the old table), nothing is committed and no file is left; it is not redone over theirs."""
+    _set_state("first", 1)
+    with run_database("late") as con:
+        copy = WorkingCopy(con)
+        con.execute(f"CREATE TABLE {STATE} (value BIGINT)")
+        copy.diff(STATE, None)
+        con.execute(f"UPDATE {STATE} SET value = value + 10")
+        _set_state("meanwhile", 2)
+        committed = _state_files()
+        with pytest.raises(StaleRead, match=f"{STATE}: its rows were computed from {STATE} at snapshot"):
+            copy.commit("late")
+    assert lake_rows(STATE) == [(2,)]
+    assert _state_files() == committed
 
 
 def test_a_whole_table_written_in_a_transaction_is_not_committed_over_a_commit_made_after_it_read_it(data_dir):

@@ -188,6 +188,13 @@ def lake_retention_hours() -> float:
     return float(os.environ.get("ML_PLATFORM_LAKE_RETENTION_HOURS", "168"))
 
 
+def lake_compact_files() -> int:
+    """How many data files a partition of a lake table holds before `lake_housekeeping` rewrites
+    them as one (`ML_PLATFORM_LAKE_COMPACT_FILES`, default 8; `ml_platform.lakehouse.compaction`).
+    Tables written by streams get a file per micro-batch and day."""
+    return int(os.environ.get("ML_PLATFORM_LAKE_COMPACT_FILES", "8"))
+
+
 def lake_housekeeping_cron() -> str:
     """When `lake_housekeeping` runs (`ML_PLATFORM_LAKE_HOUSEKEEPING_CRON`, a cron expression in UTC;
     default 04:45 every day)."""

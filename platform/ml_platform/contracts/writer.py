@@ -43,12 +43,12 @@ def scratch_tables() -> Iterator[None]:
         _SCRATCH.reset(token)
 
 
-def on_lake(replaced_by_window: bool = True) -> bool:
-    """Whether tables are lake tables (`ML_PLATFORM_LAKE_TABLES`, tables replaced a window of days
-    at a time or whole, outside `scratch_tables()`): the warehouse holds a view of each, and a write
-    is staged, then committed to the lake table just before the warehouse transaction commits
-    (`ml_platform.lakehouse.staged`)."""
-    return settings.lake_tables() and replaced_by_window and not _SCRATCH.get()
+def on_lake() -> bool:
+    """Whether tables are lake tables (`ML_PLATFORM_LAKE_TABLES`, outside `scratch_tables()`): the
+    warehouse holds a view of each, and a write is staged, then committed to the lake table just
+    before the warehouse transaction commits (`ml_platform.lakehouse.staged`; a table changed row by
+    row goes through a working copy instead, `lakehouse.working_copy`)."""
+    return settings.lake_tables() and not _SCRATCH.get()
 
 
 def write_whole(con: duckdb.DuckDBPyConnection, name: str, select_sql: str, read_from: tuple[str, ...] = ()) -> int:
@@ -69,14 +69,11 @@ class ContractTable:
     name: str
     contract: type[pa.DataFrameModel]
     partition_column: str | None
-    # False for a table changed row by row rather than replaced (a stream view, appended to per
-    # micro-batch): it stays a warehouse table when the others are lake tables (docs/scaling.md).
-    replaced_by_window: bool = True
 
     @property
     def on_lake(self) -> bool:
         """Whether the table is a lake table (`on_lake`)."""
-        return on_lake(self.replaced_by_window)
+        return on_lake()
 
     def create(self, con: duckdb.DuckDBPyConnection) -> None:
         if not self.on_lake:

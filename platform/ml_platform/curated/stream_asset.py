@@ -4,7 +4,7 @@ The source's lag sensor requests the raw run with every asset tagged as a micro-
 of the source (`raw.stream.MICRO_BATCH_TAG`), so a view is brought up to date right after the
 raw step commits, in the same run: no automation tick or second run between a message read and
 its features served. The step applies every batch the view has not applied (`stream_update`),
-in one warehouse transaction; with an online store configured (`ml_platform.online_store`) it
+in one warehouse transaction (on the lake: one catalog commit of the view's tables); with an online store configured (`ml_platform.online_store`) it
 publishes the new rows there before it commits, and records the store's own write time as each
 row's `created_at`, so offline rows become available exactly when online lookups could see them.
 Without a store the rows are servable from the warehouse once committed (`created_at` = now).
@@ -74,11 +74,12 @@ def _asset(view: StreamFeatureView, spec: SourceSpec, raw_personal: RawPersonal)
         applied: list[stream_update.Applied] = []
         table = stream_update.view_table(view)
         with warehouse.transaction() as con:
-            stream_update.create_tables(con, view, spec)
+            copy = stream_update.open_tables(con, view, spec)
             for batch in stream_update.pending_batches(con, view, spec, through):
                 applied.append(
                     stream_update.apply_batch(con, view, spec, batch, _publisher(view, store), context.run_id)
                 )
+            stream_update.commit_tables(con, copy, context.run_id)
             partition_rows = table.partition_counts(con, window)
         rows = [row for a in applied for row in a.rows]
         lags = [(row[CREATED] - a.batch.ingested_at).total_seconds() for a in applied for row in a.rows]

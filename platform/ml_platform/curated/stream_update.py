@@ -31,8 +31,11 @@ import duckdb
 from ml_platform import privacy
 from ml_platform.clean import staging
 from ml_platform.contracts import table_contract as tc
+from ml_platform.contracts import writer
 from ml_platform.contracts.writer import ContractTable
 from ml_platform.curated.stream_view import BATCH, BATCH_DATE, CREATED, TIMESTAMP, StreamFeatureView
+from ml_platform.lakehouse import tables, views
+from ml_platform.lakehouse.working_copy import WorkingCopy
 from ml_platform.raw.spec import SourceSpec
 from ml_platform.warehouse import sql
 
@@ -67,17 +70,57 @@ class Applied:
 
 
 def view_table(view: StreamFeatureView) -> ContractTable:
-    # Appended to per micro-batch (never a window replaced): a warehouse table, lake tables or not.
-    return ContractTable(view.name, view.contract, BATCH_DATE, replaced_by_window=False)
+    return ContractTable(view.name, view.contract, BATCH_DATE)
 
 
-def create_tables(con: duckdb.DuckDBPyConnection, view: StreamFeatureView, spec: SourceSpec) -> None:
-    view_table(view).create(con)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(APPLIED_TABLE)} ({APPLIED_COLUMNS})")
+def open_tables(con: duckdb.DuckDBPyConnection, view: StreamFeatureView, spec: SourceSpec) -> WorkingCopy | None:
+    """The view's tables, ready for `apply_batch` in `con`'s transaction. On the lake they are
+    temporary tables shadowing the warehouse's views, a working copy (`lakehouse.working_copy`):
+    the view's rows are appended, the applied batches (of this view) and the state (events, heads:
+    about one window per entity) compared with the rows copied in; `commit_tables` commits them in
+    one catalog commit. Otherwise warehouse tables (None)."""
     typed = ", ".join(f"{sql.ident(c.name)} {c.duckdb_type}" for c in tc.columns(spec.contract) if _is_source(spec, c))
-    con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(view.events_table)} ({typed}, ingested_at TIMESTAMP NOT NULL)")
     keys = ", ".join(f"{sql.ident(c)} VARCHAR" for c in view.entity_columns)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(view.heads_table)} ({keys}, head TIMESTAMP NOT NULL)")
+    ddl = {
+        APPLIED_TABLE: APPLIED_COLUMNS,
+        view.events_table: f"{typed}, ingested_at TIMESTAMP NOT NULL",
+        view.heads_table: f"{keys}, head TIMESTAMP NOT NULL",
+    }
+    if not writer.on_lake():
+        view_table(view).create(con)
+        for name, columns in ddl.items():
+            con.execute(f"CREATE TABLE IF NOT EXISTS {sql.ident(name)} ({columns})")
+        return None
+    # Tables of these names in the warehouse file (from before they moved to the lake) first become lake tables.
+    views.adopt_tables(
+        con,
+        [
+            (view.name, BATCH_DATE, None),
+            (APPLIED_TABLE, BATCH_DATE, "view"),
+            *((n, None, None) for n in ddl if n != APPLIED_TABLE),
+        ],
+    )
+    con.execute(tc.create_table_sql(view.contract, view.name, temporary=True))
+    for name, columns in ddl.items():
+        con.execute(f"CREATE TEMP TABLE {sql.ident(name)} ({columns})")
+    copy = WorkingCopy(con)
+    copy.appends(view.name, BATCH_DATE)
+    copy.diff(APPLIED_TABLE, BATCH_DATE, scope=("view", view.name))
+    copy.diff(view.events_table, None)
+    copy.diff(view.heads_table, None)
+    return copy
+
+
+def commit_tables(con: duckdb.DuckDBPyConnection, copy: WorkingCopy | None, run_id: str) -> None:
+    """The working copy's changes committed to the lake in one catalog commit, its temporary tables
+    dropped and the warehouse's views pointed at the new snapshots (nothing to do off the lake)."""
+    if copy is None:
+        return
+    copy.commit(run_id)
+    copy.drop()
+    for name in copy.tracked:
+        if (table := tables.load_table(name)) is not None:
+            views.point_view(con, name, table)
 
 
 def _is_source(spec: SourceSpec, column) -> bool:

@@ -1,6 +1,8 @@
-"""The `lake_housekeeping` asset and its schedule: every lake table's old snapshots expired and
-unreachable files removed (`housekeeping.clean_up`), with the retention from
-`ML_PLATFORM_LAKE_RETENTION_HOURS` or set per run in the launchpad (`retention_hours`).
+"""The `lake_housekeeping` asset and its schedule: every lake table's crowded partitions compacted
+(`compaction.compact`: a partition of at least `ML_PLATFORM_LAKE_COMPACT_FILES` files rewritten as
+one), then its old snapshots expired and unreachable files removed (`housekeeping.clean_up`), with
+the retention from `ML_PLATFORM_LAKE_RETENTION_HOURS`; both can be set per run in the launchpad
+(`compact_min_files`, `retention_hours`).
 
 It touches no warehouse table, so it takes no warehouse pool slot, and it may run beside any write:
 a commit racing the expiry is looked at again, and files younger than the retention are kept.
@@ -14,7 +16,9 @@ import dagster as dg
 from pydantic import Field
 
 from ml_platform import settings
+from ml_platform.lakehouse.compaction import compact
 from ml_platform.lakehouse.housekeeping import clean_up, lake_tables
+from ml_platform.lakehouse.working_copy import run_database
 
 ASSET = "lake_housekeeping"
 
@@ -25,18 +29,34 @@ class HousekeepingConfig(dg.Config):
         description="Snapshots older than this (not current, not tagged) and files no snapshot names are removed;"
         " unset: ML_PLATFORM_LAKE_RETENTION_HOURS (default 168).",
     )
+    compact_min_files: int | None = Field(
+        default=None,
+        description="A partition holding at least this many data files is rewritten as one;"
+        " unset: ML_PLATFORM_LAKE_COMPACT_FILES (default 8).",
+    )
 
 
 @dg.asset(
     name=ASSET,
     group_name="lake",
     kinds={"iceberg"},
-    description="Expires the lake tables' snapshots older than the retention and removes files no snapshot names.",
+    description="Compacts the lake tables' crowded partitions, expires their snapshots older than the retention"
+    " and removes files no snapshot names.",
 )
 def lake_housekeeping(context: dg.AssetExecutionContext, config: HousekeepingConfig) -> dg.MaterializeResult:
     hours = settings.lake_retention_hours() if config.retention_hours is None else config.retention_hours
+    min_files = settings.lake_compact_files() if config.compact_min_files is None else config.compact_min_files
     retention = dt.timedelta(hours=hours)
-    done = [clean_up(name, retention) for name in lake_tables()]
+    names = lake_tables()
+    with run_database(context.run_id) as con:
+        compacted = {name: compact(con, name, min_files, context.run_id) for name in names}
+    for table in compacted.values():
+        if table.partitions or table.partitions_dropped:
+            context.log.info(
+                f"{table.table}: {table.partitions} partitions compacted ({table.files_replaced} files into one each),"
+                f" {table.partitions_dropped} left to a writer that replaced them meanwhile"
+            )
+    done = [clean_up(name, retention) for name in names]
     for table in done:
         context.log.info(
             f"{table.table}: {table.snapshots_expired} snapshots expired ({table.snapshots_kept} kept),"
@@ -45,7 +65,10 @@ def lake_housekeeping(context: dg.AssetExecutionContext, config: HousekeepingCon
     return dg.MaterializeResult(
         metadata={
             "retention_hours": hours,
+            "compact_min_files": min_files,
             "tables": len(done),
+            "partitions_compacted": sum(c.partitions for c in compacted.values()),
+            "files_compacted": sum(c.files_replaced for c in compacted.values()),
             "snapshots_expired": sum(t.snapshots_expired for t in done),
             "files_removed": sum(t.files_removed for t in done),
             "bytes_removed": sum(t.bytes_removed for t in done),
@@ -56,6 +79,8 @@ def lake_housekeeping(context: dg.AssetExecutionContext, config: HousekeepingCon
                         "snapshots_kept": t.snapshots_kept,
                         "files_removed": t.files_removed,
                         "bytes_removed": t.bytes_removed,
+                        "partitions_compacted": compacted[t.table].partitions,
+                        "files_compacted": compacted[t.table].files_replaced,
                     }
                     for t in done
                 }
@@ -70,5 +95,6 @@ def housekeeping_schedule() -> dg.ScheduleDefinition:
         target=dg.AssetSelection.assets(ASSET),
         cron_schedule=settings.lake_housekeeping_cron(),
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Expires old snapshots of the lake tables and removes files no snapshot names.",
+        description="Compacts crowded partitions of the lake tables, expires old snapshots and removes files no"
+        " snapshot names.",
     )

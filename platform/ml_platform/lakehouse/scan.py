@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 
 import duckdb
-from pyiceberg.table import Table
+from pyiceberg.schema import Schema
+from pyiceberg.table import FileScanTask, Table
 from pyiceberg.types import IcebergType, ListType, MapType, NestedField, StructType
 
 from ml_platform.lakehouse.tables import load_table
@@ -61,11 +62,22 @@ def scan_sql(table: Table, snapshot_id: int | None = None) -> str:
     if snapshot_id is not None and snapshot.schema_id is not None:
         schema = table.schemas().get(snapshot.schema_id, schema)  # the columns the table had then
     tasks = list(table.scan(snapshot_id=snapshot.snapshot_id).plan_files()) if snapshot else []
+    return _files_sql(table, schema, tasks) or iceberg_scan_sql(table.metadata_location, snapshot_id)
+
+
+def tasks_sql(table: Table, tasks: list[FileScanTask]) -> str | None:
+    """A relation of some of the table's current files (tasks of `table.scan().plan_files()`), in
+    its current columns; None when DuckDB's Parquet reader cannot read them as the table (delete
+    files, or files without column statistics)."""
+    return _files_sql(table, table.schema(), tasks) if tasks else None
+
+
+def _files_sql(table: Table, schema: Schema, tasks: list[FileScanTask]) -> str | None:
     # The columns each file holds, by field id (Iceberg's statistics of the file, which pyiceberg
     # takes from the Parquet footer when a file is added).
     held = [frozenset(task.file.value_counts or ()) for task in tasks]
     if any(task.delete_files for task in tasks) or not all(held):
-        return iceberg_scan_sql(table.metadata_location, snapshot_id)
+        return None
     present = frozenset().union(*held)
     columns = []
     for field in schema.fields:
@@ -77,7 +89,7 @@ def scan_sql(table: Table, snapshot_id: int | None = None) -> str:
         elif kind:
             columns.append(f"NULL::{kind} AS {name}")
         else:
-            return iceberg_scan_sql(table.metadata_location, snapshot_id)
+            return None
     if not tasks:
         return f"(SELECT {', '.join(columns)} WHERE FALSE)"
     files = "[" + ", ".join(sql.literal(task.file.file_path) for task in tasks) + "]"

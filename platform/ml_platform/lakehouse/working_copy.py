@@ -16,6 +16,10 @@ The run says, per table, how its change is found:
   files are written.
 - `appends`: every row the run's table holds is new. Nothing is copied in.
 
+The tables may also be temporary tables of a warehouse transaction's connection, shadowing the
+warehouse's views of the same names (a stream feature view's tables, changed row by row per
+micro-batch): everything the working copy makes itself is temporary, and `drop` removes it.
+
 Nothing here needs the warehouse file: a run reaches only the catalog and the table files. A run
 killed at any moment leaves every table old or new; files of a commit that never happened are
 removed (or, when its outcome is unknown, left to housekeeping, which removes files no snapshot
@@ -109,6 +113,7 @@ class WorkingCopy:
         self._existing: set[str] = set()  # lake tables found when their rows were copied in
         self._flushed: dict[str, list[str]] = {}  # a REPLACE table's files written before the commit
         self._settled: set[str] = set()  # REPLACE tables now views of their files
+        self._read: dict[str, int | None] = {}  # the snapshot copied in, of each table copied whole
 
     def diff(
         self,
@@ -123,6 +128,9 @@ class WorkingCopy:
         table = tables.load_table(name)
         if table is not None:
             self._existing.add(name)
+        if partition_column is None and scope is None:
+            snapshot = table.current_snapshot() if table is not None else None
+            self._read[name] = snapshot.snapshot_id if snapshot else None
         if table is not None and table.current_snapshot() is not None:
             held = {field.name for field in table.schema().fields}
             columns = ", ".join(sql.ident(c) for c in self._columns(name) if c in held)
@@ -130,7 +138,7 @@ class WorkingCopy:
                 f"INSERT INTO {sql.ident(name)} ({columns}) SELECT {columns} FROM {scan_sql(table)}"
                 f" WHERE {tracked.where()}"
             )
-        self.con.execute(f"CREATE TABLE {tracked.base()} AS SELECT * FROM {sql.ident(name)}")
+        self.con.execute(f"CREATE TEMP TABLE {tracked.base()} AS SELECT * FROM {sql.ident(name)}")
 
     def replaces(
         self, name: str, partition_column: str, days: DateWindow, scope: tuple[str, str] | None = None
@@ -244,8 +252,12 @@ class WorkingCopy:
             return replace.Replacement(name, days, [*flushed, *rest.files], tracked.scope)
         # Each difference computed once: counted, listed by day and written from these tables.
         added, removed = sql.ident(f"_added_{name}"), sql.ident(f"_removed_{name}")
-        self.con.execute(f"CREATE TABLE {added} AS SELECT * FROM {table} EXCEPT ALL SELECT * FROM {tracked.base()}")
-        self.con.execute(f"CREATE TABLE {removed} AS SELECT * FROM {tracked.base()} EXCEPT ALL SELECT * FROM {table}")
+        self.con.execute(
+            f"CREATE TEMP TABLE {added} AS SELECT * FROM {table} EXCEPT ALL SELECT * FROM {tracked.base()}"
+        )
+        self.con.execute(
+            f"CREATE TEMP TABLE {removed} AS SELECT * FROM {tracked.base()} EXCEPT ALL SELECT * FROM {table}"
+        )
         if not self.con.execute(f"SELECT count(*) FROM {removed}").fetchone()[0]:
             if not self.con.execute(f"SELECT count(*) FROM {added}").fetchone()[0]:
                 self._ensure(tracked)
@@ -267,6 +279,12 @@ class WorkingCopy:
             )
         listed = ", ".join(sql.literal(day) for day in days)
         return self._write(tracked, run_id, f"SELECT * FROM {table} WHERE {column} IN ({listed})", days=days)
+
+    def drop(self) -> None:
+        """Drop the tracked tables and what the working copy made beside them (all temporary)."""
+        for name in self.tracked:
+            for table in (name, f"_copied_{name}", f"_added_{name}", f"_removed_{name}"):
+                self.con.execute(f"DROP TABLE IF EXISTS temp.main.{sql.ident(table)}")
 
     def _refuse_foreign_scope(self, tracked: Tracked) -> None:
         if not tracked.scope:
@@ -299,7 +317,9 @@ class WorkingCopy:
             )
         if days == [] and not files:
             return None  # nothing added
-        return replace.Replacement(tracked.name, days, files, tracked.scope)
+        # A table copied in whole: its change is refused, not redone, over another writer's commit.
+        read_from = ((tracked.name, self._read[tracked.name]),) if tracked.name in self._read else ()
+        return replace.Replacement(tracked.name, days, files, tracked.scope, read_from)
 
     def _ensure(self, tracked: Tracked) -> None:
         """The lake table exists (made from the run's table), so readers find it after the run."""
