@@ -464,3 +464,23 @@ def test_compaction_racing_a_writer_keeps_its_appends_and_leaves_a_day_it_replac
     assert state() == [(DAY1, 40, 10, "a0,a1,a2,late"), (DAY2, 50, 50, "rerun")] == pyiceberg_state()
     folder = Path(tables.load_table(TABLE).location()) / "data" / "day=2026-11-02"
     assert [p.name for p in folder.glob("compaction-compacted-*")] == []
+
+
+def test_a_table_committed_to_often_keeps_its_newest_snapshots_and_its_tagged_ones(data_dir, monkeypatch):
+    """pyiceberg copies the whole metadata several times per commit, so a commit's cost grows with
+    the snapshots a table keeps: the writer that takes a table a quarter above
+    `ML_PLATFORM_LAKE_MAX_SNAPSHOTS` expires its oldest (a stream commits every few seconds)."""
+    from ml_platform.lakehouse.housekeeping import tag_snapshot
+
+    monkeypatch.setenv("ML_PLATFORM_LAKE_MAX_SNAPSHOTS", "4")
+    commits = [append_day(DAY1, "a0")]
+    tag_snapshot(TABLE, commits[0].snapshot_id, "training_set/demo/1")
+    commits += [append_day(DAY1, f"a{i}") for i in range(1, 5)]
+    # Five snapshots: not above 4 + 1.
+    assert len(tables.load_table(TABLE).snapshots()) == 5
+    commits.append(append_day(DAY1, "a5"))
+    # Six: the newest four kept, and the tagged one; the rows are all there.
+    kept = {s.snapshot_id for s in tables.load_table(TABLE).snapshots()}
+    assert kept == {commits[0].snapshot_id, *(c.snapshot_id for c in commits[2:])}
+    assert state() == [(DAY1, 60, 10, "a0,a1,a2,a3,a4,a5")]
+    assert state(commits[0].snapshot_id) == [(DAY1, 10, 10, "a0")]

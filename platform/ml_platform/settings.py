@@ -188,6 +188,14 @@ def lake_retention_hours() -> float:
     return float(os.environ.get("ML_PLATFORM_LAKE_RETENTION_HOURS", "168"))
 
 
+def lake_max_snapshots() -> int:
+    """How many snapshots a lake table keeps at most besides tagged ones (`ML_PLATFORM_LAKE_MAX_SNAPSHOTS`,
+    default 100), whatever the retention: a commit's cost grows with the snapshots a table keeps,
+    and a stream commits every few seconds. A writer that takes a table a quarter above it expires
+    its oldest; `lake_housekeeping` does too."""
+    return int(os.environ.get("ML_PLATFORM_LAKE_MAX_SNAPSHOTS", "100"))
+
+
 def lake_compact_files() -> int:
     """How many data files a partition of a lake table holds before `lake_housekeeping` rewrites
     them as one (`ML_PLATFORM_LAKE_COMPACT_FILES`, default 8; `ml_platform.lakehouse.compaction`).

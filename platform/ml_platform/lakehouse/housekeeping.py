@@ -22,6 +22,7 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.table import Table
 
+from ml_platform import settings
 from ml_platform.lakehouse.catalog import NAMESPACE, catalog, identifier
 
 # Attempts at the expiry commit when writers keep committing to the table meanwhile.
@@ -61,31 +62,45 @@ def tag_snapshot(name: str, snapshot_id: int, tag: str) -> None:
 
 
 def clean_up(name: str, retention: dt.timedelta, now: dt.datetime | None = None) -> Housekeeping:
-    """Expire table `name`'s snapshots older than `retention` (never the current one nor a tagged
-    one), then remove its files that no metadata reaches and that are older than `retention`."""
+    """Expire table `name`'s snapshots older than `retention`, and those beyond the newest
+    `ML_PLATFORM_LAKE_MAX_SNAPSHOTS` (never the current one nor a tagged one), then remove its files
+    that no metadata reaches and that are older than `retention`."""
     cutoff = (now or dt.datetime.now(dt.UTC)) - retention
-    expired = 0
+    expired = _expire(name, settings.lake_max_snapshots(), cutoff)
+    table = catalog().load_table(identifier(name))
+    removed, removed_bytes = _remove_unreachable_files(table, cutoff)
+    return Housekeeping(name, expired, len(table.snapshots()), removed, removed_bytes)
+
+
+def trim_snapshots(name: str, keep: int) -> int:
+    """Expire table `name`'s snapshots beyond its newest `keep` (never the current one nor a tagged
+    one), whatever their age; returns how many. Its writers call it when a table they commit to
+    often holds many more: pyiceberg copies the whole metadata, every snapshot in it, several times
+    per commit, so a commit's cost grows with the snapshots kept (docs/scaling.md)."""
+    return _expire(name, keep, None)
+
+
+def _expire(name: str, keep: int, cutoff: dt.datetime | None) -> int:
     for _ in range(EXPIRE_ATTEMPTS):
         table = catalog().load_table(identifier(name))
         current = table.current_snapshot()
+        newest_first = sorted(table.snapshots(), key=lambda s: (s.timestamp_ms, s.sequence_number), reverse=True)
         doomed = [
             s.snapshot_id
-            for s in table.snapshots()
-            if s.timestamp_ms < cutoff.timestamp() * 1000 and (current is None or s.snapshot_id != current.snapshot_id)
+            for position, s in enumerate(newest_first)
+            if (position >= keep or (cutoff is not None and s.timestamp_ms < cutoff.timestamp() * 1000))
+            and (current is None or s.snapshot_id != current.snapshot_id)
         ]
         protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
         doomed = [snapshot_id for snapshot_id in doomed if snapshot_id not in protected]
         if not doomed:
-            break
+            return 0
         try:
             table.maintenance.expire_snapshots().by_ids(doomed).commit()
-            expired = len(doomed)
-            break
+            return len(doomed)
         except CommitFailedException:
             continue  # a writer committed meanwhile: look at the new head
-    table = catalog().load_table(identifier(name))
-    removed, removed_bytes = _remove_unreachable_files(table, cutoff)
-    return Housekeeping(name, expired, len(table.snapshots()), removed, removed_bytes)
+    return 0
 
 
 def _reachable(table: Table) -> set[str]:

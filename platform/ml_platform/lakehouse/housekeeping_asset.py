@@ -1,7 +1,8 @@
 """The `lake_housekeeping` asset and its schedule: every lake table's crowded partitions compacted
 (`compaction.compact`: a partition of at least `ML_PLATFORM_LAKE_COMPACT_FILES` files rewritten as
-one), then its old snapshots expired and unreachable files removed (`housekeeping.clean_up`), with
-the retention from `ML_PLATFORM_LAKE_RETENTION_HOURS`; both can be set per run in the launchpad
+one), then its old snapshots expired (older than the retention from
+`ML_PLATFORM_LAKE_RETENTION_HOURS`, or beyond the newest `ML_PLATFORM_LAKE_MAX_SNAPSHOTS`) and
+unreachable files removed (`housekeeping.clean_up`); both can be set per run in the launchpad
 (`compact_min_files`, `retention_hours`).
 
 It touches no warehouse table, so it takes no warehouse pool slot, and it may run beside any write:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import random
 import time
 import warnings
@@ -20,8 +21,10 @@ from pyiceberg.expressions import AlwaysTrue, And, EqualTo, In
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 
+from ml_platform import settings
 from ml_platform.lakehouse import iceberg_private
 from ml_platform.lakehouse.catalog import catalog, identifier
+from ml_platform.lakehouse.housekeeping import trim_snapshots
 from ml_platform.lakehouse.tables import load_table, partition_column
 
 MAX_COMMITS = 20
@@ -115,12 +118,26 @@ def replace_together(replacements: Sequence[Replacement], run_id: str) -> list[C
             name: _commit(name, *committed.get(head.name(), (head.metadata_location, head.metadata)), attempt)
             for name, head in heads.items()
         }
+        _trim([name for name, head in heads.items() if head.name() in committed], committed, heads)
         return [made[r.table] for r in replacements]
     names = ", ".join(r.table for r in replacements)
     raise CommitConflicts(
         f"{names}: replacing days lost {MAX_COMMITS} times in a row to other writers' commits; nothing of this run"
         " was committed (run it again)"
     )
+
+
+def _trim(names: list[str], committed: dict, heads: dict[str, Table]) -> None:
+    """Tables this commit took a quarter above the snapshots they keep (`settings.lake_max_snapshots`)
+    have their oldest expired (a stream's tables, committed to every few seconds). The write is
+    done whatever happens here: a failure is logged, and housekeeping expires them later."""
+    limit = settings.lake_max_snapshots()
+    for name in names:
+        if len(committed[heads[name].name()][1].snapshots) > limit + limit // 4:
+            try:
+                trim_snapshots(name, limit)
+            except Exception as exc:  # noqa: BLE001 - the commit stands; expiring can wait
+                logging.getLogger(__name__).warning(f"{name}: old snapshots not expired now ({exc})")
 
 
 def _refuse_stale_reads(replacements: Sequence[Replacement], heads: dict[str, Table]) -> None:
