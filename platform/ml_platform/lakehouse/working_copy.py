@@ -162,8 +162,8 @@ class WorkingCopy:
         if self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] < max(threshold, 1):
             return
         self._refuse_outside_days(tracked)
-        replacement = self._write(tracked, run_id, f"SELECT * FROM {table}", days=None)
-        self._flushed.setdefault(name, []).extend(replacement.files if replacement else ())
+        written = self._write(tracked, run_id, f"SELECT * FROM {table}", days=None)  # days None: never None
+        self._flushed.setdefault(name, []).extend(written.files)
         self.con.execute(f"DELETE FROM {table}")
 
     def settle(self, name: str, run_id: str) -> None:
